@@ -1,0 +1,93 @@
+//! The command line: argument parsing (clap), one file per command, typed exit codes.
+//!
+//! Every command is a library function taking its typed `Args` and returning an [`Exit`], so
+//! tests can call commands directly; `main.rs` only calls [`main`]. The command-line forms are a
+//! public contract (DESIGN.md §6): extend them, never rename.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod demo;
+
+/// How a command ended (DESIGN.md §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: success.
+    Ok,
+    /// 1: the run finished but some records failed (or a check such as `schema --check` failed).
+    Failures,
+    /// 2: invalid input — arguments, configuration or rules.
+    Invalid,
+    /// 3: a remote system could not be reached or refused the credentials.
+    Unreachable,
+}
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Failures => 1,
+            Exit::Invalid => 2,
+            Exit::Unreachable => 3,
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e.code())
+    }
+}
+
+/// Tandem keeps the companies and contacts of HubSpot and Accelo in step.
+#[derive(Debug, Parser)]
+#[command(name = "tandem", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands (DESIGN.md §6).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the sandbox with seeded data and walk through pull, push and push-one; exits 0.
+    Demo(demo::Args),
+}
+
+/// Parses the process arguments, sets up logging and runs the command.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                Exit::Invalid.into()
+            } else {
+                Exit::Ok.into()
+            };
+        }
+    };
+    init_tracing();
+    run(cli).into()
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> Exit {
+    match cli.command {
+        Command::Demo(args) => demo::run(args),
+    }
+}
+
+/// Logs go to stderr, filtered by `TANDEM_LOG` (default `warn`), so stdout stays for output that
+/// scripts read.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,13 @@
+//! Tandem keeps the companies and contacts of a HubSpot portal and an Accelo deployment in step,
+//! in both directions, driven by rules customers write in YAML with small Rhai expressions.
+//!
+//! The pipeline (docs/ARCHITECTURE.md has the whole map):
+//!
+//! ```text
+//! rules/*.yaml ─load─▶ raw (spans) ─check─▶ rules ─compile─▶ Program
+//! connectors (snapshots of both sides) + store (links) ─▶ plan (pure) ─▶ Plan ─execute─▶ sync log
+//! ```
+
+pub mod cli;
+pub mod model;
+pub mod plan;
