@@ -9,5 +9,6 @@
 //! ```
 
 pub mod cli;
+pub mod connect;
 pub mod model;
 pub mod plan;
