@@ -418,10 +418,10 @@ pub(crate) fn describe_error(body: &[u8]) -> (String, String) {
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
         let s =
             |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
-        if let Some(meta) = v.get("meta") {
-            if let (Some(c), m) = (s(meta, "status"), s(meta, "message")) {
-                return (c, m.unwrap_or_default());
-            }
+        if let Some(meta) = v.get("meta")
+            && let Some(c) = s(meta, "status")
+        {
+            return (c, s(meta, "message").unwrap_or_default());
         }
         if let Some(m) = s(&v, "message") {
             let c = s(&v, "category")
@@ -506,14 +506,6 @@ impl Transport {
             auth,
             style,
         })
-    }
-
-    pub(crate) fn base(&self) -> &str {
-        &self.base
-    }
-
-    pub(crate) fn client(&self) -> &reqwest::Client {
-        &self.client
     }
 
     pub(crate) fn url(&self, path: &str) -> String {

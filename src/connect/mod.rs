@@ -122,7 +122,7 @@ pub enum WriteOutcome {
 }
 
 /// The result of one successful write.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Written {
     /// The record's id in the target system.
     pub id: String,
@@ -130,6 +130,22 @@ pub struct Written {
     pub affiliation_id: Option<String>,
     /// What happened.
     pub outcome: WriteOutcome,
+    /// Steps that failed after the record itself was written (Accelo: the postal address or the
+    /// mobile number of a new record). The record exists and must be linked; these fields were
+    /// not written and the next plan will show them as changes.
+    pub problems: Vec<ConnectError>,
+}
+
+impl Written {
+    /// A write that did everything it was asked.
+    pub fn new(id: impl Into<String>, outcome: WriteOutcome) -> Written {
+        Written {
+            id: id.into(),
+            affiliation_id: None,
+            outcome,
+            problems: Vec::new(),
+        }
+    }
 }
 
 /// The result of one input of a batch write: each input fails alone.

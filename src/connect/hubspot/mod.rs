@@ -107,6 +107,9 @@ struct SearchCursor {
     after: Option<String>,
 }
 
+/// The result of one association input.
+type AssocResult = Result<(), ConnectError>;
+
 enum Attempt {
     Done(WriteResult),
     Unknown(ConnectError),
@@ -452,19 +455,11 @@ impl HubSpot {
             .enumerate()
             .map(|(n, ((i, _), trace))| {
                 let attempt = if let Some(id) = by_trace.get(trace) {
-                    Attempt::Done(Ok(Written {
-                        id: id.clone(),
-                        affiliation_id: None,
-                        outcome: WriteOutcome::Created,
-                    }))
+                    Attempt::Done(Ok(Written::new(id.clone(), WriteOutcome::Created)))
                 } else if let Some(e) = errors.remove(trace) {
                     Attempt::Done(Err(e))
                 } else if zip_in_order {
-                    Attempt::Done(Ok(Written {
-                        id: untraced[n].clone(),
-                        affiliation_id: None,
-                        outcome: WriteOutcome::Created,
-                    }))
+                    Attempt::Done(Ok(Written::new(untraced[n].clone(), WriteOutcome::Created)))
                 } else {
                     Attempt::Unknown(ConnectError::OutcomeUnknown {
                         system: System::HubSpot,
@@ -526,11 +521,7 @@ impl HubSpot {
                 match found.get(&(l.key.clone(), norm(&l.value))) {
                     Some(rs) if !rs.is_empty() => {
                         tracing::info!(key = %l.key, "hubspot create settled by lookup: the record exists");
-                        out[i] = Some(Ok(Written {
-                            id: rs[0].id.clone(),
-                            affiliation_id: None,
-                            outcome: WriteOutcome::Found,
-                        }));
+                        out[i] = Some(Ok(Written::new(rs[0].id.clone(), WriteOutcome::Found)));
                     }
                     _ => {
                         out[i] = Some(Err(e));
@@ -601,11 +592,7 @@ impl HubSpot {
                             {
                                 Err(e.clone())
                             } else if ok.contains(u.id.as_str()) {
-                                Ok(Written {
-                                    id: u.id.clone(),
-                                    affiliation_id: None,
-                                    outcome: WriteOutcome::Updated,
-                                })
+                                Ok(Written::new(u.id.clone(), WriteOutcome::Updated))
                             } else {
                                 Err(ConnectError::Protocol {
                                     system: System::HubSpot,
@@ -640,7 +627,7 @@ impl HubSpot {
     fn associate_once<'a>(
         &'a self,
         pending: &'a [(usize, &'a str, &'a str)],
-    ) -> BoxFuture<'a, Result<Vec<(usize, Result<(), ConnectError>)>, ConnectError>> {
+    ) -> BoxFuture<'a, Result<Vec<(usize, AssocResult)>, ConnectError>> {
         Box::pin(async move {
             let inputs: Vec<AssocIn<'_>> = pending
                 .iter()
@@ -953,11 +940,7 @@ impl Connector for HubSpot {
         }
         for (i, u) in inputs.iter().enumerate() {
             if u.changes.is_empty() && out[i].is_none() {
-                out[i] = Some(Ok(Written {
-                    id: u.id.clone(),
-                    affiliation_id: None,
-                    outcome: WriteOutcome::Updated,
-                }));
+                out[i] = Some(Ok(Written::new(u.id.clone(), WriteOutcome::Updated)));
             }
         }
         if object == Object::Contact && fatal.is_none() {
