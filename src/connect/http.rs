@@ -51,13 +51,35 @@ impl RateLimit {
         per: Duration::from_secs(3600),
     };
 
-    fn quota(self) -> Quota {
-        let n = NonZeroU32::new(self.requests.max(1)).unwrap_or(NonZeroU32::MIN);
-        let period = (self.per / n.get()).max(Duration::from_nanos(1));
+    /// The GCRA quota enforcing this budget.
+    ///
+    /// - `Window::Rolling` (HubSpot: "N per rolling window"): no burst, one request every
+    ///   `per / (N - 1)`, so that no window of length `per` ever holds more than N requests —
+    ///   a full burst followed by the refill rate would put up to 2N in one window.
+    /// - `Window::Fixed` (Accelo: an hourly budget with a reset time): the whole budget as a
+    ///   burst, refilled evenly; the `X-RateLimit-Remaining` / `-Reset` headers pause sending when
+    ///   the system's own window is used up.
+    fn quota(self, window: Window) -> Quota {
+        let n = self.requests.max(1);
+        let (burst, cells) = match window {
+            Window::Rolling => (1, n.saturating_sub(1).max(1)),
+            Window::Fixed => (n, n),
+        };
+        let period = (self.per / cells).max(Duration::from_nanos(1));
+        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
         Quota::with_period(period)
-            .map(|q| q.allow_burst(n))
-            .unwrap_or_else(|| Quota::per_second(n))
+            .map(|q| q.allow_burst(burst))
+            .unwrap_or_else(|| Quota::per_second(burst))
     }
+}
+
+/// How a system counts its budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Window {
+    /// N requests in any window of the given length (HubSpot).
+    Rolling,
+    /// N requests per window, reset at a time the system announces (Accelo).
+    Fixed,
 }
 
 /// How often and how long to retry.
@@ -91,6 +113,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A rate limiter: a GCRA budget plus a pause that the systems' headers can impose.
 pub(crate) struct Limiter {
+    window: Window,
     configured: RateLimit,
     current: Mutex<RateLimit>,
     gcra: ArcSwap<DefaultDirectRateLimiter>,
@@ -107,11 +130,12 @@ impl std::fmt::Debug for Limiter {
 }
 
 impl Limiter {
-    pub(crate) fn new(rate: RateLimit) -> Limiter {
+    pub(crate) fn new(rate: RateLimit, window: Window) -> Limiter {
         Limiter {
+            window,
             configured: rate,
             current: Mutex::new(rate),
-            gcra: ArcSwap::from_pointee(RateLimiter::direct(rate.quota())),
+            gcra: ArcSwap::from_pointee(RateLimiter::direct(rate.quota(window))),
             paused_until: Mutex::new(None),
         }
     }
@@ -155,7 +179,7 @@ impl Limiter {
         }
         *cur = target;
         self.gcra
-            .store(Arc::new(RateLimiter::direct(target.quota())));
+            .store(Arc::new(RateLimiter::direct(target.quota(self.window))));
         true
     }
 
@@ -496,13 +520,17 @@ impl Transport {
                 url: base.clone(),
                 reason: format!("cannot build the http client: {e}"),
             })?;
+        let window = match style {
+            HeaderStyle::HubSpot => Window::Rolling,
+            HeaderStyle::Accelo => Window::Fixed,
+        };
         Ok(Transport {
             system,
             base,
             client,
             retry,
-            general: Limiter::new(general),
-            search: Limiter::new(search),
+            general: Limiter::new(general, window),
+            search: Limiter::new(search, window),
             auth,
             style,
         })
@@ -921,7 +949,7 @@ mod tests {
 
     #[test]
     fn limiter_follows_tighter_reported_budgets_only() {
-        let l = Limiter::new(RateLimit::HUBSPOT_BURST);
+        let l = Limiter::new(RateLimit::HUBSPOT_BURST, Window::Rolling);
         // Free tier: 100 per 10 s is tighter — followed.
         assert!(l.retune(RateLimit {
             requests: 100,
@@ -947,10 +975,13 @@ mod tests {
 
     #[tokio::test]
     async fn limiter_pause_holds_requests() {
-        let l = Limiter::new(RateLimit {
-            requests: 1000,
-            per: Duration::from_secs(1),
-        });
+        let l = Limiter::new(
+            RateLimit {
+                requests: 1000,
+                per: Duration::from_secs(1),
+            },
+            Window::Fixed,
+        );
         let start = Instant::now();
         l.pause_until(start + Duration::from_millis(120));
         // An earlier pause never shortens a later one.
@@ -960,11 +991,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn limiter_spaces_requests_beyond_the_burst() {
-        let l = Limiter::new(RateLimit {
-            requests: 4,
-            per: Duration::from_millis(200),
-        });
+    async fn fixed_window_limiter_spends_the_burst_then_spaces() {
+        let l = Limiter::new(
+            RateLimit {
+                requests: 4,
+                per: Duration::from_millis(200),
+            },
+            Window::Fixed,
+        );
         let start = Instant::now();
         for _ in 0..6 {
             l.acquire().await;
@@ -975,6 +1009,27 @@ mod tests {
             "{:?}",
             start.elapsed()
         );
+    }
+
+    #[tokio::test]
+    async fn rolling_window_limiter_never_exceeds_the_budget_in_any_window() {
+        let rate = RateLimit {
+            requests: 5,
+            per: Duration::from_millis(200),
+        };
+        let l = Limiter::new(rate, Window::Rolling);
+        let mut sent = Vec::new();
+        for _ in 0..12 {
+            l.acquire().await;
+            sent.push(std::time::Instant::now());
+        }
+        for (i, t) in sent.iter().enumerate() {
+            let in_window = sent[i..]
+                .iter()
+                .filter(|u| u.duration_since(*t) < rate.per)
+                .count();
+            assert!(in_window <= 5, "{in_window} requests within one window");
+        }
     }
 
     #[test]
