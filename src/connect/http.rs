@@ -716,8 +716,14 @@ impl Transport {
                     }
                 }
                 if header_u64(h, "x-hubspot-ratelimit-remaining") == Some(0) {
-                    let per = interval.unwrap_or(Duration::from_secs(10));
-                    self.general.pause_until(Instant::now() + per);
+                    // The window is full. Tandem spaces its own requests evenly, so the oldest
+                    // one leaves the window within about one slot: wait that long. If others
+                    // share the budget and the window stays full, the 429s that follow are
+                    // retried with exponential backoff.
+                    let cur = self.general.current();
+                    let slot = interval.unwrap_or(cur.per) / cur.requests.max(1);
+                    self.general
+                        .pause_until(Instant::now() + slot.max(Duration::from_millis(1)));
                 }
             }
             HeaderStyle::Accelo => {

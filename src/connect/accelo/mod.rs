@@ -339,7 +339,7 @@ impl Accelo {
         contacts: Vec<Contact>,
         mut prefer: HashMap<String, Affiliation>,
     ) -> Result<Vec<Record>, ConnectError> {
-        let mut by_default: HashMap<String, String> = HashMap::new();
+        let mut by_default: BTreeMap<String, String> = BTreeMap::new();
         for c in &contacts {
             if prefer.contains_key(&c.id) {
                 continue;
