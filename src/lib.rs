@@ -12,3 +12,4 @@ pub mod cli;
 pub mod connect;
 pub mod model;
 pub mod plan;
+pub mod sandbox;
