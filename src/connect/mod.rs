@@ -153,9 +153,11 @@ pub type WriteResult = Result<Written, ConnectError>;
 
 /// What the rest of Tandem needs from a remote system.
 ///
-/// Every method's outer `Err` means the call as a whole failed (see
-/// [`ConnectError::is_unreachable`] for the exit-code-3 kind); per-record failures of writes are
-/// the inner results, one per input, in input order.
+/// Every method's outer `Err` means the call as a whole failed. For writes that happens only
+/// when the system turned out unusable ([`ConnectError::is_unreachable`], the exit-code-3 kind)
+/// before any record was written; every other failure — a refused value, a duplicate, an
+/// unknown outcome, or the system going away half-way — is the inner result of the inputs it
+/// concerns, one result per input, in input order.
 #[async_trait]
 pub trait Connector: Send + Sync + fmt::Debug {
     /// Which system this is.
