@@ -669,7 +669,7 @@ async fn accelo_writes_route_each_key_to_its_resource() {
     let company = out[0].as_ref().expect("company created").clone();
     assert!(company.problems.is_empty(), "{:?}", company.problems);
     let got = ac
-        .get(Object::Company, &[company.id.clone()], &[])
+        .get(Object::Company, std::slice::from_ref(&company.id), &[])
         .await
         .expect("get");
     let doc = &got[0].doc;
@@ -714,7 +714,7 @@ async fn accelo_writes_route_each_key_to_its_resource() {
         out[1]
     );
     let got = ac
-        .get(Object::Contact, &[contact.id.clone()], &[])
+        .get(Object::Contact, std::slice::from_ref(&contact.id), &[])
         .await
         .expect("get");
     let r = &got[0];
@@ -780,14 +780,14 @@ async fn accelo_writes_route_each_key_to_its_resource() {
         .expect("update");
     assert!(out[0].is_ok(), "{:?}", out[0]);
     let c = &ac
-        .get(Object::Company, &[company.id.clone()], &[])
+        .get(Object::Company, std::slice::from_ref(&company.id), &[])
         .await
         .expect("get")[0];
     assert_eq!(c.doc["postal_address"]["city"], json!("Melbourne"));
     assert_eq!(c.doc["status"]["title"], json!("Active"));
     assert_eq!(c.doc["comments"], json!("routed"));
     let p = &ac
-        .get(Object::Contact, &[contact.id.clone()], &[])
+        .get(Object::Contact, std::slice::from_ref(&contact.id), &[])
         .await
         .expect("get")[0];
     assert_eq!(p.doc["surname"], json!("Routed"));
