@@ -26,7 +26,7 @@ fn fast_retry() -> RetryPolicy {
         retries: 12,
         min_delay: Duration::from_millis(5),
         max_delay: Duration::from_millis(100),
-        max_server_wait: Duration::from_secs(2),
+        max_server_wait: Duration::from_millis(50),
     }
 }
 
@@ -570,8 +570,19 @@ async fn hubspot_batch_writes_report_each_input_alone() {
     ];
     let out = hs.update(Object::Contact, updates).await.expect("update");
     assert!(out[0].is_ok(), "{:?}", out[0]);
-    assert!(out[1].is_err(), "{:?}", out[1]);
+    assert!(
+        matches!(out[1], Err(ConnectError::Rejected { status: 404, .. })),
+        "{:?}",
+        out[1]
+    );
     assert!(out[2].is_ok(), "{:?}", out[2]);
+    // One batch update (the 207 names the failing input) and one association batch.
+    let st = admin.stats(&hs_url).await;
+    assert_eq!(
+        count(&st, "POST /crm/v3/objects/contacts/batch/update"),
+        1,
+        "{st}"
+    );
     let got = by_id(
         hs.get(
             Object::Contact,
@@ -1016,6 +1027,106 @@ async fn a_create_with_unknown_outcome_is_never_blindly_repeated() {
             .iter()
             .any(|c| c["name"].as_str().is_some_and(|n| n.starts_with("Lost")))
     );
+    sb.shutdown().await;
+}
+
+/// Creates `input` once per fault seed until both outcomes were seen: the create went through
+/// (one more record), or it was lost and the existing record was found by the lookup (no new
+/// record). Returns how many times each happened.
+async fn create_under_drops(
+    c: &dyn Connector,
+    admin: &Admin,
+    base: &str,
+    object: Object,
+    input: CreateInput,
+    count_matches: impl AsyncFn() -> usize,
+) -> (usize, usize) {
+    let (mut created, mut found) = (0, 0);
+    for seed in 0..40 {
+        if created > 0 && found > 0 {
+            break;
+        }
+        admin
+            .faults(base, json!({"seed": seed, "drop_rate": 0.5}))
+            .await;
+        let before = count_matches().await;
+        let out = c.create(object, vec![input.clone()]).await.expect("create");
+        admin.faults(base, json!({})).await;
+        let after = count_matches().await;
+        let w = out[0].as_ref().expect("settled");
+        match w.outcome {
+            WriteOutcome::Created => {
+                assert_eq!(after, before + 1);
+                created += 1;
+            }
+            WriteOutcome::Found => {
+                assert_eq!(after, before, "a lost create was repeated");
+                found += 1;
+            }
+            WriteOutcome::Updated => panic!("a create reported an update"),
+        }
+    }
+    (created, found)
+}
+
+#[tokio::test]
+async fn a_lost_create_whose_record_exists_is_found_not_repeated() {
+    let sb = sandbox(22, 10, 10).await;
+    let admin = Admin::new();
+    let (hs_url, ac_url) = (sb.hubspot_url().to_string(), sb.accelo_url().to_string());
+    let hs = hubspot(&sb);
+    let ac = accelo(&sb);
+
+    let website = admin
+        .records(&ac_url, "companies")
+        .await
+        .into_iter()
+        .find_map(|c| {
+            c["website"]
+                .as_str()
+                .filter(|w| !w.is_empty())
+                .map(str::to_string)
+        })
+        .expect("a company with a website");
+    let input = CreateInput {
+        changes: changes(&[("name", Some("Twin Pty Ltd")), ("website", Some(&website))]),
+        company_id: None,
+        lookup: Some(Lookup::new("website", website.clone())),
+    };
+    let count = || async {
+        admin
+            .records(&ac_url, "companies")
+            .await
+            .iter()
+            .filter(|c| c["website"].as_str() == Some(website.as_str()))
+            .count()
+    };
+    let (created, found) =
+        create_under_drops(&ac, &admin, &ac_url, Object::Company, input, count).await;
+    assert!(created > 0 && found > 0, "created {created}, found {found}");
+
+    let domain = admin
+        .records(&hs_url, "companies")
+        .await
+        .into_iter()
+        .find_map(|c| c["properties"]["domain"].as_str().map(str::to_string))
+        .expect("a company with a domain");
+    let input = CreateInput {
+        changes: changes(&[("name", Some("Twin Inc")), ("domain", Some(&domain))]),
+        company_id: None,
+        lookup: Some(Lookup::new("domain", domain.clone())),
+    };
+    let count = || async {
+        admin
+            .records(&hs_url, "companies")
+            .await
+            .iter()
+            .filter(|c| c["properties"]["domain"].as_str() == Some(domain.as_str()))
+            .count()
+    };
+    let (created, found) =
+        create_under_drops(&hs, &admin, &hs_url, Object::Company, input, count).await;
+    assert!(created > 0 && found > 0, "created {created}, found {found}");
     sb.shutdown().await;
 }
 

@@ -202,11 +202,14 @@ impl HubSpot {
         ConnectError::Rejected {
             system: System::HubSpot,
             request: call.label(),
-            status: e
-                .status
-                .as_deref()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(400),
+            // `status` is usually the word "error"; the category tells the kind.
+            status: e.status.as_deref().and_then(|s| s.parse().ok()).unwrap_or(
+                match e.category.as_deref() {
+                    Some("OBJECT_NOT_FOUND") => 404,
+                    Some("CONFLICT") => 409,
+                    _ => 400,
+                },
+            ),
             category: e.category.clone().unwrap_or_default(),
             message: e.message.clone().unwrap_or_default(),
         }
