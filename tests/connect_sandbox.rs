@@ -459,6 +459,54 @@ async fn changed_since_reads_only_what_changed() {
     sb.shutdown().await;
 }
 
+#[tokio::test]
+async fn changed_since_moves_the_search_window_past_10000_results() {
+    let sb = Sandbox::start(SandboxOptions {
+        seed: 23,
+        companies: 10_300,
+        contacts: 1,
+        rate_limits: tandem::sandbox::RateLimits::unlimited(),
+        ..Default::default()
+    })
+    .await
+    .expect("sandbox");
+    let admin = Admin::new();
+    let mut s = HubSpotSettings::new(
+        sb.hubspot_url(),
+        HubSpotAuth::Token(Secret::new(sb.hubspot_token())),
+    );
+    s.retry = fast_retry();
+    s.search_rate_limit = tandem::connect::RateLimit {
+        requests: 1000,
+        per: Duration::from_secs(1),
+    };
+    let hs = HubSpot::new(s).expect("connector");
+    // Every seeded record changed after 1970.
+    let pages: Vec<Vec<Record>> = hs
+        .scan(Object::Company, Scan::ChangedSince(0), &[])
+        .try_collect()
+        .await
+        .expect("scan past the cap");
+    let records: Vec<Record> = pages.into_iter().flatten().collect();
+    let ids: BTreeSet<String> = records.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ids.len(), 10_300, "every record, once the window moved");
+    // Ascending by modification time; repeats only at the window's boundary.
+    assert!(
+        records
+            .windows(2)
+            .all(|w| w[0].updated_at <= w[1].updated_at)
+    );
+    assert!(
+        records.len() - ids.len() <= 5,
+        "{} repeats",
+        records.len() - ids.len()
+    );
+    let st = admin.stats(sb.hubspot_url()).await;
+    let searches = count(&st, "POST /crm/v3/objects/companies/search");
+    assert!((52..=54).contains(&searches), "{searches} searches: {st}");
+    sb.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Writes
 
@@ -807,6 +855,29 @@ async fn accelo_writes_route_each_key_to_its_resource() {
         json!("rita.r@routed.example.org")
     );
     assert!(p.doc["affiliation"].get("mobile").is_none());
+
+    // Setting the status the company already has runs no progression (none leads there).
+    let before = admin.stats(&ac_url).await;
+    let out = ac
+        .update(
+            Object::Company,
+            vec![UpdateInput {
+                id: company.id.clone(),
+                changes: changes(&[("status", Some("active"))]),
+                ..Default::default()
+            }],
+        )
+        .await
+        .expect("update");
+    assert!(out[0].is_ok(), "{:?}", out[0]);
+    let after = admin.stats(&ac_url).await;
+    let key = "POST /api/v0/companies/{id}/progressions/{progression}/auto";
+    assert_eq!(count(&after, key), count(&before, key), "{after}");
+    assert_eq!(
+        count(&after, key),
+        1,
+        "one progression ran, for Prospect → Active"
+    );
 
     // Unknown write keys fail that record only, before any request.
     let out = ac

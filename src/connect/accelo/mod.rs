@@ -474,6 +474,10 @@ impl Accelo {
                         .is_some_and(|t| norm(t) == norm(title))
             })
         }) else {
+            // The list leaves out the status the company is in.
+            if self.company_status(id).await?.as_deref() == Some(target.as_str()) {
+                return Ok(());
+            }
             return Err(ConnectError::Rejected {
                 system: System::Accelo,
                 request: call.label(),
@@ -487,9 +491,26 @@ impl Accelo {
             format!("{COMPANIES}/{id}/progressions/{}/auto", p.id),
             Body::Form(Vec::new()),
         )
-        // Running the same progression twice leaves the same status.
+        // Running it again after a lost answer is refused (the company is already there) and
+        // settled below.
         .idempotent();
-        self.one::<Value>(&call).await.map(|_| ())
+        match self.one::<Value>(&call).await {
+            Ok(_) => Ok(()),
+            Err(e @ ConnectError::Rejected { .. }) => {
+                if self.company_status(id).await?.as_deref() == Some(target.as_str()) {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn company_status(&self, id: &str) -> Result<Option<String>, ConnectError> {
+        let call = Call::get(format!("{COMPANIES}/{id}")).query("_fields", "status");
+        let c: Company = self.one(&call).await?;
+        Ok(c.status.as_ref().and_then(Linked::id))
     }
 
     /// Writes the postal address of company `id`: updates `address_id` when it has one,
