@@ -572,11 +572,24 @@ impl Accelo {
         Ok(c.postal_address.and_then(|a| a.id()))
     }
 
-    /// The affiliation of contact `id`: its default one, else any (lowest id).
+    /// The affiliation of contact `id`: its default one (one request), else any (lowest id).
     async fn affiliation_of(&self, id: &str) -> Result<Option<String>, ConnectError> {
-        let contacts = self.contacts_by_id(&[id.to_string()]).await?;
-        let records = self.join(contacts, HashMap::new()).await?;
-        Ok(records.first().and_then(|r| doc_value(r, "affiliation.id")))
+        let call = Call::get(format!("{CONTACTS}/{id}")).query("_fields", "default_affiliation");
+        let c: IdOnly = self.one(&call).await?;
+        if let Some(a) = c.default_affiliation.as_ref().and_then(Linked::id) {
+            return Ok(Some(a));
+        }
+        let call = Self::list_call(
+            AFFILIATIONS,
+            "contact",
+            &[format!("contact({})", numeric(&[id.to_string()]).join(","))],
+            0,
+        );
+        let affs = self.list::<Affiliation>(&call).await?;
+        Ok(affs
+            .into_iter()
+            .map(|a| a.id)
+            .min_by_key(|a| a.parse::<u64>().unwrap_or(u64::MAX)))
     }
 
     async fn create_one(&self, object: Object, input: &CreateInput) -> WriteResult {
