@@ -507,6 +507,42 @@ async fn changed_since_moves_the_search_window_past_10000_results() {
     sb.shutdown().await;
 }
 
+#[tokio::test]
+async fn the_hubspot_budget_follows_the_rate_limit_headers() {
+    // A portal with a tighter budget than the configured 190 / 10 s.
+    let sb = Sandbox::start(SandboxOptions {
+        seed: 24,
+        companies: 2_400,
+        contacts: 1,
+        rate_limits: tandem::sandbox::RateLimits {
+            hubspot_per_window: Some(12),
+            hubspot_window: Duration::from_secs(1),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .expect("sandbox");
+    let admin = Admin::new();
+    let hs = hubspot(&sb);
+    assert_eq!(hs.rate_limit(), tandem::connect::RateLimit::HUBSPOT_BURST);
+    let records = read_all(&hs, Object::Company, &[]).await;
+    assert_eq!(records.len(), 2_400);
+    // The first answer's headers set the budget; the remaining 23 requests were spaced by it.
+    assert_eq!(
+        hs.rate_limit(),
+        tandem::connect::RateLimit {
+            requests: 12,
+            per: Duration::from_secs(1)
+        }
+    );
+    let st = admin.stats(sb.hubspot_url()).await;
+    let throttled = st["throttled"].as_u64().unwrap_or(0);
+    // Spaced at the budget, at most an occasional 429 from arrival jitter (and retried).
+    assert!(throttled <= 2, "{st}");
+    sb.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Writes
 
@@ -1223,6 +1259,17 @@ async fn refused_credentials_and_unreachable_systems_are_the_exit_3_kind() {
     );
     assert!(e.is_unreachable());
     assert!(!format!("{e} {e:?}").contains("pat-wrong-token-1234"));
+    let settings = HubSpotSettings::new(
+        sb.hubspot_url(),
+        HubSpotAuth::OAuth {
+            client_id: "client".into(),
+            client_secret: Secret::new("shh-client-secret"),
+            refresh_token: Secret::new("shh-refresh-token"),
+        },
+    );
+    let c = HubSpot::new(settings.clone()).expect("connector");
+    let printed = format!("{settings:?} {c:?}");
+    assert!(!printed.contains("shh-"), "{printed}");
 
     let mut s = AcceloSettings::new(
         sb.accelo_url(),
