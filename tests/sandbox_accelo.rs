@@ -658,6 +658,19 @@ async fn contact_create_makes_the_affiliation_and_validates() {
     }
     let n = ok(&t.get("/contacts/count").await)["count"].clone();
     assert_eq!(n, "151", "the failed creates created nothing");
+    // Usernames are unique: `duplicate`, naming the field.
+    ok(&t
+        .put(&format!("/contacts/{cid}"), &[("username", "soren")])
+        .await);
+    let r = t.put("/contacts/1", &[("username", "soren")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["meta"]["status"], "duplicate");
+    assert!(
+        r.body["meta"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("username")
+    );
     // A second affiliation, updates and deletion.
     let r = t
         .post(

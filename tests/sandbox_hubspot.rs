@@ -1429,3 +1429,44 @@ async fn large_portals_page_quickly_enough_to_list_everything() {
     }
     assert_eq!(n, 8_000);
 }
+
+#[tokio::test]
+async fn lifecycle_stage_moves_back_only_after_clearing() {
+    let t = T::start().await;
+    let r = t
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "stage@x.test", "lifecyclestage": "customer"}}),
+        )
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let path = format!("/crm/v3/objects/contacts/{id}");
+    // Backwards: 200, but the stage does not change (HubSpot ignores it silently).
+    let r = t
+        .patch(
+            &path,
+            json!({"properties": {"lifecyclestage": "lead", "jobtitle": "CFO"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let got = t
+        .get(&format!("{path}?properties=lifecyclestage,jobtitle"))
+        .await;
+    assert_eq!(got.body["properties"]["lifecyclestage"], "customer");
+    assert_eq!(got.body["properties"]["jobtitle"], "CFO");
+    // Clear first, then set.
+    t.patch(&path, json!({"properties": {"lifecyclestage": ""}}))
+        .await;
+    t.patch(&path, json!({"properties": {"lifecyclestage": "lead"}}))
+        .await;
+    let got = t.get(&format!("{path}?properties=lifecyclestage")).await;
+    assert_eq!(got.body["properties"]["lifecyclestage"], "lead");
+    // Forward is fine.
+    t.patch(
+        &path,
+        json!({"properties": {"lifecyclestage": "opportunity"}}),
+    )
+    .await;
+    let got = t.get(&format!("{path}?properties=lifecyclestage")).await;
+    assert_eq!(got.body["properties"]["lifecyclestage"], "opportunity");
+}

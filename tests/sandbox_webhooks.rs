@@ -336,6 +336,52 @@ async fn seeded_loss_and_duplication() {
 }
 
 #[tokio::test]
+async fn seeded_reordering_shuffles_a_batch() {
+    let (url, rx) = Receiver::start(0).await;
+    let sb = start(&url, None).await;
+    let http = reqwest::Client::new();
+    http.post(format!("{}/_sandbox/faults", sb.hubspot_url()))
+        .json(&json!({"webhook_reorder": 1.0, "seed": 5}))
+        .send()
+        .await
+        .unwrap();
+    http.post(format!("{}/_sandbox/webhooks", sb.hubspot_url()))
+        .json(&json!({"subscriptions": ["company.creation"]}))
+        .send()
+        .await
+        .unwrap();
+    let inputs: Vec<Value> = (0..30)
+        .map(|i| json!({"properties": {"name": format!("Co {i}")}}))
+        .collect();
+    api(
+        &sb,
+        reqwest::Method::POST,
+        "/crm/v3/objects/companies/batch/create",
+        json!({"inputs": inputs}),
+    )
+    .await;
+    eventually("30 creations", || {
+        rx.events().len() == 30 && sb.hubspot_webhooks_pending() == 0
+    })
+    .await;
+    let ids: Vec<u64> = rx
+        .events()
+        .iter()
+        .map(|e| e["objectId"].as_u64().unwrap())
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_ne!(ids, sorted, "events arrive out of order");
+    assert!(
+        sb.hubspot_stats()["webhooks"]["reordered_batches"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test]
 async fn association_deletion_and_ui_events() {
     let (url, rx) = Receiver::start(0).await;
     let sb = start(&url, None).await;
