@@ -70,8 +70,10 @@ pub struct RateLimits {
     pub hubspot_window: Duration,
     /// HubSpot requests per day (Professional: 625,000).
     pub hubspot_daily: Option<u32>,
-    /// HubSpot search requests per second (5).
+    /// HubSpot search requests per search window (5).
     pub hubspot_search_per_second: Option<u32>,
+    /// The search window (1 s).
+    pub hubspot_search_window: Duration,
     /// Accelo requests per hour (5,000).
     pub accelo_per_hour: Option<u32>,
 }
@@ -83,6 +85,7 @@ impl Default for RateLimits {
             hubspot_window: Duration::from_secs(10),
             hubspot_daily: Some(625_000),
             hubspot_search_per_second: Some(5),
+            hubspot_search_window: Duration::from_secs(1),
             accelo_per_hour: Some(5_000),
         }
     }
@@ -96,6 +99,7 @@ impl RateLimits {
             hubspot_window: Duration::from_secs(10),
             hubspot_daily: None,
             hubspot_search_per_second: None,
+            hubspot_search_window: Duration::from_secs(1),
             accelo_per_hour: None,
         }
     }
@@ -360,6 +364,7 @@ impl Sandbox {
                 window: opts.rate_limits.hubspot_window,
                 daily: opts.rate_limits.hubspot_daily,
                 search_per_second: opts.rate_limits.hubspot_search_per_second,
+                search_window: opts.rate_limits.hubspot_search_window,
                 access_token_ttl: opts.hubspot_access_token_ttl,
             },
             opts.faults.clone(),

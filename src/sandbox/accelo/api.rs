@@ -119,8 +119,45 @@ fn not_found(obj: Obj, raw: &str) -> Response {
 // ---------------------------------------------------------------------------------------------
 // Mutations (API and admin)
 
-/// The outcome of a mutation: an `invalid_request` message on failure.
-type Mut<T> = Result<T, String>;
+/// Why a mutation was refused: `invalid_request`, or `duplicate` for a value that must be
+/// unique (the message names the field).
+#[derive(Debug, Clone, PartialEq)]
+pub enum MutError {
+    /// 400 `invalid_request`.
+    Invalid(String),
+    /// 400 `duplicate`.
+    Duplicate(String),
+}
+
+impl From<String> for MutError {
+    fn from(s: String) -> MutError {
+        MutError::Invalid(s)
+    }
+}
+
+impl From<&str> for MutError {
+    fn from(s: &str) -> MutError {
+        MutError::Invalid(s.to_string())
+    }
+}
+
+impl MutError {
+    fn message(&self) -> &str {
+        match self {
+            MutError::Invalid(m) | MutError::Duplicate(m) => m,
+        }
+    }
+
+    fn response(&self) -> Response {
+        match self {
+            MutError::Invalid(m) => invalid(m.clone()),
+            MutError::Duplicate(m) => super::fail(StatusCode::BAD_REQUEST, "duplicate", m.clone()),
+        }
+    }
+}
+
+/// The outcome of a mutation.
+type Mut<T> = Result<T, MutError>;
 
 fn opt(p: &Params, k: &str) -> Option<Option<String>> {
     p.get(k).map(|v| Some(v.clone()))
@@ -134,7 +171,7 @@ fn yes_no(v: &str) -> Mut<bool> {
     match v.to_ascii_lowercase().as_str() {
         "1" | "yes" | "true" | "y" => Ok(true),
         "0" | "no" | "false" | "n" | "" => Ok(false),
-        other => Err(format!("`{other}` is not yes or no")),
+        other => Err(MutError::Invalid(format!("`{other}` is not yes or no"))),
     }
 }
 
@@ -153,14 +190,14 @@ fn find_status(store: &AcStore, obj: Obj, v: &str, by_title: bool) -> Mut<u64> {
     {
         return Ok(s.id);
     }
-    Err(format!(
+    Err(MutError::Invalid(format!(
         "`{v}` is not a valid status (valid: {})",
         table
             .iter()
             .map(|s| format!("{} {}", s.id, s.title))
             .collect::<Vec<_>>()
             .join(", ")
-    ))
+    )))
 }
 
 fn standing_status(store: &AcStore, obj: Obj, standing: &str) -> Mut<u64> {
@@ -169,7 +206,7 @@ fn standing_status(store: &AcStore, obj: Obj, standing: &str) -> Mut<u64> {
         .iter()
         .find(|s| s.standing.eq_ignore_ascii_case(standing))
         .map(|s| s.id)
-        .ok_or_else(|| format!("`{standing}` is not a valid standing"))
+        .ok_or_else(|| MutError::Invalid(format!("`{standing}` is not a valid standing")))
 }
 
 fn set_status(store: &AcStore, obj: Obj, status: u64) -> (Option<u64>, String) {
@@ -250,7 +287,7 @@ pub fn update_company_in(store: &mut AcStore, id: u64, p: &Params, now: i64) -> 
         return Err("the field `name` cannot be empty".into());
     }
     let Some(c) = store.companies.get_mut(&id) else {
-        return Err(format!("Unknown company id `{id}`"));
+        return Err(MutError::Invalid(format!("Unknown company id `{id}`")));
     };
     let mut changed = false;
     if let Some(n) = p.get("name")
@@ -332,7 +369,7 @@ fn remove_affiliation(store: &mut AcStore, aff: u64) {
 
 fn delete_company_in(store: &mut AcStore, id: u64) -> Mut<()> {
     if store.companies.remove(&id).is_none() {
-        return Err(format!("Unknown company id `{id}`"));
+        return Err(MutError::Invalid(format!("Unknown company id `{id}`")));
     }
     let affs: Vec<u64> = store
         .affiliations
@@ -359,7 +396,9 @@ fn affiliation_fields(
         && !e.is_empty()
         && !valid_email(e)
     {
-        return Err(format!("`{e}` is not a valid email address"));
+        return Err(MutError::Invalid(format!(
+            "`{e}` is not a valid email address"
+        )));
     }
     for k in ["postal_address_id", "physical_address_id"] {
         if let Some(v) = p.get(k).filter(|v| !v.is_empty()) {
@@ -408,10 +447,14 @@ pub fn create_affiliation_in(
     now: i64,
 ) -> Mut<u64> {
     if !store.companies.contains_key(&company) {
-        return Err(format!("`company_id` `{company}` is not a valid company"));
+        return Err(MutError::Invalid(format!(
+            "`company_id` `{company}` is not a valid company"
+        )));
     }
     if !store.contacts.contains_key(&contact) {
-        return Err(format!("`contact_id` `{contact}` is not a valid contact"));
+        return Err(MutError::Invalid(format!(
+            "`contact_id` `{contact}` is not a valid contact"
+        )));
     }
     let mut a = Affiliation {
         company,
@@ -445,7 +488,7 @@ pub fn create_affiliation_in(
 /// `PUT /affiliations/{id}`.
 pub fn update_affiliation_in(store: &mut AcStore, id: u64, p: &Params, now: i64) -> Mut<bool> {
     let Some(mut a) = store.affiliations.get(&id).cloned() else {
-        return Err(format!("Unknown affiliation id `{id}`"));
+        return Err(MutError::Invalid(format!("Unknown affiliation id `{id}`")));
     };
     let mut changed = false;
     affiliation_fields(store, &mut a, p, &mut changed)?;
@@ -469,12 +512,16 @@ fn contact_fields(
             .values()
             .any(|x| x.id != c.id && x.username.as_deref() == Some(u.as_str()))
     {
-        return Err(format!("the username `{u}` is already taken"));
+        return Err(MutError::Duplicate(format!(
+            "the username `{u}` is already taken: `username` must be unique"
+        )));
     }
     for k in ["firstname", "surname"] {
         if let Some(v) = p.get(k) {
             if v.trim().is_empty() {
-                return Err(format!("the field `{k}` cannot be empty"));
+                return Err(MutError::Invalid(format!(
+                    "the field `{k}` cannot be empty"
+                )));
             }
             let target = if k == "firstname" {
                 &mut c.firstname
@@ -517,7 +564,7 @@ pub fn create_contact_in(
 ) -> Mut<(u64, u64)> {
     for k in ["firstname", "surname", "company_id"] {
         if p.get(k).is_none_or(|v| v.trim().is_empty()) {
-            return Err(format!("the field `{k}` is required"));
+            return Err(MutError::Invalid(format!("the field `{k}` is required")));
         }
     }
     let company = p
@@ -574,7 +621,7 @@ pub fn update_contact_in(
     by_title: bool,
 ) -> Mut<bool> {
     let Some(mut c) = store.contacts.get(&id).cloned() else {
-        return Err(format!("Unknown contact id `{id}`"));
+        return Err(MutError::Invalid(format!("Unknown contact id `{id}`")));
     };
     let mut changed = false;
     contact_fields(store, &mut c, p, &mut changed, by_title)?;
@@ -669,15 +716,15 @@ pub fn create_address_in(
         "company" => store.companies.contains_key(&against_id),
         "contact" => store.contacts.contains_key(&against_id),
         other => {
-            return Err(format!(
+            return Err(MutError::Invalid(format!(
                 "`against_type` must be company or contact, not `{other}`"
-            ));
+            )));
         }
     };
     if !exists {
-        return Err(format!(
+        return Err(MutError::Invalid(format!(
             "`against_id` `{against_id}` is not a valid {against_type}"
-        ));
+        )));
     }
     let mut a = Address {
         against_type: against_type.into(),
@@ -698,7 +745,7 @@ pub fn create_address_in(
 /// `PUT /addresses/{id}`.
 pub fn update_address_in(store: &mut AcStore, id: u64, p: &Params, now: i64) -> Mut<bool> {
     let Some(mut a) = store.addresses.get(&id).cloned() else {
-        return Err(format!("Unknown address id `{id}`"));
+        return Err(MutError::Invalid(format!("Unknown address id `{id}`")));
     };
     let mut changed = false;
     address_fields(store, &mut a, p, &mut changed)?;
@@ -954,7 +1001,7 @@ fn create_address_for(ac: &Ac, t: &str, obj: Obj, raw: &str, p: &Params) -> Resp
     let result = create_address_in(&mut ac.write(), t, id, p, now);
     match result {
         Ok(a) => respond_created(ac, Obj::Address, a, p),
-        Err(e) => invalid(e),
+        Err(e) => e.response(),
     }
 }
 
@@ -1050,7 +1097,7 @@ fn run_progression(ac: &Ac, obj: Obj, raw: &str, pid: &str, p: &Params) -> Respo
             ));
         };
         if let Err(e) = progress(&mut store, obj, id, target, now) {
-            return invalid(e);
+            return e.response();
         }
     }
     one_of(ac, obj, raw, p)
@@ -1091,7 +1138,7 @@ pub async fn create_company(
     let r = create_company_in(&mut ac.write(), &p, now, false);
     match r {
         Ok(id) => respond_created(&ac, Obj::Company, id, &p),
-        Err(e) => invalid(e),
+        Err(e) => e.response(),
     }
 }
 
@@ -1112,7 +1159,7 @@ pub async fn update_company(
     let r = update_company_in(&mut ac.write(), n, &p, now);
     match r {
         Ok(_) => one_of(&ac, Obj::Company, &id, &p),
-        Err(e) => invalid(e),
+        Err(e) => e.response(),
     }
 }
 
@@ -1125,7 +1172,7 @@ pub async fn delete_company(State(ac): State<Arc<Ac>>, Path(id): Path<String>) -
     let r = delete_company_in(&mut ac.write(), n);
     match r {
         Ok(()) => ok(Value::Null),
-        Err(e) => invalid(e),
+        Err(e) => e.response(),
     }
 }
 
@@ -1178,7 +1225,7 @@ pub async fn create_contact(
     let r = create_contact_in(&mut ac.write(), &p, now, false);
     match r {
         Ok((id, _)) => respond_created(&ac, Obj::Contact, id, &p),
-        Err(e) => invalid(e),
+        Err(e) => e.response(),
     }
 }
 
@@ -1199,7 +1246,7 @@ pub async fn update_contact(
     let r = update_contact_in(&mut ac.write(), n, &p, now, false);
     match r {
         Ok(_) => one_of(&ac, Obj::Contact, &id, &p),
-        Err(e) => invalid(e),
+        Err(e) => e.response(),
     }
 }
 
@@ -1222,7 +1269,7 @@ pub async fn deactivate_contact(State(ac): State<Arc<Ac>>, Path(id): Path<String
     if let Some(s) = inactive
         && let Err(e) = progress(&mut store, Obj::Contact, n, s, now)
     {
-        return invalid(e);
+        return e.response();
     }
     ok(Value::Null)
 }
@@ -1265,7 +1312,7 @@ pub async fn create_affiliation(
     let r = create_affiliation_in(&mut ac.write(), company, contact, &p, now);
     match r {
         Ok(id) => respond_created(&ac, Obj::Affiliation, id, &p),
-        Err(e) => invalid(e),
+        Err(e) => e.response(),
     }
 }
 
@@ -1286,7 +1333,7 @@ pub async fn update_affiliation(
     let r = update_affiliation_in(&mut ac.write(), n, &p, now);
     match r {
         Ok(_) => one_of(&ac, Obj::Affiliation, &id, &p),
-        Err(e) => invalid(e),
+        Err(e) => e.response(),
     }
 }
 
@@ -1342,7 +1389,7 @@ pub async fn create_address(
     let r = create_address_in(&mut ac.write(), &t, id, &p, now);
     match r {
         Ok(a) => respond_created(&ac, Obj::Address, a, &p),
-        Err(e) => invalid(e),
+        Err(e) => e.response(),
     }
 }
 
@@ -1363,7 +1410,7 @@ pub async fn update_address(
     let r = update_address_in(&mut ac.write(), n, &p, now);
     match r {
         Ok(_) => one_of(&ac, Obj::Address, &id, &p),
-        Err(e) => invalid(e),
+        Err(e) => e.response(),
     }
 }
 
@@ -1552,7 +1599,7 @@ pub async fn admin_edit(State(ac): State<Arc<Ac>>, body: Bytes) -> Response {
             };
             json_response(StatusCode::OK, &v)
         }
-        Err(e) => admin_err(StatusCode::BAD_REQUEST, e),
+        Err(e) => admin_err(StatusCode::BAD_REQUEST, e.message()),
     }
 }
 

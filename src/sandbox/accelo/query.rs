@@ -162,8 +162,61 @@ pub fn render(store: &AcStore, obj: Obj, id: u64, req: &[FieldReq], hide_default
     Value::Object(out)
 }
 
+/// Direct reads of the fields filters and orders use most (no rendering of the whole object).
+fn fast_value(store: &AcStore, obj: Obj, id: u64, name: &str) -> Option<Option<Vec<String>>> {
+    let one = |v: Option<String>| Some(Some(v.into_iter().collect::<Vec<_>>()));
+    let num = |v: i64| one(Some(v.to_string()));
+    match obj {
+        Obj::Company => {
+            let c = store.companies.get(&id)?;
+            match name {
+                "id" => num(c.id as i64),
+                "date_modified" => num(c.date_modified),
+                "date_created" => num(c.date_created),
+                "date_last_interacted" => num(c.date_last_interacted),
+                "standing" => one(Some(c.standing.clone())),
+                "status" => one(c.status.map(|s| s.to_string())),
+                "name" => one(Some(c.name.clone())),
+                "website" => one(c.website.clone()),
+                _ => None,
+            }
+        }
+        Obj::Contact => {
+            let c = store.contacts.get(&id)?;
+            match name {
+                "id" => num(c.id as i64),
+                "date_modified" => num(c.date_modified),
+                "date_created" => num(c.date_created),
+                "date_last_interacted" => num(c.date_last_interacted),
+                "standing" => one(Some(c.standing.clone())),
+                "status" | "contact_status_id" => one(c.status.map(|s| s.to_string())),
+                "firstname" => one(Some(c.firstname.clone())),
+                "surname" => one(Some(c.surname.clone())),
+                _ => None,
+            }
+        }
+        Obj::Affiliation => {
+            let a = store.affiliations.get(&id)?;
+            match name {
+                "id" => num(a.id as i64),
+                "date_modified" => num(a.date_modified),
+                "date_last_interacted" => num(a.date_last_interacted),
+                "standing" => one(Some(a.standing.clone())),
+                "email" => one(a.email.clone()),
+                "company" => num(a.company as i64),
+                "contact" => num(a.contact as i64),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 /// The values a filter compares against, as strings (several for `contact_number`).
 fn values_of(store: &AcStore, obj: Obj, id: u64, name: &str) -> Option<Vec<String>> {
+    if let Some(v) = fast_value(store, obj, id, name) {
+        return v;
+    }
     let fields = store.fields(obj, id)?;
     let get = |n: &str| -> Option<String> {
         fields

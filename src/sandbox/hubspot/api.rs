@@ -198,7 +198,10 @@ pub async fn list(
             );
         }
     };
-    let after = match single(&params, "after").map(str::parse::<u64>) {
+    let after = match single(&params, "after")
+        .filter(|a| !a.is_empty())
+        .map(str::parse::<u64>)
+    {
         None => 0,
         Some(Ok(n)) => n,
         Some(Err(_)) => {

@@ -58,8 +58,10 @@ pub struct Limits {
     pub window: Duration,
     /// Requests per day (`None` = unlimited). Professional: 625,000.
     pub daily: Option<u32>,
-    /// Search requests per second (`None` = unlimited). HubSpot: 5.
+    /// Search requests per search window (`None` = unlimited). HubSpot: 5.
     pub search_per_second: Option<u32>,
+    /// The search window (HubSpot: 1 s).
+    pub search_window: Duration,
     /// Lifetime of OAuth access tokens (HubSpot: 30 minutes).
     pub access_token_ttl: Duration,
 }
@@ -120,7 +122,7 @@ impl Hs {
             faults: Arc::new(Faults::new(faults.clone())),
             initial_faults: faults,
             ten_secondly: RollingWindow::new(limits.per_window, limits.window),
-            secondly: RollingWindow::new(limits.search_per_second, Duration::from_secs(1)),
+            secondly: RollingWindow::new(limits.search_per_second, limits.search_window),
             daily: RollingWindow::new(limits.daily, Duration::from_secs(86_400)),
             access_tokens: Mutex::new(HashMap::new()),
             refresh_tokens: Mutex::new(HashSet::from([creds.refresh_token.clone()])),

@@ -143,7 +143,50 @@ struct Filter {
     high: Option<String>,
 }
 
+/// System properties held as numbers on the record: no string parsing needed.
+fn system_number(kind: Kind, rec: &Record, prop: &str) -> Option<f64> {
+    if prop == "hs_object_id" {
+        Some(rec.id as f64)
+    } else if prop == "createdate" {
+        Some(rec.created_ms as f64)
+    } else if prop == kind.modified_prop() {
+        Some(rec.updated_ms as f64)
+    } else {
+        None
+    }
+}
+
+fn given_number(c: Cmp, v: &str) -> Option<f64> {
+    match c {
+        Cmp::Time => parse_time_ms(v).map(|t| t as f64),
+        _ => v.trim().parse::<f64>().ok(),
+    }
+}
+
 fn matches(store: &HsStore, kind: Kind, rec: &Record, f: &Filter) -> bool {
+    if let Some(n) = system_number(kind, rec, &f.prop)
+        && let (Some(v), false) = (
+            f.value.as_deref().and_then(|v| given_number(f.cmp, v)),
+            matches!(
+                f.op.as_str(),
+                "IN" | "NOT_IN" | "CONTAINS_TOKEN" | "NOT_CONTAINS_TOKEN"
+            ),
+        )
+    {
+        let high = f.high.as_deref().and_then(|h| given_number(f.cmp, h));
+        return match f.op.as_str() {
+            "EQ" => n == v,
+            "NEQ" => n != v,
+            "LT" => n < v,
+            "LTE" => n <= v,
+            "GT" => n > v,
+            "GTE" => n >= v,
+            "BETWEEN" => high.is_some_and(|h| n >= v && n <= h),
+            "HAS_PROPERTY" => true,
+            "NOT_HAS_PROPERTY" => false,
+            _ => false,
+        };
+    }
     if let Some(other) = f.prop.strip_prefix("associations.") {
         let linked: Vec<String> = match Kind::parse(other) {
             Some(o) if o == kind.other() => store
@@ -420,7 +463,13 @@ pub async fn search(
             // Precompute keys once.
             let mut keyed: Vec<(Option<SortKey>, &Record)> = hits
                 .into_iter()
-                .map(|r| (r.props.get(p).and_then(|v| SortKey::of(c, v)), r))
+                .map(|r| {
+                    let key = match system_number(kind, r, p) {
+                        Some(n) => Some(SortKey::Num(n)),
+                        None => r.props.get(p).and_then(|v| SortKey::of(c, v)),
+                    };
+                    (key, r)
+                })
                 .collect();
             keyed.sort_by(|(ka, ra), (kb, rb)| {
                 let o = match (ka, kb) {

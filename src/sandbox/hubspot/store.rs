@@ -372,13 +372,46 @@ impl ObjStore {
         Ok(())
     }
 
+    /// The values a record holds for a unique property (lower-cased); a contact's secondary
+    /// emails count as its emails too.
+    fn unique_values(&self, rec: &Record, prop: &str) -> Vec<String> {
+        let mut out: Vec<String> = rec
+            .props
+            .get(prop)
+            .map(|v| v.to_lowercase())
+            .into_iter()
+            .collect();
+        if self.kind == Kind::Contacts
+            && prop == "email"
+            && let Some(extra) = rec.props.get("hs_additional_emails")
+        {
+            out.extend(
+                extra
+                    .split(';')
+                    .map(|e| e.trim().to_lowercase())
+                    .filter(|e| !e.is_empty()),
+            );
+        }
+        out
+    }
+
     fn index(&mut self, id: u64) {
         let Some(rec) = self.records.get(&id) else {
             return;
         };
-        for (prop, index) in self.unique.iter_mut() {
-            if let Some(v) = rec.props.get(prop) {
-                index.insert(v.to_lowercase(), id);
+        let props: Vec<String> = self.unique.keys().cloned().collect();
+        let entries: Vec<(String, Vec<String>)> = props
+            .into_iter()
+            .map(|p| {
+                let vals = self.unique_values(rec, &p);
+                (p, vals)
+            })
+            .collect();
+        for (prop, vals) in entries {
+            if let Some(index) = self.unique.get_mut(&prop) {
+                for v in vals {
+                    index.insert(v, id);
+                }
             }
         }
     }
@@ -387,11 +420,21 @@ impl ObjStore {
         let Some(rec) = self.records.get(&id) else {
             return;
         };
-        for (prop, index) in self.unique.iter_mut() {
-            if let Some(v) = rec.props.get(prop)
-                && index.get(&v.to_lowercase()) == Some(&id)
-            {
-                index.remove(&v.to_lowercase());
+        let props: Vec<String> = self.unique.keys().cloned().collect();
+        let entries: Vec<(String, Vec<String>)> = props
+            .into_iter()
+            .map(|p| {
+                let vals = self.unique_values(rec, &p);
+                (p, vals)
+            })
+            .collect();
+        for (prop, vals) in entries {
+            if let Some(index) = self.unique.get_mut(&prop) {
+                for v in vals {
+                    if index.get(&v) == Some(&id) {
+                        index.remove(&v);
+                    }
+                }
             }
         }
     }
@@ -417,6 +460,21 @@ impl ObjStore {
             .filter(|d| d.unique && !d.hubspot_defined)
             .count()
     }
+}
+
+/// The order of the standard lifecycle stages (custom numeric stages have none).
+pub fn lifecycle_rank(stage: &str) -> Option<u8> {
+    Some(match stage {
+        "subscriber" => 0,
+        "lead" => 1,
+        "marketingqualifiedlead" => 2,
+        "salesqualifiedlead" => 3,
+        "opportunity" => 4,
+        "customer" => 5,
+        "evangelist" => 6,
+        "other" => 7,
+        _ => return None,
+    })
 }
 
 /// A loose email check like HubSpot's: one `@`, a dotted domain, no spaces.
@@ -690,7 +748,24 @@ impl HsStore {
         source: Source,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let changes = self.check_update(kind, id, input)?;
+        let mut changes = self.check_update(kind, id, input)?;
+        if source == Source::Api {
+            // Through the API the lifecycle stage only moves forward: a move to an earlier
+            // stage is silently ignored (clear it first, then set the earlier stage).
+            let current = self
+                .obj(kind)
+                .records
+                .get(&id)
+                .and_then(|r| r.props.get("lifecyclestage"))
+                .and_then(|v| lifecycle_rank(v));
+            changes.retain(|(k, v)| {
+                k != "lifecyclestage"
+                    || match (current, v.as_deref().and_then(lifecycle_rank)) {
+                        (Some(old), Some(new)) => new >= old,
+                        _ => true,
+                    }
+            });
+        }
         Ok(self.apply(kind, id, changes, source, now))
     }
 
@@ -1084,6 +1159,37 @@ mod tests {
     }
 
     #[test]
+    fn secondary_emails_count_for_dedup_and_lookup() {
+        let mut seed = HsSeed::default();
+        let mut props = BTreeMap::new();
+        props.insert("email".to_string(), "main@x.com".to_string());
+        props.insert(
+            "hs_additional_emails".to_string(),
+            "Old@X.com;other@x.com".to_string(),
+        );
+        seed.contacts.push(crate::sandbox::data::HsSeedRecord {
+            id: 42,
+            props,
+            created_ms: 1,
+            updated_ms: 1,
+        });
+        let mut s = HsStore::from_seed(&seed, None);
+        assert_eq!(
+            s.contacts.resolve("old@x.com", Some("email")).unwrap(),
+            Some(42)
+        );
+        let err = s
+            .create(
+                Kind::Contacts,
+                &kv(&[("email", "other@x.com")]),
+                Source::Api,
+                2,
+            )
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { existing: 42, .. }));
+    }
+
+    #[test]
     fn validation_lists_every_bad_property() {
         let mut s = empty();
         let err = s
@@ -1143,6 +1249,67 @@ mod tests {
                 .props
                 .contains_key("associatedcompanyid")
         );
+    }
+
+    #[test]
+    fn lifecycle_stage_only_moves_forward_through_the_api() {
+        let mut s = empty();
+        let id = s
+            .create(
+                Kind::Contacts,
+                &kv(&[("email", "l@x.com"), ("lifecyclestage", "customer")]),
+                Source::Api,
+                1,
+            )
+            .unwrap();
+        let stage = |s: &HsStore| s.contacts.records[&id].props.get("lifecyclestage").cloned();
+        // Backwards: ignored, while the other property in the same request still applies.
+        s.update(
+            Kind::Contacts,
+            id,
+            &kv(&[("lifecyclestage", "lead"), ("jobtitle", "CEO")]),
+            Source::Api,
+            2,
+        )
+        .unwrap();
+        assert_eq!(stage(&s).as_deref(), Some("customer"));
+        assert_eq!(s.contacts.records[&id].props["jobtitle"], "CEO");
+        // Clear, then set the earlier stage.
+        s.update(
+            Kind::Contacts,
+            id,
+            &kv(&[("lifecyclestage", "")]),
+            Source::Api,
+            3,
+        )
+        .unwrap();
+        s.update(
+            Kind::Contacts,
+            id,
+            &kv(&[("lifecyclestage", "lead")]),
+            Source::Api,
+            4,
+        )
+        .unwrap();
+        assert_eq!(stage(&s).as_deref(), Some("lead"));
+        // A person in the UI may move it back.
+        s.update(
+            Kind::Contacts,
+            id,
+            &kv(&[("lifecyclestage", "evangelist")]),
+            Source::Api,
+            5,
+        )
+        .unwrap();
+        s.update(
+            Kind::Contacts,
+            id,
+            &kv(&[("lifecyclestage", "subscriber")]),
+            Source::Ui,
+            6,
+        )
+        .unwrap();
+        assert_eq!(stage(&s).as_deref(), Some("subscriber"));
     }
 
     #[test]

@@ -364,24 +364,21 @@ pub async fn run(
     let mut semaphore = Arc::new(Semaphore::new(10));
     let mut concurrency = 10usize;
     loop {
-        let settings = lock(&hooks.settings).clone();
+        let wait = lock(&hooks.settings).batch_wait;
         let first = if carry.is_empty() {
             match rx.recv().await {
                 Some(c) => Some(c),
                 None => break,
             }
         } else {
-            match tokio::time::timeout(
-                settings.batch_wait.max(Duration::from_millis(10)),
-                rx.recv(),
-            )
-            .await
-            {
+            match tokio::time::timeout(wait.max(Duration::from_millis(10)), rx.recv()).await {
                 Ok(Some(c)) => Some(c),
                 Ok(None) => break,
                 Err(_) => None,
             }
         };
+        // Read the settings only now: they may have changed while waiting.
+        let settings = lock(&hooks.settings).clone();
         if settings.concurrency != concurrency {
             concurrency = settings.concurrency.max(1);
             semaphore = Arc::new(Semaphore::new(concurrency));
