@@ -189,7 +189,10 @@ pub trait Connector: Send + Sync + fmt::Debug {
         properties: &[String],
     ) -> Result<Vec<Record>, ConnectError>;
 
-    /// Records whose field `lookup.key` equals `lookup.value` (ignoring case).
+    /// Records whose field `lookup.key` equals `lookup.value` (ignoring case and surrounding
+    /// white space). HubSpot contacts by `email` are read consistently (batch read by
+    /// `idProperty=email`); other HubSpot keys go through search, which HubSpot documents as
+    /// eventually consistent (a record created seconds ago may not be found yet).
     async fn find(
         &self,
         object: Object,

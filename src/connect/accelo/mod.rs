@@ -18,6 +18,12 @@
 //!   since (their contacts read by id);
 //! - creates: 1 request per company (+1 with a postal address), 1 per contact (+1 when a mobile
 //!   is given, which `POST /contacts` does not take); updates: 1 per resource touched.
+//!
+//! Paging is by page number (`_page`). A full scan runs in Accelo's default order (ascending id),
+//! so records created during a scan land on later pages and none that existed at its start is
+//! missed. A changed-since scan runs in `date_modified` order; a record modified while the scan
+//! runs moves to its end and may be skipped by this scan — its new `date_modified` is later than
+//! the scan's watermark, so the next one reads it.
 
 mod auth;
 mod wire;
