@@ -1063,7 +1063,7 @@ async fn a_create_with_unknown_outcome_is_never_blindly_repeated() {
     let (hs_url, ac_url) = (sb.hubspot_url().to_string(), sb.accelo_url().to_string());
     let hs = hubspot(&sb);
     let ac = accelo(&sb);
-    // Warm the Accelo token first (token requests are not subject to faults).
+    // Get the Accelo token first: with every request dropped, the token request would fail too.
     ac.check().await.expect("check");
     admin.faults(&hs_url, json!({"drop_rate": 1.0})).await;
     admin.faults(&ac_url, json!({"drop_rate": 1.0})).await;
