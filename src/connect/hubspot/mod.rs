@@ -976,3 +976,113 @@ impl Connector for HubSpot {
         settle(out, fatal, wrote)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connector() -> HubSpot {
+        HubSpot::new(HubSpotSettings::new(
+            "http://127.0.0.1:9",
+            HubSpotAuth::Token(Secret::new("t")),
+        ))
+        .unwrap()
+    }
+
+    fn pending(n: usize) -> (Vec<(usize, CreateInput)>, Vec<String>) {
+        (
+            (0..n).map(|i| (i + 10, CreateInput::default())).collect(),
+            (0..n).map(|i| format!("t-{i}")).collect(),
+        )
+    }
+
+    fn answer(v: serde_json::Value) -> BatchAnswer {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn call() -> Call {
+        Call::new(
+            Method::POST,
+            "/crm/v3/objects/contacts/batch/create",
+            Body::None,
+        )
+    }
+
+    fn ids(out: &[(usize, Attempt)]) -> Vec<String> {
+        out.iter()
+            .map(|(i, a)| match a {
+                Attempt::Done(Ok(w)) => format!("{i}:{}", w.id),
+                Attempt::Done(Err(e)) => format!("{i}:err {e}"),
+                Attempt::Unknown(_) => format!("{i}:unknown"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn results_map_back_by_trace_id_in_any_order() {
+        let (p, t) = pending(3);
+        let b = answer(json!({
+            "results": [{"id": "c", "objectWriteTraceId": "t-2"}, {"id": "a", "objectWriteTraceId": "t-0"}],
+            "errors": [{"category": "CONFLICT", "message": "taken", "context": {"objectWriteTraceId": ["t-1"]}}]
+        }));
+        let out = connector().map_create_answer(Object::Contact, &call(), &p, &t, b);
+        let s = ids(&out);
+        assert_eq!(s[0], "10:a");
+        assert!(
+            s[1].starts_with("11:err") && s[1].contains("409 CONFLICT"),
+            "{}",
+            s[1]
+        );
+        assert_eq!(s[2], "12:c");
+    }
+
+    #[test]
+    fn untraced_results_are_zipped_only_when_nothing_failed() {
+        let (p, t) = pending(2);
+        let b = answer(json!({"results": [{"id": "x"}, {"id": "y"}]}));
+        let out = connector().map_create_answer(Object::Contact, &call(), &p, &t, b);
+        assert_eq!(ids(&out), vec!["10:x", "11:y"]);
+        // An error that names no input: nothing can be attributed; the outcomes are unknown
+        // (settled by lookup), never guessed.
+        let b = answer(json!({
+            "results": [{"id": "x"}],
+            "errors": [{"category": "VALIDATION_ERROR", "message": "bad", "context": {}}]
+        }));
+        let out = connector().map_create_answer(Object::Contact, &call(), &p, &t, b);
+        assert_eq!(ids(&out), vec!["10:unknown", "11:unknown"]);
+    }
+
+    #[test]
+    fn writes_fail_as_a_whole_only_when_nothing_was_written() {
+        let down = ConnectError::Unreachable {
+            system: System::HubSpot,
+            url: "u".into(),
+            reason: "r".into(),
+        };
+        assert!(settle(vec![None, None], Some(down.clone()), false).is_err());
+        let out = settle(
+            vec![Some(Ok(Written::new("1", WriteOutcome::Created))), None],
+            Some(down.clone()),
+            true,
+        )
+        .unwrap();
+        assert!(out[0].is_ok());
+        assert_eq!(out[1].as_ref().unwrap_err(), &down);
+    }
+
+    #[test]
+    fn read_properties_add_what_the_model_needs() {
+        let p = HubSpot::read_properties(Object::Contact, &["email".into(), " ".into()]);
+        assert_eq!(
+            p,
+            vec![
+                "associatedcompanyid",
+                "email",
+                "hs_object_id",
+                "lastmodifieddate"
+            ]
+        );
+        let p = HubSpot::read_properties(Object::Company, &[]);
+        assert_eq!(p, vec!["hs_lastmodifieddate", "hs_object_id"]);
+    }
+}
