@@ -292,7 +292,11 @@ pub fn unknown_object(s: &str) -> Response {
     )
 }
 
-async fn unmatched(method: Method) -> Response {
+async fn unmatched(State(hs): State<Arc<Hs>>, method: Method, uri: axum::http::Uri) -> Response {
+    if !uri.path().starts_with("/_sandbox/") {
+        let write = is_write(&method, uri.path());
+        hs.stats.count(route_key(&method, None, uri.path()), write);
+    }
     error(
         StatusCode::NOT_FOUND,
         "OBJECT_NOT_FOUND",
@@ -335,11 +339,23 @@ async fn gate(State(hs): State<Arc<Hs>>, req: Request, next: Next) -> Response {
             hs.stats.fault("drop");
             return dropped_connection();
         }
+        FaultAction::DropAfter => {
+            hs.stats.fault("drop_after");
+            let _served = pass(&hs, req, next).await;
+            return dropped_connection();
+        }
         FaultAction::Status(code) => {
             hs.stats.fault(&code.to_string());
             return injected(&hs, code);
         }
     }
+    pass(&hs, req, next).await
+}
+
+/// Auth, rate limits and the handler (the part of the gate a `drop_after` fault still runs).
+async fn pass(hs: &Hs, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
     if path.starts_with("/oauth/") {
         return next.run(req).await;
     }
