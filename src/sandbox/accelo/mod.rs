@@ -345,7 +345,7 @@ async fn pass(ac: &Ac, req: Request, next: Next) -> Response {
     if path.starts_with("/oauth2/") {
         return next.run(req).await;
     }
-    if let Err(r) = authenticate(&ac, req.headers(), req.uri().query()) {
+    if let Err(r) = authenticate(ac, req.headers(), req.uri().query()) {
         return r;
     }
     let d = ac.hourly.admit();
@@ -361,11 +361,11 @@ async fn pass(ac: &Ac, req: Request, next: Next) -> Response {
                 ac.limits.per_hour.unwrap_or(0)
             ),
         );
-        limit_headers(&ac, r.headers_mut(), 0, reset_at);
+        limit_headers(ac, r.headers_mut(), 0, reset_at);
         return r;
     }
     let mut r = next.run(req).await;
-    limit_headers(&ac, r.headers_mut(), d.remaining, reset_at);
+    limit_headers(ac, r.headers_mut(), d.remaining, reset_at);
     r
 }
 

@@ -359,7 +359,7 @@ async fn pass(hs: &Hs, req: Request, next: Next) -> Response {
     if path.starts_with("/oauth/") {
         return next.run(req).await;
     }
-    if let Err(resp) = authenticate(&hs, req.headers()) {
+    if let Err(resp) = authenticate(hs, req.headers()) {
         return resp;
     }
     let is_search = method == Method::POST && path.ends_with("/search");
@@ -377,14 +377,14 @@ async fn pass(hs: &Hs, req: Request, next: Next) -> Response {
             "You have reached your ten_secondly_rolling limit.",
             "TEN_SECONDLY_ROLLING",
         );
-        add_limit_headers(&hs, r.headers_mut(), 0, None);
+        add_limit_headers(hs, r.headers_mut(), 0, None);
         return r;
     }
     let day = hs.daily.admit();
     if !day.allowed {
         hs.stats.throttled();
         let mut r = rate_limited("You have reached your daily limit.", "DAILY");
-        add_limit_headers(&hs, r.headers_mut(), burst.remaining, Some(0));
+        add_limit_headers(hs, r.headers_mut(), burst.remaining, Some(0));
         return r;
     }
     let mut resp = next.run(req).await;
