@@ -388,12 +388,7 @@ async fn pass(hs: &Hs, req: Request, next: Next) -> Response {
         return r;
     }
     let mut resp = next.run(req).await;
-    add_limit_headers(
-        &hs,
-        resp.headers_mut(),
-        burst.remaining,
-        Some(day.remaining),
-    );
+    add_limit_headers(hs, resp.headers_mut(), burst.remaining, Some(day.remaining));
     resp
 }
 
