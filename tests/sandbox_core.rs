@@ -103,3 +103,36 @@ async fn same_seed_same_data_and_credentials() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn faults_can_be_set_in_process_on_both_simulators() {
+    let sb = start().await;
+    let bad = tandem::sandbox::FaultConfig {
+        drop_rate: 2.0,
+        ..Default::default()
+    };
+    assert!(sb.set_faults(bad).is_err());
+    sb.set_faults(tandem::sandbox::FaultConfig {
+        storm_429: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let http = reqwest::Client::new();
+    let r = http
+        .get(format!("{}/crm/v3/objects/companies", sb.hubspot_url()))
+        .bearer_auth(sb.hubspot_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let r = http
+        .post(format!("{}/oauth2/v0/token", sb.accelo_url()))
+        .basic_auth(sb.accelo_client_id(), Some(sb.accelo_client_secret()))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429, "faults apply to token requests too");
+    assert_eq!(sb.accelo_stats()["throttled"], 1);
+    sb.shutdown().await;
+}

@@ -268,6 +268,12 @@ async fn list_pages_with_after_cursor_until_paging_is_absent() {
     error_shape(&r, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
     let r = t.get("/crm/v3/objects/deals").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = t.get("/crm/v2/nothing/here").await;
+    error_shape(&r, StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND");
+    assert_eq!(
+        t.admin("/_sandbox/stats").await["requests"]["GET (unmatched)"],
+        1
+    );
 }
 
 #[tokio::test]
@@ -1224,6 +1230,27 @@ async fn injected_errors_change_nothing_and_are_reproducible() {
         Err(_) => {}
         Ok(r) => assert!(r.bytes().await.is_err(), "the body must not arrive"),
     }
+    // drop_after: the request is served, then the connection drops — the change happened.
+    t.admin_post("/_sandbox/faults", json!({"drop_after_rate": 1.0}))
+        .await;
+    let e = t
+        .http
+        .post(format!("{}/crm/v3/objects/companies", t.sb.hubspot_url()))
+        .bearer_auth(t.sb.hubspot_token())
+        .json(&json!({"properties": {"name": "Ambiguous Ltd"}}))
+        .send()
+        .await;
+    match e {
+        Err(_) => {}
+        Ok(r) => assert!(r.bytes().await.is_err(), "the response must not arrive"),
+    }
+    let all = t.admin("/_sandbox/records/companies").await;
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["properties"]["name"] == "Ambiguous Ltd")
+    );
     // A 429 storm: the next N requests.
     t.admin_post("/_sandbox/faults", json!({"storm_429": 3}))
         .await;
@@ -1261,6 +1288,7 @@ async fn injected_errors_change_nothing_and_are_reproducible() {
     let stats = t.admin("/_sandbox/stats").await;
     assert!(stats["faults"]["500"].as_u64().unwrap() >= 3);
     assert_eq!(stats["faults"]["drop"], 1);
+    assert_eq!(stats["faults"]["drop_after"], 1);
     // Back to no faults.
     let r = t.admin_post("/_sandbox/faults", json!({})).await;
     assert_eq!(r.body["errors"], json!({}));

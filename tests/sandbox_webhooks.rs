@@ -643,3 +643,59 @@ async fn accelo_webhooks_deliver_id_and_resource_url() {
     assert_eq!(bad["meta"]["status"], "invalid_request");
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_slow_receiver_times_out_and_is_retried() {
+    // The receiver answers the first request only after the sandbox's timeout.
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (g, c) = (got.clone(), calls.clone());
+    let app = axum::Router::new().route(
+        "/slow",
+        axum::routing::post(move |body: Bytes| {
+            let (g, c) = (g.clone(), c.clone());
+            async move {
+                if c.fetch_add(1, Ordering::SeqCst) == 0 {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                g.lock()
+                    .unwrap()
+                    .extend(serde_json::from_slice::<Vec<Value>>(&body).unwrap());
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/slow", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let mut t = target(&url);
+    t.timeout = Duration::from_millis(200);
+    t.subscriptions = Some(vec!["company.creation".into()]);
+    let sb = Sandbox::start(SandboxOptions {
+        rate_limits: RateLimits::unlimited(),
+        hubspot_webhook: Some(t),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    api(
+        &sb,
+        reqwest::Method::POST,
+        "/crm/v3/objects/companies",
+        json!({"properties": {"name": "Slowpoke"}}),
+    )
+    .await;
+    eventually("a retried delivery", || {
+        got.lock().unwrap().iter().any(|e| e["attemptNumber"] == 1)
+    })
+    .await;
+    assert!(
+        sb.hubspot_stats()["webhooks"]["failed_attempts"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    sb.shutdown().await;
+}

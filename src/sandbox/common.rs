@@ -293,9 +293,14 @@ pub struct FaultConfig {
     /// Random extra latency (uniform 0..=jitter) added to `latency_ms`.
     #[serde(default)]
     pub latency_jitter_ms: u64,
-    /// Probability of closing the connection without any response.
+    /// Probability of closing the connection without any response, before the request is
+    /// served (nothing changes).
     #[serde(default)]
     pub drop_rate: f64,
+    /// Probability of serving the request and then closing the connection without sending the
+    /// response: the change happened but the client cannot know (tests idempotent retries).
+    #[serde(default)]
+    pub drop_after_rate: f64,
     /// The next N API requests are all answered 429 (a "429 storm").
     #[serde(default)]
     pub storm_429: u64,
@@ -313,7 +318,7 @@ pub struct FaultConfig {
 
 impl FaultConfig {
     /// Parses `--faults`: either the JSON form of `POST /_sandbox/faults`, or a compact
-    /// comma-separated form `500=0.1,429=0.05,latency=20,jitter=5,drop=0.01,storm=10,
+    /// comma-separated form `500=0.1,429=0.05,latency=20,jitter=5,drop=0.01,drop_after=0.01,storm=10,
     /// webhook_loss=0.1,webhook_duplicate=0.1,webhook_reorder=0.2,seed=3`.
     pub fn parse(s: &str) -> Result<FaultConfig, String> {
         let s = s.trim();
@@ -341,6 +346,7 @@ impl FaultConfig {
                 "latency" | "latency_ms" => cfg.latency_ms = int()?,
                 "jitter" | "latency_jitter_ms" => cfg.latency_jitter_ms = int()?,
                 "drop" | "drop_rate" => cfg.drop_rate = float()?,
+                "drop_after" | "drop_after_rate" => cfg.drop_after_rate = float()?,
                 "storm" | "storm_429" => cfg.storm_429 = int()?,
                 "webhook_loss" => cfg.webhook_loss = float()?,
                 "webhook_duplicate" => cfg.webhook_duplicate = float()?,
@@ -379,13 +385,14 @@ impl FaultConfig {
             }
             prob(&code.to_string(), *p)?;
         }
-        let total: f64 = self.errors.values().sum::<f64>() + self.drop_rate;
+        let total: f64 = self.errors.values().sum::<f64>() + self.drop_rate + self.drop_after_rate;
         if total > 1.0 {
             return Err(format!(
                 "error and drop probabilities add up to `{total}`, more than 1"
             ));
         }
         prob("drop_rate", self.drop_rate)?;
+        prob("drop_after_rate", self.drop_after_rate)?;
         prob("webhook_loss", self.webhook_loss)?;
         prob("webhook_duplicate", self.webhook_duplicate)?;
         prob("webhook_reorder", self.webhook_reorder)?;
@@ -402,6 +409,8 @@ pub enum FaultAction {
     Status(u16),
     /// Close the connection without a response.
     Drop,
+    /// Serve the request, then close the connection without the response.
+    DropAfter,
 }
 
 /// The live fault state of one simulator.
@@ -460,13 +469,20 @@ impl Faults {
             s.storm_left -= 1;
             return (FaultAction::Status(429), latency);
         }
-        if s.config.errors.is_empty() && s.config.drop_rate <= 0.0 {
+        if s.config.errors.is_empty()
+            && s.config.drop_rate <= 0.0
+            && s.config.drop_after_rate <= 0.0
+        {
             return (FaultAction::Pass, latency);
         }
         let roll: f64 = s.rng.random();
         let mut acc = s.config.drop_rate;
         if roll < acc {
             return (FaultAction::Drop, latency);
+        }
+        acc += s.config.drop_after_rate;
+        if roll < acc {
+            return (FaultAction::DropAfter, latency);
         }
         let errors: Vec<(u16, f64)> = s.config.errors.iter().map(|(k, v)| (*k, *v)).collect();
         for (code, p) in errors {

@@ -776,6 +776,15 @@ pub fn generate(seed: u64, companies: usize, contacts: usize) -> SeedData {
     }
 
     // ---- contacts
+    // With no companies at all, people still need an employer's domain for their emails.
+    let fallback = identities.is_empty().then(|| g.identity(usize::MAX));
+    let ident_at = |i: Option<usize>| -> &Identity {
+        match (i.and_then(|i| identities.get(i)), &fallback) {
+            (Some(id), _) => id,
+            (None, Some(f)) => f,
+            (None, None) => &identities[0],
+        }
+    };
     let shared_people = contacts * 2 / 5;
     let only_people = contacts - shared_people;
     let total_people = shared_people + 2 * only_people;
@@ -808,7 +817,7 @@ pub fn generate(seed: u64, companies: usize, contacts: usize) -> SeedData {
             hs_count += 1;
             next_hs_contact += g.rng.random_range(1..=61);
             let has_company = companies > 0 && !g.rng.random_bool(0.10);
-            let ident = &identities[hs_idx.get(slot).copied().unwrap_or(0).min(total - 1)];
+            let ident = ident_at(hs_idx.get(slot).copied());
             let mut email = unique_email(&mut emails_hs, &person.email_local, &email_domain(ident));
             if upper_one_side {
                 email = title_case_email(&email);
@@ -834,7 +843,7 @@ pub fn generate(seed: u64, companies: usize, contacts: usize) -> SeedData {
         if on_ac && ac_count < contacts && !ac_company_ids.is_empty() {
             ac_count += 1;
             let company_n = slot.min(ac_company_ids.len() - 1);
-            let ident = &identities[ac_idx.get(company_n).copied().unwrap_or(0).min(total - 1)];
+            let ident = ident_at(ac_idx.get(company_n).copied());
             let email = unique_email(&mut emails_ac, &person.email_local, &email_domain(ident));
             let contact_id = ac_count as u64;
             let aff = g.ac_affiliation(
@@ -1393,6 +1402,18 @@ mod tests {
                 .iter()
                 .all(|c| c.id > u64::from(u32::MAX))
         );
+    }
+
+    #[test]
+    fn tiny_and_empty_worlds_generate() {
+        for (co, ct) in [(0, 0), (0, 10), (1, 1), (3, 0), (1, 50), (2, 3)] {
+            let d = generate(1, co, ct);
+            assert_eq!(d.hubspot.companies.len(), co);
+            assert_eq!(d.accelo.companies.len(), co);
+            assert_eq!(d.hubspot.contacts.len(), ct, "({co}, {ct})");
+            // Accelo contacts need a company to be affiliated with.
+            assert_eq!(d.accelo.contacts.len(), if co == 0 { 0 } else { ct });
+        }
     }
 
     #[test]

@@ -554,6 +554,14 @@ impl Sandbox {
         }
     }
 
+    /// Replaces the fault settings of both simulators (as `POST /_sandbox/faults` on each).
+    pub fn set_faults(&self, faults: FaultConfig) -> Result<(), SandboxError> {
+        faults.validate().map_err(SandboxError::Invalid)?;
+        self.hs.faults.set(faults.clone());
+        self.ac.faults.set(faults);
+        Ok(())
+    }
+
     /// Both simulators back to the seeded state (`POST /_sandbox/reset` on each).
     pub fn reset(&self) {
         hubspot::reset(&self.hs);

@@ -3,7 +3,8 @@
 //! Results go to docs/PERFORMANCE.md; this is a benchmark, not a test.
 //!
 //! Run: `cargo bench --bench sandbox_throughput` (optionally `-- --contacts 80000
-//! --companies 20000 --concurrency 8`).
+//! --companies 20000 --concurrency 8`). Under `cargo test --all-targets` (no `--bench`
+//! argument) it runs a small smoke version so the suite stays fast.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark harness: failures abort the run
 
@@ -26,6 +27,11 @@ fn args() -> Args {
         concurrency: 8,
     };
     let argv: Vec<String> = std::env::args().collect();
+    if !argv.iter().any(|a| a == "--bench") {
+        a.companies = 200;
+        a.contacts = 800;
+        a.concurrency = 2;
+    }
     let mut i = 1;
     while i < argv.len() {
         let next = || argv.get(i + 1).and_then(|v| v.parse::<usize>().ok());
@@ -46,7 +52,7 @@ fn args() -> Args {
 fn report(name: &str, requests: usize, records: usize, took: Duration) {
     let s = took.as_secs_f64();
     println!(
-        "| {name:<44} | {requests:>7} | {records:>8} | {:>8.2} | {:>9.0} | {:>10.0} | {:>8.2} |",
+        "| {name:<48} | {requests:>7} | {records:>8} | {:>8.2} | {:>9.0} | {:>10.0} | {:>8.2} |",
         s,
         requests as f64 / s,
         records as f64 / s,
@@ -75,6 +81,14 @@ async fn hs_post(http: &reqwest::Client, sb: &Sandbox, path: &str, body: &Value)
         .unwrap();
     assert!(r.status().is_success(), "{path}: {}", r.status());
     r.json().await.unwrap()
+}
+
+/// Resident set size of this process (Linux), MiB.
+fn rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 fn main() {
@@ -112,13 +126,16 @@ async fn run(a: Args) {
         2 * (a.companies + a.contacts),
         startup.as_secs_f64()
     );
+    if let Some(rss) = rss_mib() {
+        println!("resident memory after start-up: {rss:.0} MiB");
+    }
     println!();
     println!(
-        "| {:<44} | {:>7} | {:>8} | {:>8} | {:>9} | {:>10} | {:>8} |",
+        "| {:<48} | {:>7} | {:>8} | {:>8} | {:>9} | {:>10} | {:>8} |",
         "scenario", "reqs", "records", "secs", "req/s", "records/s", "ms/req"
     );
     println!(
-        "|{:-<46}|{:-<9}|{:-<10}|{:-<10}|{:-<11}|{:-<12}|{:-<10}|",
+        "|{:-<50}|{:-<9}|{:-<10}|{:-<10}|{:-<11}|{:-<12}|{:-<10}|",
         "", "", "", "", "", "", ""
     );
     let http = reqwest::Client::builder()
@@ -367,6 +384,9 @@ async fn run(a: Args) {
         t.elapsed(),
     );
 
+    if let Some(rss) = rss_mib() {
+        println!("\nresident memory at the end: {rss:.0} MiB");
+    }
     let sb = Arc::try_unwrap(sb).expect("all tasks finished");
     sb.shutdown().await;
 }

@@ -283,7 +283,11 @@ pub fn method_override(mut req: Request) -> Request {
     req
 }
 
-async fn unmatched(uri: Uri) -> Response {
+async fn unmatched(State(ac): State<Arc<Ac>>, method: Method, uri: Uri) -> Response {
+    if !uri.path().starts_with("/_sandbox/") {
+        let write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+        ac.stats.count(route_key(&method, None, uri.path()), write);
+    }
     // Accelo answers unknown URLs with an HTML page, not the envelope.
     let body = format!(
         "<!DOCTYPE html><html><head><title>404 Not Found</title></head><body><h1>Not Found</h1>\
@@ -322,15 +326,26 @@ async fn gate(State(ac): State<Arc<Ac>>, req: Request, next: Next) -> Response {
             ac.stats.fault("drop");
             return dropped_connection();
         }
+        FaultAction::DropAfter => {
+            ac.stats.fault("drop_after");
+            let _served = pass(&ac, req, next).await;
+            return dropped_connection();
+        }
         FaultAction::Status(code) => {
             ac.stats.fault(&code.to_string());
             return injected(&ac, code);
         }
     }
+    pass(&ac, req, next).await
+}
+
+/// Auth, rate limits and the handler (the part of the gate a `drop_after` fault still runs).
+async fn pass(ac: &Ac, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
     if path.starts_with("/oauth2/") {
         return next.run(req).await;
     }
-    if let Err(r) = authenticate(&ac, req.headers(), req.uri().query()) {
+    if let Err(r) = authenticate(ac, req.headers(), req.uri().query()) {
         return r;
     }
     let d = ac.hourly.admit();
@@ -346,11 +361,11 @@ async fn gate(State(ac): State<Arc<Ac>>, req: Request, next: Next) -> Response {
                 ac.limits.per_hour.unwrap_or(0)
             ),
         );
-        limit_headers(&ac, r.headers_mut(), 0, reset_at);
+        limit_headers(ac, r.headers_mut(), 0, reset_at);
         return r;
     }
     let mut r = next.run(req).await;
-    limit_headers(&ac, r.headers_mut(), d.remaining, reset_at);
+    limit_headers(ac, r.headers_mut(), d.remaining, reset_at);
     r
 }
 

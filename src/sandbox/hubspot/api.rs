@@ -537,8 +537,7 @@ fn batch_body(
     }
 }
 
-fn standard_error(status: u16, category: &str, message: String, context: Value) -> Value {
-    let _ = status;
+fn standard_error(category: &str, message: String, context: Value) -> Value {
     json!({
         "status": "error",
         "category": category,
@@ -551,7 +550,6 @@ fn standard_error(status: u16, category: &str, message: String, context: Value) 
 
 fn not_found_error(kind: Kind, ids: Vec<String>) -> Value {
     standard_error(
-        404,
         "OBJECT_NOT_FOUND",
         format!(
             "Could not get some {} objects, they may be deleted or not exist. Check that ids are \
@@ -719,10 +717,10 @@ fn batch_create(hs: &Hs, kind: Kind, body: &Bytes) -> Response {
 }
 
 fn write_error(e: &StoreError, trace: Option<&str>) -> Value {
-    let (status, category) = match e {
-        StoreError::Validation(_) | StoreError::Invalid(_) => (400, "VALIDATION_ERROR"),
-        StoreError::Conflict { .. } => (409, "CONFLICT"),
-        StoreError::NotFound(_) => (404, "OBJECT_NOT_FOUND"),
+    let category = match e {
+        StoreError::Validation(_) | StoreError::Invalid(_) => "VALIDATION_ERROR",
+        StoreError::Conflict { .. } => "CONFLICT",
+        StoreError::NotFound(_) => "OBJECT_NOT_FOUND",
     };
     let mut context = json!({});
     if let Some(t) = trace {
@@ -731,7 +729,7 @@ fn write_error(e: &StoreError, trace: Option<&str>) -> Value {
     if let StoreError::NotFound(id) = e {
         context["ids"] = json!([id]);
     }
-    standard_error(status, category, e.message(), context)
+    standard_error(category, e.message(), context)
 }
 
 fn batch_update(hs: &Hs, kind: Kind, body: &Bytes) -> Response {

@@ -292,8 +292,11 @@ pub fn unknown_object(s: &str) -> Response {
     )
 }
 
-async fn unmatched(method: Method, req: Request) -> Response {
-    let _ = req;
+async fn unmatched(State(hs): State<Arc<Hs>>, method: Method, uri: axum::http::Uri) -> Response {
+    if !uri.path().starts_with("/_sandbox/") {
+        let write = is_write(&method, uri.path());
+        hs.stats.count(route_key(&method, None, uri.path()), write);
+    }
     error(
         StatusCode::NOT_FOUND,
         "OBJECT_NOT_FOUND",
@@ -306,22 +309,13 @@ async fn unmatched(method: Method, req: Request) -> Response {
 // ---------------------------------------------------------------------------------------------
 // The gate: counting, faults, auth, rate limits
 
-/// Whether a request counts as a write (see [`crate::sandbox::common::Stats`]).
-fn is_write(method: &Method, template: Option<&str>) -> bool {
-    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        return false;
-    }
-    let Some(t) = template else {
-        return *method != Method::POST;
-    };
-    if t.starts_with("/oauth/") || t.ends_with("/search") {
-        return false;
-    }
-    if t.ends_with("/batch/{action}") {
-        // batch/read is a read; other batch actions are writes (checked by the caller).
-        return true;
-    }
-    true
+/// Whether a request counts as a write (see [`crate::sandbox::common::Stats`]): any method
+/// but GET/HEAD/OPTIONS, except token requests, search and batch reads.
+fn is_write(method: &Method, path: &str) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+        && !path.starts_with("/oauth/")
+        && !path.ends_with("/search")
+        && !path.ends_with("/batch/read")
 }
 
 async fn gate(State(hs): State<Arc<Hs>>, req: Request, next: Next) -> Response {
@@ -332,7 +326,7 @@ async fn gate(State(hs): State<Arc<Hs>>, req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string());
     let key = route_key(&method, template.as_deref(), &path);
-    let write = is_write(&method, template.as_deref()) && !path.ends_with("/batch/read");
+    let write = is_write(&method, &path);
     hs.stats.count(key, write);
 
     let (action, latency) = hs.faults.decide();
@@ -345,22 +339,34 @@ async fn gate(State(hs): State<Arc<Hs>>, req: Request, next: Next) -> Response {
             hs.stats.fault("drop");
             return dropped_connection();
         }
+        FaultAction::DropAfter => {
+            hs.stats.fault("drop_after");
+            let _served = pass(&hs, req, next).await;
+            return dropped_connection();
+        }
         FaultAction::Status(code) => {
             hs.stats.fault(&code.to_string());
             return injected(&hs, code);
         }
     }
+    pass(&hs, req, next).await
+}
+
+/// Auth, rate limits and the handler (the part of the gate a `drop_after` fault still runs).
+async fn pass(hs: &Hs, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
     if path.starts_with("/oauth/") {
         return next.run(req).await;
     }
-    if let Err(resp) = authenticate(&hs, req.headers()) {
+    if let Err(resp) = authenticate(hs, req.headers()) {
         return resp;
     }
     let is_search = method == Method::POST && path.ends_with("/search");
     if is_search {
         if !hs.secondly.admit().allowed {
             hs.stats.throttled();
-            return rate_limited("You have reached your secondly limit.", "SECONDLY", None);
+            return rate_limited("You have reached your secondly limit.", "SECONDLY");
         }
         return next.run(req).await;
     }
@@ -370,25 +376,19 @@ async fn gate(State(hs): State<Arc<Hs>>, req: Request, next: Next) -> Response {
         let mut r = rate_limited(
             "You have reached your ten_secondly_rolling limit.",
             "TEN_SECONDLY_ROLLING",
-            None,
         );
-        add_limit_headers(&hs, r.headers_mut(), 0, None);
+        add_limit_headers(hs, r.headers_mut(), 0, None);
         return r;
     }
     let day = hs.daily.admit();
     if !day.allowed {
         hs.stats.throttled();
-        let mut r = rate_limited("You have reached your daily limit.", "DAILY", None);
-        add_limit_headers(&hs, r.headers_mut(), burst.remaining, Some(0));
+        let mut r = rate_limited("You have reached your daily limit.", "DAILY");
+        add_limit_headers(hs, r.headers_mut(), burst.remaining, Some(0));
         return r;
     }
     let mut resp = next.run(req).await;
-    add_limit_headers(
-        &hs,
-        resp.headers_mut(),
-        burst.remaining,
-        Some(day.remaining),
-    );
+    add_limit_headers(hs, resp.headers_mut(), burst.remaining, Some(day.remaining));
     resp
 }
 
@@ -412,7 +412,7 @@ fn add_limit_headers(hs: &Hs, h: &mut HeaderMap, remaining: u32, daily_remaining
     }
 }
 
-fn rate_limited(message: &str, policy: &str, _retry: Option<u64>) -> Response {
+fn rate_limited(message: &str, policy: &str) -> Response {
     json_response(
         StatusCode::TOO_MANY_REQUESTS,
         &json!({
@@ -433,7 +433,6 @@ fn injected(hs: &Hs, code: u16) -> Response {
             let mut r = rate_limited(
                 "You have reached your ten_secondly_rolling limit.",
                 "TEN_SECONDLY_ROLLING",
-                None,
             );
             add_limit_headers(hs, r.headers_mut(), 0, None);
             r
