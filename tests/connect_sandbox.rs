@@ -975,7 +975,9 @@ async fn creates_after_dropped_connections_never_duplicate() {
     let (hs_url, ac_url) = (sb.hubspot_url().to_string(), sb.accelo_url().to_string());
     let hs = hubspot(&sb);
     let ac = accelo(&sb);
-    let faults = json!({"seed": 9, "drop_rate": 0.3});
+    // Connections dropped before the request is served, and after (the record exists but the
+    // answer is lost).
+    let faults = json!({"seed": 9, "drop_rate": 0.15, "drop_after_rate": 0.15});
     admin.faults(&hs_url, faults.clone()).await;
     admin.faults(&ac_url, faults).await;
 
@@ -1234,6 +1236,87 @@ async fn a_lost_create_whose_record_exists_is_found_not_repeated() {
     let (created, found) =
         create_under_drops(&hs, &admin, &hs_url, Object::Company, input, count).await;
     assert!(created > 0 && found > 0, "created {created}, found {found}");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_create_served_but_unanswered_is_found_not_repeated() {
+    let sb = sandbox(25, 5, 5).await;
+    let admin = Admin::new();
+    let (hs_url, ac_url) = (sb.hubspot_url().to_string(), sb.accelo_url().to_string());
+    let hs = hubspot(&sb);
+    let ac = accelo(&sb);
+    let company = txt(&admin.records(&ac_url, "companies").await[0]["id"]);
+    let (mut hs_found, mut ac_found) = (0, 0);
+    for seed in 0..40u64 {
+        if hs_found > 0 && ac_found > 0 {
+            break;
+        }
+        // Half of the answers are lost after the request was served.
+        let faults = json!({"seed": seed, "drop_after_rate": 0.5});
+        let email = format!("served{seed}@example.org");
+
+        admin.faults(&hs_url, faults.clone()).await;
+        let out = hs
+            .create(
+                Object::Contact,
+                vec![CreateInput {
+                    changes: changes(&[("email", Some(&email)), ("lastname", Some("Served"))]),
+                    company_id: None,
+                    lookup: Some(Lookup::new("email", email.clone())),
+                }],
+            )
+            .await
+            .expect("create");
+        admin.faults(&hs_url, json!({})).await;
+        let w = out[0].as_ref().expect("settled");
+        let matching: Vec<String> = admin
+            .records(&hs_url, "contacts")
+            .await
+            .iter()
+            .filter(|c| c["properties"]["email"].as_str() == Some(email.as_str()))
+            .map(|c| txt(&c["id"]))
+            .collect();
+        assert_eq!(matching, vec![w.id.clone()], "exactly the one record");
+        if w.outcome == WriteOutcome::Found {
+            hs_found += 1;
+        }
+
+        admin.faults(&ac_url, faults).await;
+        let out = ac
+            .create(
+                Object::Contact,
+                vec![CreateInput {
+                    changes: changes(&[
+                        ("firstname", Some("Served")),
+                        ("surname", Some("Once")),
+                        ("affiliation.email", Some(&email)),
+                    ]),
+                    company_id: Some(company.clone()),
+                    lookup: Some(Lookup::new("affiliation.email", email.clone())),
+                }],
+            )
+            .await
+            .expect("create");
+        admin.faults(&ac_url, json!({})).await;
+        let w = out[0].as_ref().expect("settled");
+        let matching: Vec<String> = admin
+            .records(&ac_url, "affiliations")
+            .await
+            .iter()
+            .filter(|a| a["email"].as_str() == Some(email.as_str()))
+            .map(|a| txt(&a["contact"]))
+            .collect();
+        assert_eq!(matching, vec![w.id.clone()], "exactly the one record");
+        assert!(w.affiliation_id.is_some());
+        if w.outcome == WriteOutcome::Found {
+            ac_found += 1;
+        }
+    }
+    assert!(
+        hs_found > 0 && ac_found > 0,
+        "hubspot {hs_found}, accelo {ac_found}"
+    );
     sb.shutdown().await;
 }
 

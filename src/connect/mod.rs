@@ -117,7 +117,8 @@ pub enum WriteOutcome {
     /// The record was updated.
     Updated,
     /// A create's outcome was unknown and the record was found by its lookup: it exists (created
-    /// by the lost attempt, or by someone else) and was not created again.
+    /// by the lost attempt, or by someone else) and was not created again. Only its existence is
+    /// established: link it, and let the next plan show any value it lacks as a change.
     Found,
 }
 
