@@ -9,6 +9,8 @@
 //! ```
 
 pub mod cli;
+pub mod connect;
 pub mod model;
 pub mod plan;
+pub mod sandbox;
 pub mod server;

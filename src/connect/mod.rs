@@ -1,0 +1,236 @@
+//! Connectors: the HubSpot and Accelo API clients behind one [`Connector`] trait.
+//!
+//! This module owns everything Tandem says to the two remote systems: authentication, paging,
+//! batching, lookups, rate limiting before sending, retries with backoff, and the rule that a
+//! create whose outcome is unknown is never blindly repeated (it is looked up first). Wire types
+//! stay inside [`hubspot`] and [`accelo`]; what leaves this module is [`model::Record`] in the
+//! document shapes of the shared contract, and what enters it is a write by *write key*
+//! (a HubSpot property name, or an Accelo dotted path such as `affiliation.email`).
+//!
+//! [`model::Record`]: crate::model::Record
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use futures::stream::{self, BoxStream, StreamExt};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Object, Record, System};
+
+pub mod accelo;
+mod de;
+mod error;
+mod http;
+pub mod hubspot;
+mod secret;
+
+pub use error::ConnectError;
+pub use http::{RateLimit, RetryPolicy};
+pub use secret::Secret;
+
+/// The changes of one write, by write key. `None` clears the field.
+pub type Changes = BTreeMap<String, Option<String>>;
+
+/// What to scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scan {
+    /// Every record of the object.
+    All,
+    /// Records changed at or after this time (unix milliseconds). The result may repeat a record
+    /// changed exactly at the boundary; callers keep the latest `updated_at` as their watermark.
+    ChangedSince(i64),
+}
+
+/// Where the next page of a scan starts. Opaque; it serializes so a resumable job can store it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Cursor(pub String);
+
+/// One page of a scan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The records of this page, in the system's order.
+    pub records: Vec<Record>,
+    /// The cursor of the next page, `None` on the last one.
+    pub next: Option<Cursor>,
+}
+
+/// A field value to find records by: dedup lookups and crash recovery.
+///
+/// `key` is a write key: a HubSpot property (`email`, `domain`, `name`) or an Accelo path
+/// (`affiliation.email`, `website`, `name`). Matching is exact, ignoring case and surrounding
+/// white space.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Lookup {
+    /// The field.
+    pub key: String,
+    /// The value it must have.
+    pub value: String,
+}
+
+impl Lookup {
+    /// A lookup of `key` = `value`.
+    pub fn new(key: impl Into<String>, value: impl Into<String>) -> Lookup {
+        Lookup {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// One record to create.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CreateInput {
+    /// The initial field values by write key (`None` values are left out).
+    pub changes: Changes,
+    /// For contacts: the company (in the target system) to attach the contact to — HubSpot: the
+    /// primary association (typeId 1); Accelo: the affiliation's company (required).
+    pub company_id: Option<String>,
+    /// How to find the record if the create's outcome is unknown (timeout, dropped connection,
+    /// 5xx): it is looked up by this before being created again. Without it such a create fails
+    /// with [`ConnectError::OutcomeUnknown`] instead of risking a duplicate.
+    pub lookup: Option<Lookup>,
+}
+
+/// One record to update.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UpdateInput {
+    /// The record's id in the target system.
+    pub id: String,
+    /// The changed fields by write key; `None` clears.
+    pub changes: Changes,
+    /// For contacts: make this company the primary one (HubSpot v4 association typeId 1).
+    /// Accelo affiliations are not moved between companies; there it is ignored.
+    pub company_id: Option<String>,
+    /// The record as last read, when the caller has it: lets the Accelo connector find the
+    /// affiliation, the postal address and the current status without reading again.
+    pub current: Option<Record>,
+}
+
+/// What a successful write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteOutcome {
+    /// The record was created.
+    Created,
+    /// The record was updated.
+    Updated,
+    /// A create's outcome was unknown and the record was found by its lookup: it exists (created
+    /// by the lost attempt, or by someone else) and was not created again. Only its existence is
+    /// established: link it, and let the next plan show any value it lacks as a change.
+    Found,
+}
+
+/// The result of one successful write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    /// The record's id in the target system.
+    pub id: String,
+    /// Accelo contacts: the affiliation carrying email, phone and position.
+    pub affiliation_id: Option<String>,
+    /// What happened.
+    pub outcome: WriteOutcome,
+    /// Steps that failed after the record itself was written (Accelo: the postal address or the
+    /// mobile number of a new record). The record exists and must be linked; these fields were
+    /// not written and the next plan will show them as changes.
+    pub problems: Vec<ConnectError>,
+}
+
+impl Written {
+    /// A write that did everything it was asked.
+    pub fn new(id: impl Into<String>, outcome: WriteOutcome) -> Written {
+        Written {
+            id: id.into(),
+            affiliation_id: None,
+            outcome,
+            problems: Vec::new(),
+        }
+    }
+}
+
+/// The result of one input of a batch write: each input fails alone.
+pub type WriteResult = Result<Written, ConnectError>;
+
+/// What the rest of Tandem needs from a remote system.
+///
+/// Every method's outer `Err` means the call as a whole failed. For writes that happens only
+/// when the system turned out unusable ([`ConnectError::is_unreachable`], the exit-code-3 kind)
+/// before any record was written; every other failure — a refused value, a duplicate, an
+/// unknown outcome, or the system going away half-way — is the inner result of the inputs it
+/// concerns, one result per input, in input order.
+#[async_trait]
+pub trait Connector: Send + Sync + fmt::Debug {
+    /// Which system this is.
+    fn system(&self) -> System;
+
+    /// How many records one write request takes (HubSpot 100, Accelo 1). Callers may pass more;
+    /// the connector splits.
+    fn batch_size(&self) -> usize;
+
+    /// One authenticated request: fails with the exit-code-3 kind of error when the system cannot
+    /// be reached or refuses the credentials.
+    async fn check(&self) -> Result<(), ConnectError>;
+
+    /// One page of a scan. `properties` are the HubSpot properties to read (the connector adds
+    /// those it needs itself); Accelo documents have a fixed shape and ignore it.
+    async fn scan_page(
+        &self,
+        object: Object,
+        scan: Scan,
+        properties: &[String],
+        cursor: Option<&Cursor>,
+    ) -> Result<Page, ConnectError>;
+
+    /// Records by id. Ids that do not exist are absent from the result.
+    async fn get(
+        &self,
+        object: Object,
+        ids: &[String],
+        properties: &[String],
+    ) -> Result<Vec<Record>, ConnectError>;
+
+    /// Records whose field `lookup.key` equals `lookup.value` (ignoring case and surrounding
+    /// white space). HubSpot contacts by `email` are read consistently (batch read by
+    /// `idProperty=email`); other HubSpot keys go through search, which HubSpot documents as
+    /// eventually consistent (a record created seconds ago may not be found yet).
+    async fn find(
+        &self,
+        object: Object,
+        lookup: &Lookup,
+        properties: &[String],
+    ) -> Result<Vec<Record>, ConnectError>;
+
+    /// Creates records; one result per input, in input order.
+    async fn create(
+        &self,
+        object: Object,
+        inputs: Vec<CreateInput>,
+    ) -> Result<Vec<WriteResult>, ConnectError>;
+
+    /// Updates records; one result per input, in input order.
+    async fn update(
+        &self,
+        object: Object,
+        inputs: Vec<UpdateInput>,
+    ) -> Result<Vec<WriteResult>, ConnectError>;
+
+    /// Every record of a scan, page by page. Holds one page at a time.
+    fn scan<'a>(
+        &'a self,
+        object: Object,
+        scan: Scan,
+        properties: &'a [String],
+    ) -> BoxStream<'a, Result<Vec<Record>, ConnectError>> {
+        stream::try_unfold(Some(None::<Cursor>), move |state| async move {
+            let Some(cursor) = state else {
+                return Ok(None);
+            };
+            let page = self
+                .scan_page(object, scan, properties, cursor.as_ref())
+                .await?;
+            Ok(Some((page.records, page.next.map(Some))))
+        })
+        .boxed()
+    }
+}
