@@ -11,3 +11,4 @@
 pub mod cli;
 pub mod model;
 pub mod plan;
+pub mod store;
