@@ -2,6 +2,8 @@
 //! recovery through expired leases, lease fencing, progress, checkpoints, release, cancel, and
 //! concurrent claimers that never share a job.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! Links and record outcomes, on SQLite and PostgreSQL: look-ups from either side, bulk load,
 //! upsert, delete, conflicts, and the one-transaction write of link + intent + log entry.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::collections::BTreeMap;
 
 use serde_json::json;
