@@ -123,10 +123,17 @@ impl PgStore {
         location: String,
         options: &OpenOptions,
     ) -> Result<PgStore, StoreError> {
+        let connect = connect.application_name("tandem");
+        // One direct attempt first: the pool would retry until its acquire timeout, and a
+        // server that is down or refuses the credentials should be reported at once.
+        let probe = PgConnection::connect_with(&connect)
+            .await
+            .map_err(|e| open_error(&location, e))?;
+        let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.unwrap_or(8).max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(connect.application_name("tandem"))
+            .connect_with(connect)
             .await
             .map_err(|e| open_error(&location, e))?;
         MIGRATOR
