@@ -10,5 +10,6 @@
 
 pub mod cli;
 pub mod model;
+pub mod notify;
 pub mod plan;
 pub mod store;
