@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod demo;
+pub mod log;
 
 /// How a command ended (DESIGN.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +56,9 @@ pub struct Cli {
 pub enum Command {
     /// Start the sandbox with seeded data and walk through pull, push and push-one; exits 0.
     Demo(demo::Args),
+    /// Show the sync log: runs with counts and duration, and per record what happened and why,
+    /// field by field.
+    Log(log::Args),
 }
 
 /// Parses the process arguments, sets up logging and runs the command.
@@ -78,6 +82,7 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> Exit {
     match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Log(args) => log::run(args),
     }
 }
 
