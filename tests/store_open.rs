@@ -124,3 +124,31 @@ async fn a_postgres_store_migrates_its_schema_and_reopens() {
     again.close().await;
     ts.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_store_from_a_newer_tandem_is_refused_not_misread() {
+    let ts = TestStore::sqlite().await;
+    ts.store.close().await;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", ts.url))
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99990101000000, 'from the future', true, x'00', 1)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let err = tandem::store::open(&ts.url).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "cannot open the store at `{}`: cannot migrate the schema: ",
+            ts.url
+        )),
+        "{text}"
+    );
+    assert!(text.contains("99990101000000"), "{text}");
+    ts.cleanup().await;
+}
