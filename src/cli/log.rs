@@ -119,8 +119,17 @@ pub fn run(args: Args) -> Exit {
         }
     };
     runtime.block_on(async {
-        let stop = async {
-            let _ = tokio::signal::ctrl_c().await;
+        // Only `--follow` waits for a signal; otherwise Ctrl-C keeps its default effect.
+        let stop: std::pin::Pin<Box<dyn Future<Output = ()>>> = if args.follow {
+            match interrupted() {
+                Ok(stop) => Box::pin(stop),
+                Err(e) => {
+                    eprintln!("error: cannot watch for Ctrl-C: {e}");
+                    return Exit::Failures;
+                }
+            }
+        } else {
+            Box::pin(std::future::pending())
         };
         let stdout = io::stdout();
         let mut out = stdout.lock();
@@ -135,6 +144,29 @@ pub fn run(args: Args) -> Exit {
             }
         }
     })
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed before this returns, so
+/// a signal that arrives while the first entries are being printed is not lost.
+fn interrupted() -> io::Result<impl Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
 }
 
 /// Prints the entries `args` select to `out`; with `--follow`, keeps printing new ones until
