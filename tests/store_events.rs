@@ -238,3 +238,33 @@ async fn events_are_deduplicated_and_coalesced_into_one_job_per_record() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_batch_of_events_is_stored_and_coalesced_in_one_go() {
+    for_each_store(|store| async move {
+        // 30 events over 3 records, with one redelivery inside the batch.
+        let mut batch: Vec<(NewEvent, Option<NewJob>)> = (0..30)
+            .map(|i| {
+                let record = format!("{}", i % 3);
+                (event(100 + i, &record), Some(job_for(&record)))
+            })
+            .collect();
+        batch.push((event(105, "2"), Some(job_for("2"))));
+        let accepted = store.accept_events(&batch).await.unwrap();
+        assert_eq!(accepted.len(), 31);
+        assert_eq!(accepted.iter().filter(|a| a.new).count(), 30);
+        let redelivered = accepted[30];
+        assert!(!redelivered.new && redelivered.job.is_none());
+        assert_eq!(redelivered.id, accepted[5].id);
+        let jobs: std::collections::BTreeSet<_> = accepted
+            .iter()
+            .filter_map(|a| a.job.map(|j| j.id))
+            .collect();
+        assert_eq!(jobs.len(), 3, "one job per record");
+        for j in jobs {
+            assert_eq!(store.events_for_job(j).await.unwrap().len(), 10);
+        }
+        assert!(store.accept_events(&[]).await.unwrap().is_empty());
+    })
+    .await;
+}

@@ -374,6 +374,14 @@ pub trait Store: Send + Sync + fmt::Debug {
         job: Option<&NewJob>,
     ) -> Result<AcceptedEvent, StoreError>;
 
+    /// [`Store::accept_event`] for a batch (HubSpot delivers up to 100 events per request), in
+    /// one transaction: all are stored or none. A redelivery within the batch is reported as
+    /// not new, like one across batches.
+    async fn accept_events(
+        &self,
+        events: &[(NewEvent, Option<NewJob>)],
+    ) -> Result<Vec<AcceptedEvent>, StoreError>;
+
     /// The events coalesced into `job`.
     async fn events_for_job(&self, job: JobId) -> Result<Vec<Event>, StoreError>;
 

@@ -200,6 +200,63 @@ macro_rules! impl_store {
                 )))
             }
 
+            /// Stores one event (unless a redelivery) and queues or joins its job, inside a
+            /// write transaction.
+            async fn accept_event_in(
+                conn: &mut $conn,
+                event: &NewEvent,
+                job: Option<&NewJob>,
+                now: i64,
+            ) -> Result<AcceptedEvent, StoreError> {
+                let id: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO events (source, dedup_key, object, record_id, payload, \
+                     received_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (source, dedup_key) DO NOTHING RETURNING id",
+                )
+                .bind(event.source.as_str())
+                .bind(&event.dedup_key)
+                .bind(event.object.map(|o| o.as_str()))
+                .bind(event.record_id.as_deref())
+                .bind(Json(&event.payload))
+                .bind(now)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(q("storing an event"))?;
+                let Some(id) = id else {
+                    let existing: i64 = sqlx::query_scalar(
+                        "SELECT id FROM events WHERE source = $1 AND dedup_key = $2",
+                    )
+                    .bind(event.source.as_str())
+                    .bind(&event.dedup_key)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(q("looking up an event"))?;
+                    return Ok(AcceptedEvent {
+                        id: EventId(existing),
+                        new: false,
+                        job: None,
+                    });
+                };
+                let queued = match job {
+                    None => None,
+                    Some(job) => {
+                        let queued = Self::enqueue_in(&mut *conn, job, now).await?;
+                        sqlx::query("UPDATE events SET job_id = $2 WHERE id = $1")
+                            .bind(id)
+                            .bind(queued.id.0)
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(q("attaching an event to its job"))?;
+                        Some(queued)
+                    }
+                };
+                Ok(AcceptedEvent {
+                    id: EventId(id),
+                    new: true,
+                    job: queued,
+                })
+            }
+
             /// The error for a lease check that matched no row.
             async fn lease_error(&self, id: JobId, owner: &str) -> StoreError {
                 let row: Result<Option<LeaseRow>, _> =
@@ -957,60 +1014,30 @@ macro_rules! impl_store {
                 event: &NewEvent,
                 job: Option<&NewJob>,
             ) -> Result<AcceptedEvent, StoreError> {
+                let accepted = self.accept_events(&[(event.clone(), job.cloned())]).await?;
+                accepted.into_iter().next().ok_or_else(|| {
+                    StoreError::Corrupt("storing an event returned nothing".into())
+                })
+            }
+
+            async fn accept_events(
+                &self,
+                events: &[(NewEvent, Option<NewJob>)],
+            ) -> Result<Vec<AcceptedEvent>, StoreError> {
+                if events.is_empty() {
+                    return Ok(Vec::new());
+                }
                 let now = now_ms();
                 let mut tx = self
                     .begin_write()
                     .await
                     .map_err(q("starting a transaction"))?;
-                let id: Option<i64> = sqlx::query_scalar(
-                    "INSERT INTO events (source, dedup_key, object, record_id, payload, \
-                     received_at) VALUES ($1, $2, $3, $4, $5, $6) \
-                     ON CONFLICT (source, dedup_key) DO NOTHING RETURNING id",
-                )
-                .bind(event.source.as_str())
-                .bind(&event.dedup_key)
-                .bind(event.object.map(|o| o.as_str()))
-                .bind(event.record_id.as_deref())
-                .bind(Json(&event.payload))
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(q("storing an event"))?;
-                let Some(id) = id else {
-                    let existing: i64 = sqlx::query_scalar(
-                        "SELECT id FROM events WHERE source = $1 AND dedup_key = $2",
-                    )
-                    .bind(event.source.as_str())
-                    .bind(&event.dedup_key)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(q("looking up an event"))?;
-                    tx.commit().await.map_err(q("committing an event"))?;
-                    return Ok(AcceptedEvent {
-                        id: EventId(existing),
-                        new: false,
-                        job: None,
-                    });
-                };
-                let queued = match job {
-                    None => None,
-                    Some(job) => {
-                        let queued = Self::enqueue_in(&mut tx, job, now).await?;
-                        sqlx::query("UPDATE events SET job_id = $2 WHERE id = $1")
-                            .bind(id)
-                            .bind(queued.id.0)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(q("attaching an event to its job"))?;
-                        Some(queued)
-                    }
-                };
-                tx.commit().await.map_err(q("committing an event"))?;
-                Ok(AcceptedEvent {
-                    id: EventId(id),
-                    new: true,
-                    job: queued,
-                })
+                let mut accepted = Vec::with_capacity(events.len());
+                for (event, job) in events {
+                    accepted.push(Self::accept_event_in(&mut tx, event, job.as_ref(), now).await?);
+                }
+                tx.commit().await.map_err(q("committing events"))?;
+                Ok(accepted)
             }
 
             async fn events_for_job(&self, job: JobId) -> Result<Vec<Event>, StoreError> {
