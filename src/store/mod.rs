@@ -15,7 +15,7 @@
 //!   every call that changes a running job checks the lease and fails with
 //!   [`StoreError::LeaseLost`] once the worker no longer holds it.
 //! - Sync-log ids increase in commit order, so following the log by id misses nothing.
-//! - Text written to the sync log passes through [`redact::scrub`] first.
+//! - Text written to the sync log is scrubbed of secrets first (see [`redact`]).
 
 use std::fmt;
 use std::sync::Arc;

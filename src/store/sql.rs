@@ -7,8 +7,9 @@
 //! files supply what differs: how a write transaction begins (`BEGIN IMMEDIATE` on SQLite), the
 //! job-claim and echo-consume statements (`FOR UPDATE SKIP LOCKED` on PostgreSQL), how a list
 //! parameter is expanded (`json_each` / `jsonb_array_elements_text`) and how sync-log ids are
-//! kept in commit order (SQLite serialises writers; PostgreSQL takes a transaction-scoped
-//! advisory lock before appending).
+//! kept in commit order (SQLite serialises writers; PostgreSQL locks `sync_log` in `EXCLUSIVE`
+//! mode at the start of every transaction that appends to it, which also keeps those
+//! transactions from deadlocking on links).
 //!
 //! A macro rather than generics: sqlx's executor bounds over a generic `Database` make every
 //! async method's `Send`-ness fragile, while a macro gives each backend plain concrete code.
