@@ -271,6 +271,35 @@ async fn bench(ts: &TestStore, scale: usize, rows: &mut Vec<Row>) {
         t.elapsed(),
         "events",
     );
+    let t = Instant::now();
+    for b in 0..events / 100 {
+        let batch: Vec<_> = (0..100)
+            .map(|i| {
+                let n = events + b * 100 + i;
+                let record = format!("{}", n % 50);
+                (
+                    NewEvent {
+                        source: System::HubSpot,
+                        dedup_key: format!("ev{n}"),
+                        object: Some(Object::Company),
+                        record_id: Some(record.clone()),
+                        payload: json!({"eventId": n, "objectId": record}),
+                    },
+                    Some(
+                        NewJob::new(JobKind::Record, json!({}))
+                            .coalesce(format!("hubspot:company:{record}")),
+                    ),
+                )
+            })
+            .collect();
+        store.accept_events(&batch).await.unwrap();
+    }
+    row(
+        "accept_events, batches of 100",
+        events / 100 * 100,
+        t.elapsed(),
+        "events",
+    );
 
     let echoes: Vec<Echo> = (0..100 * scale)
         .map(|i| Echo {
