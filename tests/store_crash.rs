@@ -103,9 +103,9 @@ async fn kill_and_check(ts: &TestStore, after: u64) {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(writer.stdout.take().unwrap()).lines();
+    let lines = BufReader::new(writer.stdout.take().unwrap()).lines();
     let mut last_reported = None;
-    while let Some(line) = lines.next() {
+    for line in lines {
         let n: u64 = line.unwrap().trim().parse().unwrap();
         last_reported = Some(n);
         if n >= after {
