@@ -429,7 +429,7 @@ fn an_unreachable_database_exits_3_without_its_password() {
     ]));
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(
-        out.stderr.contains("cannot open the store"),
+        out.stderr.contains("cannot connect to the store"),
         "{}",
         out.stderr
     );
@@ -504,4 +504,18 @@ async fn insert_raw(ts: &TestStore, body: Value) {
             .await
             .unwrap();
     }
+}
+
+#[test]
+fn an_unusable_store_path_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a store").unwrap();
+    let out = run(tandem().arg("log").arg("--store").arg(&file));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot open the store"),
+        "{}",
+        out.stderr
+    );
 }

@@ -99,7 +99,7 @@ impl LogError {
     fn exit(&self) -> Exit {
         match self {
             LogError::Store(e) if e.is_unreachable() => Exit::Unreachable,
-            LogError::Store(StoreError::Missing { .. }) => Exit::Invalid,
+            LogError::Store(StoreError::Missing { .. } | StoreError::Open { .. }) => Exit::Invalid,
             LogError::Store(_) | LogError::Output(_) => Exit::Failures,
             LogError::Since(_) | LogError::Config { .. } => Exit::Invalid,
         }

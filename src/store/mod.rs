@@ -42,7 +42,8 @@ pub use types::*;
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum StoreError {
-    /// The store could not be opened, created or migrated.
+    /// The store could not be opened, created or migrated (a bad path or URL, a file that
+    /// cannot be created, a schema from a newer Tandem).
     #[error("cannot open the store at `{location}`: {message}")]
     #[diagnostic(
         code(tandem::store::open),
@@ -50,6 +51,18 @@ pub enum StoreError {
     )]
     Open {
         /// The store's location, with any password removed.
+        location: String,
+        /// What went wrong, with any password removed.
+        message: String,
+    },
+    /// The database server could not be reached or refused the connection.
+    #[error("cannot connect to the store at `{location}`: {message}")]
+    #[diagnostic(
+        code(tandem::store::connect),
+        help("check that the database is running and that the URL and credentials are right")
+    )]
+    Connect {
+        /// The store's URL, with any password removed.
         location: String,
         /// What went wrong, with any password removed.
         message: String,
@@ -118,7 +131,7 @@ impl StoreError {
     /// a bad request): the CLI maps it to exit code 3.
     pub fn is_unreachable(&self) -> bool {
         match self {
-            StoreError::Open { .. } => true,
+            StoreError::Connect { .. } => true,
             StoreError::Query { source, .. } => matches!(
                 source,
                 sqlx::Error::Io(_)

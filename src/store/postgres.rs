@@ -44,6 +44,14 @@ fn open_error(location: &str, message: impl std::fmt::Display) -> StoreError {
     }
 }
 
+/// A failure to connect: the server is down, unreachable or refuses us.
+fn connect_error(location: &str, e: sqlx::Error) -> StoreError {
+    StoreError::Connect {
+        location: location.to_string(),
+        message: redact::scrub(&e.to_string()).into_owned(),
+    }
+}
+
 /// Whether `schema` is a plain lower-case SQL identifier (it is spliced into DDL).
 fn valid_schema(schema: &str) -> bool {
     let mut chars = schema.chars();
@@ -80,7 +88,7 @@ impl PgStore {
         let connect: PgConnectOptions = url.parse().map_err(|e| open_error(&location, e))?;
         let mut conn = PgConnection::connect_with(&connect)
             .await
-            .map_err(|e| open_error(&location, e))?;
+            .map_err(|e| connect_error(&location, e))?;
         sqlx::query(AssertSqlSafe(format!(
             "CREATE SCHEMA IF NOT EXISTS {schema}"
         )))
@@ -104,7 +112,7 @@ impl PgStore {
         let connect: PgConnectOptions = url.parse().map_err(|e| open_error(&location, e))?;
         let mut conn = PgConnection::connect_with(&connect)
             .await
-            .map_err(|e| open_error(&location, e))?;
+            .map_err(|e| connect_error(&location, e))?;
         sqlx::query(AssertSqlSafe(format!(
             "DROP SCHEMA IF EXISTS {schema} CASCADE"
         )))
@@ -128,14 +136,14 @@ impl PgStore {
         // server that is down or refuses the credentials should be reported at once.
         let probe = PgConnection::connect_with(&connect)
             .await
-            .map_err(|e| open_error(&location, e))?;
+            .map_err(|e| connect_error(&location, e))?;
         let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.unwrap_or(8).max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(connect)
             .await
-            .map_err(|e| open_error(&location, e))?;
+            .map_err(|e| connect_error(&location, e))?;
         MIGRATOR
             .run(&pool)
             .await
