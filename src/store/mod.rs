@@ -268,7 +268,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Claims the oldest claimable job of one of `kinds` (all kinds when empty) for `owner`:
     /// a queued job whose `run_after` has passed, or a running job whose lease has expired
     /// (its worker died). The job becomes `running`, leased to `owner` for `lease`, with
-    /// `attempts` incremented. Two claimers never get the same job.
+    /// `attempts` incremented. Two claimers never get the same job. A job that keeps killing
+    /// its workers comes back each time its lease expires: callers give up on one whose
+    /// `attempts` exceeds their limit by finishing it as failed.
     async fn claim_next(
         &self,
         owner: &str,
