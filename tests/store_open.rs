@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use sqlx::Connection;
 use tandem::model::{Link, Object, System};
@@ -154,4 +155,29 @@ async fn a_store_from_a_newer_tandem_is_refused_not_misread() {
     );
     assert!(text.contains("99990101000000"), "{text}");
     ts.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_test_store_dropped_without_cleanup_leaves_nothing_behind() {
+    let ts = TestStore::sqlite().await;
+    let dir = Path::new(&ts.url).parent().unwrap().to_path_buf();
+    assert!(dir.exists());
+    drop(ts);
+    assert!(!dir.exists());
+
+    let ts = TestStore::postgres().await;
+    let schema = ts.url.rsplit("search_path%3D").next().unwrap().to_string();
+    let base = tandem::store::testing::postgres_url();
+    let count = || async {
+        let mut c = sqlx::PgConnection::connect(&base).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_namespace WHERE nspname = $1")
+            .bind(&schema)
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        n
+    };
+    assert_eq!(count().await, 1);
+    drop(ts);
+    assert_eq!(count().await, 0);
 }

@@ -43,6 +43,7 @@ fn unique_name(prefix: &str) -> String {
 enum Cleanup {
     Dir(PathBuf),
     Schema { url: String, schema: String },
+    Done,
 }
 
 /// A store made for one test.
@@ -100,9 +101,9 @@ impl TestStore {
     }
 
     /// Closes the store and removes its file or schema.
-    pub async fn cleanup(self) {
+    pub async fn cleanup(mut self) {
         self.store.close().await;
-        match self.cleanup {
+        match std::mem::replace(&mut self.cleanup, Cleanup::Done) {
             Cleanup::Dir(dir) => {
                 let _ = std::fs::remove_dir_all(dir);
             }
@@ -110,6 +111,35 @@ impl TestStore {
                 if let Err(e) = PgStore::drop_schema(&url, &schema).await {
                     eprintln!("could not drop test schema `{schema}`: {e}");
                 }
+            }
+            Cleanup::Done => {}
+        }
+    }
+}
+
+/// A test that panicked before [`TestStore::cleanup`] still leaves nothing behind: the
+/// directory is removed here, the schema dropped from a thread of its own (this one may be
+/// inside an async runtime).
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        match std::mem::replace(&mut self.cleanup, Cleanup::Done) {
+            Cleanup::Done => {}
+            Cleanup::Dir(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Schema { url, schema } => {
+                let dropper = std::thread::spawn(move || {
+                    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    else {
+                        return;
+                    };
+                    if let Err(e) = rt.block_on(PgStore::drop_schema(&url, &schema)) {
+                        eprintln!("could not drop test schema `{schema}`: {e}");
+                    }
+                });
+                let _ = dropper.join();
             }
         }
     }
