@@ -11,6 +11,8 @@
 pub mod cli;
 pub mod connect;
 pub mod model;
+pub mod notify;
 pub mod plan;
 pub mod sandbox;
 pub mod server;
+pub mod store;

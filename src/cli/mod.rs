@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 pub mod demo;
 pub mod sandbox;
+pub mod log;
 
 /// How a command ended (DESIGN.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +60,9 @@ pub enum Command {
     /// Run the HubSpot and Accelo simulators with seeded data; prints one JSON line with their
     /// URLs and credentials, then serves until SIGINT/SIGTERM.
     Sandbox(sandbox::Args),
+    /// Show the sync log: runs with counts and duration, and per record what happened and why,
+    /// field by field.
+    Log(log::Args),
 }
 
 /// Parses the process arguments, sets up logging and runs the command.
@@ -83,6 +87,7 @@ pub fn run(cli: Cli) -> Exit {
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Sandbox(args) => sandbox::run(args),
+        Command::Log(args) => log::run(args),
     }
 }
 
