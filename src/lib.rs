@@ -9,5 +9,7 @@
 //! ```
 
 pub mod cli;
+pub mod expr;
 pub mod model;
 pub mod plan;
+pub mod rules;

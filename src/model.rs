@@ -55,7 +55,9 @@ impl FromStr for System {
         match s.to_ascii_lowercase().as_str() {
             "hubspot" => Ok(System::HubSpot),
             "accelo" => Ok(System::Accelo),
-            other => Err(format!("unknown system `{other}` (expected `hubspot` or `accelo`)")),
+            other => Err(format!(
+                "unknown system `{other}` (expected `hubspot` or `accelo`)"
+            )),
         }
     }
 }
@@ -103,7 +105,9 @@ impl FromStr for Object {
         match s.to_ascii_lowercase().as_str() {
             "company" | "companies" => Ok(Object::Company),
             "contact" | "contacts" => Ok(Object::Contact),
-            other => Err(format!("unknown object `{other}` (expected `company` or `contact`)")),
+            other => Err(format!(
+                "unknown object `{other}` (expected `company` or `contact`)"
+            )),
         }
     }
 }
@@ -161,7 +165,9 @@ impl FromStr for Direction {
         match s.to_ascii_lowercase().as_str() {
             "pull" => Ok(Direction::Pull),
             "push" => Ok(Direction::Push),
-            other => Err(format!("unknown direction `{other}` (expected `pull` or `push`)")),
+            other => Err(format!(
+                "unknown direction `{other}` (expected `pull` or `push`)"
+            )),
         }
     }
 }
