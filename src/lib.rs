@@ -9,6 +9,7 @@
 //! ```
 
 pub mod cli;
+pub mod compile;
 pub mod expr;
 pub mod model;
 pub mod plan;

@@ -8,7 +8,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod check;
 pub mod demo;
+pub mod schema;
+pub mod test;
 
 /// How a command ended (DESIGN.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +58,12 @@ pub struct Cli {
 pub enum Command {
     /// Start the sandbox with seeded data and walk through pull, push and push-one; exits 0.
     Demo(demo::Args),
+    /// Validate the config and rule files; exit 2 with located diagnostics.
+    Check(check::Args),
+    /// Write the JSON Schemas of tandem.yaml and the rule files into schemas/ (or --check them).
+    Schema(schema::Args),
+    /// Run the rule files' own test cases.
+    Test(test::Args),
 }
 
 /// Parses the process arguments, sets up logging and runs the command.
@@ -78,6 +87,9 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> Exit {
     match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Schema(args) => schema::run(args),
+        Command::Test(args) => test::run(args),
     }
 }
 

@@ -8,8 +8,15 @@
 //! - [`diag`] holds and renders the problems.
 
 pub mod catalog;
+pub mod check;
 pub mod config;
 pub mod diag;
 pub mod lenient;
 pub mod raw;
+pub mod schema;
+pub mod set;
 pub mod yaml;
+
+pub use check::{Checked, Paths, Source, check, check_sources};
+pub use diag::{Code, Diagnostic, Report, Severity};
+pub use set::RuleSet;

@@ -407,38 +407,41 @@ pub struct Expectation {
     /// The target fields written and their new values (`null` = cleared), by HubSpot property
     /// or Accelo write key (`affiliation.email`). Checked exactly when given; `{}` means none.
     #[serde(default)]
-    pub changes: Option<BTreeMap<String, Option<ScalarValue>>>,
+    pub changes: Option<BTreeMap<String, ExpectedValue>>,
     /// Text the action's reason must contain (checked when given).
     #[serde(default)]
     pub reason: Option<String>,
 }
 
-/// A scalar test value: text, number or boolean, compared as text.
+/// An expected field value: text, a number or a boolean (compared as text), or `null` for
+/// "cleared".
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScalarValue(pub String);
+pub struct ExpectedValue(pub Option<String>);
 
-impl<'de> Deserialize<'de> for ScalarValue {
+impl<'de> Deserialize<'de> for ExpectedValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match Value::deserialize(d)? {
-            Value::String(s) => Ok(ScalarValue(s)),
-            Value::Number(n) => Ok(ScalarValue(n.to_string())),
-            Value::Bool(b) => Ok(ScalarValue(b.to_string())),
+            Value::Null => Ok(ExpectedValue(None)),
+            Value::String(s) if s.is_empty() => Ok(ExpectedValue(None)),
+            Value::String(s) => Ok(ExpectedValue(Some(s))),
+            Value::Number(n) => Ok(ExpectedValue(Some(n.to_string()))),
+            Value::Bool(b) => Ok(ExpectedValue(Some(b.to_string()))),
             _ => Err(serde::de::Error::custom(
-                "expected text, a number or a boolean",
+                "expected text, a number, a boolean or null",
             )),
         }
     }
 }
 
-impl JsonSchema for ScalarValue {
+impl JsonSchema for ExpectedValue {
     fn schema_name() -> Cow<'static, str> {
-        "ScalarValue".into()
+        "ExpectedValue".into()
     }
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "Text, a number or a boolean (compared as text).",
-            "type": ["string", "number", "boolean"]
+            "description": "Text, a number or a boolean (compared as text); `null` = cleared.",
+            "type": ["string", "number", "boolean", "null"]
         })
     }
 }

@@ -1,0 +1,1 @@
+//! Hot reload (placeholder until the watcher lands).

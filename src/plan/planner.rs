@@ -1,0 +1,492 @@
+//! The planner: a pure, deterministic function from (program, direction, initiator, source
+//! records, target records, links) to a [`Plan`]. No I/O, no clock, no randomness: the same
+//! input always gives the same plan, whatever the order of the input slices.
+//!
+//! Per source record (companies before contacts, each in id order):
+//! 1. linked (B10, B12) → update the twin field by field, or no-op when in step;
+//! 2. not linked → criteria (B5, bypassed for a single pushed contact, B9) → no company, no
+//!    import (B7) → duplicate detection by the ordered dedup keys (B6): exactly one unlinked
+//!    match → link (with changes); several → skip `ambiguous match`; none → create;
+//! 3. a contact created on the other side depends on its company's action when that company is
+//!    created or linked in the same plan; if its company is not synced at all it is skipped.
+//!
+//! Field values: the initiator's value wins where both sides have one (B3, per-field
+//! `precedence` overrides), a blank never overwrites (B4, unless `blank: clear`), transforms run
+//! on the source value, and the status goes through the direction's table (B15) — never
+//! changing a target whose status already maps back to the source's.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::{Action, Change, Op, Plan, RecordRef, Summary};
+use crate::compile::Program;
+use crate::expr::{EvalError, RecordValue};
+use crate::model::{Direction, Link, Object, Record, System};
+use crate::rules::set::{BlankPolicy, ObjectRules};
+
+/// What the planner plans from.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput<'a> {
+    /// `pull` (HubSpot → Accelo) or `push` (Accelo → HubSpot).
+    pub direction: Direction,
+    /// The system that started the sync (its values win, B3). Usually the direction's source.
+    pub initiator: System,
+    /// Records of the direction's source system (both objects).
+    pub source: &'a [Record],
+    /// Records of the target system that may match or be linked (both objects).
+    pub target: &'a [Record],
+    /// Links between the two systems (both objects).
+    pub links: &'a [Link],
+    /// Skip the criteria (pushing a single contact, B9).
+    pub bypass_criteria: bool,
+}
+
+/// Orders ids numerically when both are numbers, else as text (numbers first).
+pub fn cmp_ids(a: &str, b: &str) -> Ordering {
+    let num = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    match (num(a), num(b)) {
+        (true, true) => {
+            let (x, y) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+            x.len()
+                .cmp(&y.len())
+                .then_with(|| x.cmp(y))
+                .then_with(|| a.cmp(b))
+        }
+        (true, false) => Ordering::Less,
+        (false, true) => Ordering::Greater,
+        (false, false) => a.cmp(b),
+    }
+}
+
+fn object_rank(o: Object) -> u8 {
+    match o {
+        Object::Company => 0,
+        Object::Contact => 1,
+    }
+}
+
+struct Ctx<'a> {
+    program: &'a Program,
+    input: &'a PlanInput<'a>,
+    source_sys: System,
+    target_sys: System,
+    /// (object, target id) → record.
+    targets: HashMap<(Object, &'a str), &'a Record>,
+    /// (object, source-side id) → link.
+    links: HashMap<(Object, &'a str), &'a Link>,
+    /// (object, target id) of every linked target.
+    linked_targets: HashSet<(Object, &'a str)>,
+    /// Per (object, key index): key value → target ids (sorted).
+    dedup_index: HashMap<(Object, usize), BTreeMap<String, Vec<&'a str>>>,
+    /// (object, target id) → source id that matched it earlier in this plan.
+    claimed: HashMap<(Object, String), String>,
+    /// Company source id → seq of its create/link action in this plan.
+    company_actions: HashMap<String, u32>,
+}
+
+/// Plans `input` with `program`.
+pub fn plan(program: &Program, input: &PlanInput<'_>) -> Plan {
+    let source_sys = input.direction.source();
+    let target_sys = input.direction.target();
+    let mut ctx = Ctx {
+        program,
+        input,
+        source_sys,
+        target_sys,
+        targets: input
+            .target
+            .iter()
+            .filter(|r| r.system == target_sys)
+            .map(|r| ((r.object, r.id.as_str()), r))
+            .collect(),
+        links: input
+            .links
+            .iter()
+            .map(|l| ((l.object, l.id_on(source_sys)), l))
+            .collect(),
+        linked_targets: input
+            .links
+            .iter()
+            .map(|l| (l.object, l.id_on(target_sys)))
+            .collect(),
+        dedup_index: HashMap::new(),
+        claimed: HashMap::new(),
+        company_actions: HashMap::new(),
+    };
+
+    let mut sources: Vec<&Record> = input
+        .source
+        .iter()
+        .filter(|r| r.system == source_sys && program.object(r.object).is_some())
+        .collect();
+    sources.sort_by(|a, b| {
+        object_rank(a.object)
+            .cmp(&object_rank(b.object))
+            .then_with(|| cmp_ids(&a.id, &b.id))
+    });
+    sources.dedup_by(|a, b| a.object == b.object && a.id == b.id);
+
+    let mut actions = Vec::with_capacity(sources.len());
+    for s in sources {
+        let seq = u32::try_from(actions.len() + 1).unwrap_or(u32::MAX);
+        let action = ctx.decide(seq, s);
+        if s.object == Object::Company && matches!(action.op, Op::Create | Op::Link) {
+            ctx.company_actions.insert(s.id.clone(), seq);
+        }
+        actions.push(action);
+    }
+    Plan {
+        direction: input.direction,
+        initiator: input.initiator,
+        rules_hash: program.rules_hash().to_string(),
+        summary: Summary::of(&actions),
+        actions,
+    }
+}
+
+impl<'a> Ctx<'a> {
+    fn action(&self, seq: u32, s: &Record, op: Op, reason: impl Into<String>) -> Action {
+        Action {
+            seq,
+            object: s.object,
+            op,
+            source: RecordRef {
+                system: self.source_sys,
+                id: Some(s.id.clone()),
+            },
+            target: RecordRef {
+                system: self.target_sys,
+                id: None,
+            },
+            changes: Vec::new(),
+            reason: reason.into(),
+            depends_on: None,
+        }
+    }
+
+    fn decide(&mut self, seq: u32, s: &'a Record) -> Action {
+        let Some(rules) = self.program.object(s.object) else {
+            return self.action(
+                seq,
+                s,
+                Op::Skip,
+                format!("no rules for {}", s.object.plural()),
+            );
+        };
+        let rv = RecordValue::new(s);
+        let direction = self.input.direction;
+
+        // 1. Linked: update in place.
+        if let Some(link) = self.links.get(&(s.object, s.id.as_str())).copied() {
+            let tid = link.id_on(self.target_sys);
+            let Some(t) = self.targets.get(&(s.object, tid)).copied() else {
+                let mut a = self.action(
+                    seq,
+                    s,
+                    Op::Skip,
+                    format!("linked {} {} `{tid}` not found", self.target_sys, s.object),
+                );
+                a.target.id = Some(tid.to_string());
+                return a;
+            };
+            let mut a = match self.changes(rules, s, &rv, Some(t)) {
+                Ok(changes) if changes.is_empty() => self.action(seq, s, Op::Noop, "in step"),
+                Ok(changes) => {
+                    let n = changes.len();
+                    let mut a = self.action(
+                        seq,
+                        s,
+                        Op::Update,
+                        format!(
+                            "linked; {n} field{} differ{}",
+                            if n == 1 { "" } else { "s" },
+                            if n == 1 { "s" } else { "" }
+                        ),
+                    );
+                    a.changes = changes;
+                    a
+                }
+                Err(e) => self.action(seq, s, Op::Skip, format!("rule failed: {e}")),
+            };
+            a.target.id = Some(tid.to_string());
+            return a;
+        }
+
+        // 2. Not linked: criteria.
+        if !self.input.bypass_criteria {
+            match self.program.criteria_with(s.object, direction, &rv) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let what = rules
+                        .criteria(direction)
+                        .map(|e| format!(": {}", e.source().trim()))
+                        .unwrap_or_default();
+                    return self.action(
+                        seq,
+                        s,
+                        Op::Skip,
+                        format!("criteria not met ({direction}{what})"),
+                    );
+                }
+                Err(e) => {
+                    return self.action(seq, s, Op::Skip, format!("criteria failed: {e}"));
+                }
+            }
+        }
+        // B7.
+        if direction == Direction::Pull
+            && s.object == Object::Contact
+            && rules.requires_company
+            && s.company_id.is_none()
+        {
+            return self.action(seq, s, Op::Skip, "contact has no company (B7)");
+        }
+
+        // 3. Duplicate detection.
+        for (idx, key) in rules.dedup.iter().enumerate() {
+            let value = match key.expr(self.source_sys).eval_text(&rv, None) {
+                Ok(Some(v)) => v,
+                Ok(None) => continue,
+                Err(e) => {
+                    return self.action(
+                        seq,
+                        s,
+                        Op::Skip,
+                        format!("dedup key `{}` failed: {e}", key.name),
+                    );
+                }
+            };
+            let candidates: Vec<&'a str> = self
+                .dedup_candidates(s.object, idx)
+                .get(&value)
+                .cloned()
+                .unwrap_or_default();
+            match candidates.as_slice() {
+                [] => continue,
+                [tid] => {
+                    let tid = *tid;
+                    if let Some(other) = self.claimed.get(&(s.object, tid.to_string())) {
+                        let mut a = self.action(
+                            seq,
+                            s,
+                            Op::Skip,
+                            format!(
+                                "matched {} {} `{tid}` by {} `{value}`, already matched by {} `{other}`",
+                                self.target_sys, s.object, key.name, self.source_sys
+                            ),
+                        );
+                        a.target.id = Some(tid.to_string());
+                        return a;
+                    }
+                    let Some(t) = self.targets.get(&(s.object, tid)).copied() else {
+                        continue;
+                    };
+                    self.claimed
+                        .insert((s.object, tid.to_string()), s.id.clone());
+                    let mut a = match self.changes(rules, s, &rv, Some(t)) {
+                        Ok(changes) => {
+                            let mut a = self.action(
+                                seq,
+                                s,
+                                Op::Link,
+                                format!("matched by {} `{value}`", key.name),
+                            );
+                            a.changes = changes;
+                            a
+                        }
+                        Err(e) => self.action(seq, s, Op::Skip, format!("rule failed: {e}")),
+                    };
+                    a.target.id = Some(tid.to_string());
+                    return a;
+                }
+                many => {
+                    let ids = many
+                        .iter()
+                        .map(|id| format!("`{id}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    return self.action(
+                        seq,
+                        s,
+                        Op::Skip,
+                        format!(
+                            "ambiguous match by {} `{value}`: {} {} {ids}",
+                            key.name,
+                            self.target_sys,
+                            s.object.plural()
+                        ),
+                    );
+                }
+            }
+        }
+
+        // 4. Create. A contact needs its company on the other side.
+        let mut depends_on = None;
+        if s.object == Object::Contact
+            && let Some(cid) = &s.company_id
+        {
+            let linked = self.links.contains_key(&(Object::Company, cid.as_str()));
+            if !linked {
+                match self.company_actions.get(cid) {
+                    Some(seq) => depends_on = Some(*seq),
+                    None => {
+                        return self.action(
+                            seq,
+                            s,
+                            Op::Skip,
+                            format!("company {} `{cid}` is not synced", self.source_sys),
+                        );
+                    }
+                }
+            }
+        }
+        match self.changes(rules, s, &rv, None) {
+            Ok(changes) => {
+                let mut a = self.action(seq, s, Op::Create, "not linked, no duplicate found");
+                a.changes = changes;
+                a.depends_on = depends_on;
+                a
+            }
+            Err(e) => self.action(seq, s, Op::Skip, format!("rule failed: {e}")),
+        }
+    }
+
+    /// Key value → unlinked target ids, for dedup key `idx` of `object` (computed once).
+    fn dedup_candidates(&mut self, object: Object, idx: usize) -> &BTreeMap<String, Vec<&'a str>> {
+        let (program, input, target_sys, linked) = (
+            self.program,
+            self.input,
+            self.target_sys,
+            &self.linked_targets,
+        );
+        self.dedup_index.entry((object, idx)).or_insert_with(|| {
+            let mut index: BTreeMap<String, Vec<&'a str>> = BTreeMap::new();
+            for t in input.target {
+                if t.system != target_sys
+                    || t.object != object
+                    || linked.contains(&(object, t.id.as_str()))
+                {
+                    continue;
+                }
+                let rv = RecordValue::new(t);
+                if let Ok(Some(k)) = program.dedup_key_with(object, idx, target_sys, &rv) {
+                    index.entry(k).or_default().push(t.id.as_str());
+                }
+            }
+            for ids in index.values_mut() {
+                ids.sort_by(|a, b| cmp_ids(a, b));
+                ids.dedup();
+            }
+            index
+        })
+    }
+
+    /// Field changes from `s` onto `t` (`None` = a record to be created).
+    fn changes(
+        &self,
+        rules: &ObjectRules,
+        s: &Record,
+        rv: &RecordValue,
+        t: Option<&Record>,
+    ) -> Result<Vec<Change>, EvalError> {
+        let direction = self.input.direction;
+        let mut out = Vec::new();
+        for m in &rules.mappings {
+            if !m.direction.flows(direction) {
+                continue;
+            }
+            let Some(field) = m.target_field(direction) else {
+                continue;
+            };
+            let src = self.program.source_value(m, direction, s, rv)?;
+            let Some(t) = t else {
+                if let Some(v) = src {
+                    out.push(Change {
+                        field: field.to_string(),
+                        from: None,
+                        to: Some(v),
+                    });
+                }
+                continue;
+            };
+            let cur = m.read(t);
+            let winner = m.precedence.winner(self.input.initiator);
+            let to = if winner == self.source_sys {
+                match (&src, &cur) {
+                    (Some(v), c) if c.as_deref() != Some(v.as_str()) => Some(Some(v.clone())),
+                    (None, Some(_)) if m.blank == BlankPolicy::Clear => Some(None),
+                    _ => None,
+                }
+            } else {
+                // The target wins; its blank is filled (a blank never wins, B4).
+                match (&src, &cur) {
+                    (Some(v), None) => Some(Some(v.clone())),
+                    _ => None,
+                }
+            };
+            if let Some(to) = to {
+                out.push(Change {
+                    field: field.to_string(),
+                    from: cur,
+                    to,
+                });
+            }
+        }
+        if let Some(status) = &rules.status
+            && status.direction.flows(direction)
+        {
+            let field = status.target_field(direction).to_string();
+            let src = status.read(s);
+            let desired = src
+                .as_deref()
+                .and_then(|v| status.map(direction, v))
+                .map(str::to_string);
+            if let Some(desired) = desired {
+                match t {
+                    None => out.push(Change {
+                        field,
+                        from: None,
+                        to: Some(desired),
+                    }),
+                    Some(t) => {
+                        let cur = status.read(t);
+                        // Already equivalent: the target's status maps back to the source's.
+                        let equivalent = cur.as_deref() == Some(desired.as_str())
+                            || cur
+                                .as_deref()
+                                .and_then(|c| status.map(opposite(direction), c))
+                                == src.as_deref();
+                        let source_wins = self.input.initiator == self.source_sys;
+                        if !equivalent && (source_wins || cur.is_none()) {
+                            out.push(Change {
+                                field,
+                                from: cur,
+                                to: Some(desired),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn opposite(d: Direction) -> Direction {
+    match d {
+        Direction::Pull => Direction::Push,
+        Direction::Push => Direction::Pull,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_sort_naturally() {
+        let mut ids = vec!["10", "9", "b", "100", "a", "009"];
+        ids.sort_by(|a, b| cmp_ids(a, b));
+        assert_eq!(ids, vec!["009", "9", "10", "100", "a", "b"]);
+    }
+}
