@@ -87,13 +87,15 @@ fn show(v: &Option<String>) -> String {
     }
 }
 
+/// An expectation and the actual action for one source record.
+type Pair<'a> = (Option<&'a Expected>, Option<&'a Action>);
+
 /// Renders expectations and actual actions in one canonical text form each; the actual form
 /// shows only what the expectation checks, so equal texts mean a pass.
 fn compare(expect: &[Expected], actions: &[Action], case: &TestCase) -> (String, String) {
     let source_sys = case.direction.source();
     let target_sys = case.direction.target();
-    let mut keys: BTreeMap<(u8, String, String), (Option<&Expected>, Option<&Action>)> =
-        BTreeMap::new();
+    let mut keys: BTreeMap<(u8, String, String), Pair<'_>> = BTreeMap::new();
     let sort_id = |id: &str| {
         // A sortable form of the id that keeps numeric order.
         if id.bytes().all(|c| c.is_ascii_digit()) {
@@ -131,10 +133,10 @@ fn compare(expect: &[Expected], actions: &[Action], case: &TestCase) -> (String,
         if let Some(a) = a {
             let _ = writeln!(act, "{} {source_sys} {id}: {}", a.object, a.op.as_str());
             let full = e.is_none();
-            if full || e.is_some_and(|e| e.target.is_some()) {
-                if let Some(t) = &a.target.id {
-                    let _ = writeln!(act, "  target {target_sys} {t}");
-                }
+            if (full || e.is_some_and(|e| e.target.is_some()))
+                && let Some(t) = &a.target.id
+            {
+                let _ = writeln!(act, "  target {target_sys} {t}");
             }
             if full || e.is_some_and(|e| e.changes.is_some()) {
                 let changes: BTreeMap<String, Option<String>> = a

@@ -127,7 +127,7 @@ impl EvalError {
             ),
             EvalAltResult::ErrorStackOverflow(_) => "the rule nested calls too deeply".into(),
             EvalAltResult::ErrorFunctionNotFound(sig, _) => {
-                format!("no function `{sig}`")
+                format!("no function `{}`", readable_signature(sig))
             }
             other => lower_first(&strip_position(&other.to_string())),
         };
@@ -150,6 +150,14 @@ impl EvalError {
             column: None,
         }
     }
+}
+
+/// `lowr (&str | ImmutableString | String)` → `lowr (string)`.
+fn readable_signature(sig: &str) -> String {
+    sig.replace("&str | ImmutableString | String", "string")
+        .replace("ImmutableString", "string")
+        .replace("i64", "integer")
+        .replace("f64", "number")
 }
 
 fn split_pos(p: Position) -> (Option<usize>, Option<usize>) {

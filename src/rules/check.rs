@@ -574,7 +574,16 @@ fn char_index(text: &str, line: usize, column: usize) -> usize {
 
 impl FileState {
     /// Span of the value at `ptr`, limited to its first line.
+    /// A mapping or list with a key is pointed at by its key.
     fn val(&self, ptr: &str) -> Range<usize> {
+        if let Some(yaml::Node {
+            key: Some(k),
+            style: yaml::Style::Collection,
+            ..
+        }) = self.index.get(ptr)
+        {
+            return k.clone();
+        }
         let r = self.index.value_span(ptr);
         let start = r.start.min(self.src.len());
         let end = r.end.min(self.src.len()).max(start);
@@ -1320,9 +1329,9 @@ impl FileState {
                                 Code::UnknownTestField,
                                 self.key(&cptr),
                                 format!(
-                                    "`{field}` is not a {} field that a `{direction}` of {} writes",
+                                    "a `{direction}` of {} writes no {} field `{field}`",
+                                    object.plural(),
                                     direction.target(),
-                                    object.plural()
                                 ),
                             )
                             .label("not written by any mapping");

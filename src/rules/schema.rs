@@ -332,6 +332,22 @@ pub fn validate(
                 }
                 report.push(d);
             }
+            ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::AnyOf { .. }
+                if choices(compiled.schema.pointer(&schema_ptr)).is_some() =>
+            {
+                let allowed = choices(compiled.schema.pointer(&schema_ptr)).unwrap_or_default();
+                let got = value.pointer(&ptr).map(show).unwrap_or_default();
+                let mut d = Diagnostic::new(
+                    Code::InvalidValue,
+                    file,
+                    first_line(src, index.value_span(&ptr)),
+                    format!("`{got}` is not one of {}", quoted_list(&allowed)),
+                );
+                if let Some(s) = suggest(&got, allowed.iter().map(String::as_str)) {
+                    d = d.help(format!("did you mean `{s}`?"));
+                }
+                report.push(d);
+            }
             _ => {
                 let msg = err.masked().to_string();
                 report.push(Diagnostic::new(
@@ -344,6 +360,22 @@ pub fn validate(
         }
     }
     ok
+}
+
+/// The allowed values of a `oneOf`/`anyOf` made only of `const`/`enum` alternatives (how
+/// schemars writes a documented enum).
+fn choices(alternatives: Option<&Value>) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    for alt in alternatives?.as_array()? {
+        if let Some(c) = alt.get("const") {
+            out.push(show(c));
+        } else if let Some(e) = alt.get("enum").and_then(Value::as_array) {
+            out.extend(e.iter().map(show));
+        } else {
+            return None;
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 fn lower_first(s: &str) -> String {
@@ -423,10 +455,4 @@ mod tests {
         );
         assert_eq!(r.diagnostics()[0].code, Code::InvalidValue);
     }
-}
-#[cfg(test)]
-#[test]
-fn dump_schema_tmp() {
-    std::fs::write("/tmp/rules.schema.json", render(&rules_schema())).unwrap();
-    std::fs::write("/tmp/tandem.schema.json", render(&config_schema())).unwrap();
 }
