@@ -132,7 +132,9 @@ fn compare(expect: &[Expected], actions: &[Action], case: &TestCase) -> (String,
         }
         if let Some(a) = a {
             let _ = writeln!(act, "{} {source_sys} {id}: {}", a.object, a.op.as_str());
-            let full = e.is_none();
+            // Unexpected actions, and actions whose operation differs, are shown in full so
+            // the diff says why.
+            let full = e.is_none_or(|e| e.op != a.op);
             if (full || e.is_some_and(|e| e.target.is_some()))
                 && let Some(t) = &a.target.id
             {
@@ -151,13 +153,13 @@ fn compare(expect: &[Expected], actions: &[Action], case: &TestCase) -> (String,
                 }
             }
             match e.and_then(|e| e.reason.as_ref()) {
-                Some(want) if a.reason.contains(want.as_str()) => {
+                Some(want) if !full && a.reason.contains(want.as_str()) => {
                     let _ = writeln!(act, "  reason contains {}", show(&Some(want.clone())));
                 }
                 Some(_) => {
                     let _ = writeln!(act, "  reason is {}", show(&Some(a.reason.clone())));
                 }
-                None if full => {
+                _ if full => {
                     let _ = writeln!(act, "  reason is {}", show(&Some(a.reason.clone())));
                 }
                 None => {}

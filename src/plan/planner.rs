@@ -6,7 +6,8 @@
 //! 1. linked (B10, B12) → update the twin field by field, or no-op when in step;
 //! 2. not linked → criteria (B5, bypassed for a single pushed contact, B9) → no company, no
 //!    import (B7) → duplicate detection by the ordered dedup keys (B6): exactly one unlinked
-//!    match → link (with changes); several → skip `ambiguous match`; none → create;
+//!    match → link (with changes); several → skip `ambiguous match`; one that is already linked
+//!    to another record (or matched earlier in this plan) → skip; none → create;
 //! 3. a contact created on the other side depends on its company's action when that company is
 //!    created or linked in the same plan; if its company is not synced at all it is skipped.
 //!
@@ -16,7 +17,7 @@
 //! changing a target whose status already maps back to the source's.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use super::{Action, Change, Op, Plan, RecordRef, Summary};
 use crate::compile::Program;
@@ -72,20 +73,54 @@ struct Ctx<'a> {
     target_sys: System,
     /// (object, target id) → record.
     targets: HashMap<(Object, &'a str), &'a Record>,
+    /// (object, source id) → record.
+    sources: HashMap<(Object, &'a str), &'a Record>,
     /// (object, source-side id) → link.
     links: HashMap<(Object, &'a str), &'a Link>,
-    /// (object, target id) of every linked target.
-    linked_targets: HashSet<(Object, &'a str)>,
+    /// (object, target id) → the source id it is linked to.
+    linked_targets: HashMap<(Object, &'a str), &'a str>,
     /// Per (object, key index): key value → target ids (sorted).
     dedup_index: HashMap<(Object, usize), BTreeMap<String, Vec<&'a str>>>,
-    /// (object, target id) → source id that matched it earlier in this plan.
-    claimed: HashMap<(Object, String), String>,
+    /// (object, target id) → source id that matched it earlier in this pass.
+    claimed: Claims,
+    /// The matches of the previous pass.
+    prior: &'a Claims,
     /// Company source id → seq of its create/link action in this plan.
     company_actions: HashMap<String, u32>,
 }
 
+/// Most planning passes (see [`plan`]).
+const MAX_PASSES: usize = 4;
+
 /// Plans `input` with `program`.
+///
+/// Duplicate detection looks at what the rest of the plan does to the target: a target matched
+/// by a later record with a different key will be rewritten, so it is not a duplicate of an
+/// earlier one. Planning therefore runs in passes, each seeded with the matches of the previous
+/// one, until the matches are stable (at most [`MAX_PASSES`]; the last pass is the plan).
 pub fn plan(program: &Program, input: &PlanInput<'_>) -> Plan {
+    let mut prior: HashMap<(Object, String), String> = HashMap::new();
+    let mut actions = Vec::new();
+    for _ in 0..MAX_PASSES {
+        let (pass, claims) = plan_pass(program, input, &prior);
+        actions = pass;
+        if claims == prior {
+            break;
+        }
+        prior = claims;
+    }
+    Plan {
+        direction: input.direction,
+        initiator: input.initiator,
+        rules_hash: program.rules_hash().to_string(),
+        summary: Summary::of(&actions),
+        actions,
+    }
+}
+
+type Claims = HashMap<(Object, String), String>;
+
+fn plan_pass(program: &Program, input: &PlanInput<'_>, prior: &Claims) -> (Vec<Action>, Claims) {
     let source_sys = input.direction.source();
     let target_sys = input.direction.target();
     let mut ctx = Ctx {
@@ -99,6 +134,12 @@ pub fn plan(program: &Program, input: &PlanInput<'_>) -> Plan {
             .filter(|r| r.system == target_sys)
             .map(|r| ((r.object, r.id.as_str()), r))
             .collect(),
+        sources: input
+            .source
+            .iter()
+            .filter(|r| r.system == source_sys)
+            .map(|r| ((r.object, r.id.as_str()), r))
+            .collect(),
         links: input
             .links
             .iter()
@@ -107,10 +148,11 @@ pub fn plan(program: &Program, input: &PlanInput<'_>) -> Plan {
         linked_targets: input
             .links
             .iter()
-            .map(|l| (l.object, l.id_on(target_sys)))
+            .map(|l| ((l.object, l.id_on(target_sys)), l.id_on(source_sys)))
             .collect(),
         dedup_index: HashMap::new(),
         claimed: HashMap::new(),
+        prior,
         company_actions: HashMap::new(),
     };
 
@@ -135,13 +177,7 @@ pub fn plan(program: &Program, input: &PlanInput<'_>) -> Plan {
         }
         actions.push(action);
     }
-    Plan {
-        direction: input.direction,
-        initiator: input.initiator,
-        rules_hash: program.rules_hash().to_string(),
-        summary: Summary::of(&actions),
-        actions,
-    }
+    (actions, ctx.claimed)
 }
 
 impl<'a> Ctx<'a> {
@@ -256,16 +292,37 @@ impl<'a> Ctx<'a> {
                     );
                 }
             };
-            let candidates: Vec<&'a str> = self
+            let matches: Vec<&'a str> = self
                 .dedup_candidates(s.object, idx)
                 .get(&value)
                 .cloned()
                 .unwrap_or_default();
+            // A linked target does not count when its own source has a different key: this plan
+            // rewrites it to mirror that source, so it is not a duplicate.
+            let candidates: Vec<&'a str> = matches
+                .into_iter()
+                .filter(|tid| self.linked_target_keeps_key(s.object, idx, tid, &value, &s.id))
+                .collect();
             match candidates.as_slice() {
                 [] => continue,
                 [tid] => {
                     let tid = *tid;
-                    if let Some(other) = self.claimed.get(&(s.object, tid.to_string())) {
+                    if let Some(other) = self.linked_targets.get(&(s.object, tid)) {
+                        // The twin is already synced with another record: creating would
+                        // duplicate it, linking would steal it.
+                        let mut a = self.action(
+                            seq,
+                            s,
+                            Op::Skip,
+                            format!(
+                                "matched {} {} `{tid}` by {} `{value}`, which is already linked to {} `{other}`",
+                                self.target_sys, s.object, key.name, self.source_sys
+                            ),
+                        );
+                        a.target.id = Some(tid.to_string());
+                        return a;
+                    }
+                    if let Some(other) = self.owner(s.object, tid, &s.id).map(str::to_string) {
                         let mut a = self.action(
                             seq,
                             s,
@@ -351,21 +408,59 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Key value → unlinked target ids, for dedup key `idx` of `object` (computed once).
+    /// The source that `tid` belongs to, other than `me`: its link, a match earlier in this
+    /// pass, or a match of the previous pass.
+    fn owner(&self, object: Object, tid: &str, me: &str) -> Option<&str> {
+        if let Some(id) = self.linked_targets.get(&(object, tid)) {
+            return Some(id);
+        }
+        let key = (object, tid.to_string());
+        if let Some(id) = self.claimed.get(&key) {
+            return Some(id.as_str());
+        }
+        self.prior
+            .get(&key)
+            .map(String::as_str)
+            .filter(|id| *id != me)
+    }
+
+    /// For a target matched by dedup key `idx` = `value`: true when it is unlinked and unmatched,
+    /// or linked to (or matched earlier in this plan by) a source that has the same key value,
+    /// no value for it, or is not part of this plan — only such a source with a *different*
+    /// key rewrites the target's key.
+    fn linked_target_keeps_key(
+        &self,
+        object: Object,
+        idx: usize,
+        tid: &str,
+        value: &str,
+        me: &str,
+    ) -> bool {
+        let owner = self.owner(object, tid, me);
+        let Some(src_id) = owner else {
+            return true;
+        };
+        let Some(src) = self.sources.get(&(object, src_id)) else {
+            return true;
+        };
+        let rv = RecordValue::new(src);
+        match self
+            .program
+            .dedup_key_with(object, idx, self.source_sys, &rv)
+        {
+            Ok(Some(k)) => k == value,
+            // A blank never overwrites (B4): the target keeps its key.
+            Ok(None) | Err(_) => true,
+        }
+    }
+
+    /// Key value → target ids (linked or not), for dedup key `idx` of `object` (computed once).
     fn dedup_candidates(&mut self, object: Object, idx: usize) -> &BTreeMap<String, Vec<&'a str>> {
-        let (program, input, target_sys, linked) = (
-            self.program,
-            self.input,
-            self.target_sys,
-            &self.linked_targets,
-        );
+        let (program, input, target_sys) = (self.program, self.input, self.target_sys);
         self.dedup_index.entry((object, idx)).or_insert_with(|| {
             let mut index: BTreeMap<String, Vec<&'a str>> = BTreeMap::new();
             for t in input.target {
-                if t.system != target_sys
-                    || t.object != object
-                    || linked.contains(&(object, t.id.as_str()))
-                {
+                if t.system != target_sys || t.object != object {
                     continue;
                 }
                 let rv = RecordValue::new(t);
