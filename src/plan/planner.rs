@@ -66,7 +66,7 @@ fn object_rank(o: Object) -> u8 {
     }
 }
 
-struct Ctx<'a> {
+struct Ctx<'a, 'p> {
     program: &'a Program,
     input: &'a PlanInput<'a>,
     source_sys: System,
@@ -79,12 +79,17 @@ struct Ctx<'a> {
     links: HashMap<(Object, &'a str), &'a Link>,
     /// (object, target id) → the source id it is linked to.
     linked_targets: HashMap<(Object, &'a str), &'a str>,
-    /// Per (object, key index): key value → target ids (sorted).
-    dedup_index: HashMap<(Object, usize), BTreeMap<String, Vec<&'a str>>>,
+    /// Dedup keys of the targets (shared by every pass).
+    dedup_index: &'p mut DedupIndex<'a>,
     /// (object, target id) → source id that matched it earlier in this pass.
     claimed: Claims,
     /// The matches of the previous pass.
-    prior: &'a Claims,
+    prior: &'p Claims,
+    /// (object, target id) → the first decision (seq) that looked at it as a dedup match.
+    consulted: HashMap<(Object, String), u32>,
+    /// A target was matched after an earlier decision had looked at it: another pass may
+    /// decide differently.
+    contested: bool,
     /// Company source id → seq of its create/link action in this plan.
     company_actions: HashMap<String, u32>,
 }
@@ -99,12 +104,15 @@ const MAX_PASSES: usize = 4;
 /// earlier one. Planning therefore runs in passes, each seeded with the matches of the previous
 /// one, until the matches are stable (at most [`MAX_PASSES`]; the last pass is the plan).
 pub fn plan(program: &Program, input: &PlanInput<'_>) -> Plan {
-    let mut prior: HashMap<(Object, String), String> = HashMap::new();
+    let mut prior: Claims = HashMap::new();
+    let mut index = DedupIndex::default();
     let mut actions = Vec::new();
-    for _ in 0..MAX_PASSES {
-        let (pass, claims) = plan_pass(program, input, &prior);
-        actions = pass;
-        if claims == prior {
+    for pass in 0..MAX_PASSES {
+        let (result, claims, contested) = plan_pass(program, input, &prior, &mut index);
+        actions = result;
+        // Stable: nothing matched later was looked at earlier (first pass), or the matches
+        // are those the pass started from.
+        if (pass == 0 && !contested) || claims == prior {
             break;
         }
         prior = claims;
@@ -120,7 +128,54 @@ pub fn plan(program: &Program, input: &PlanInput<'_>) -> Plan {
 
 type Claims = HashMap<(Object, String), String>;
 
-fn plan_pass(program: &Program, input: &PlanInput<'_>, prior: &Claims) -> (Vec<Action>, Claims) {
+/// Per object, per dedup key: key value → target ids (sorted). Computed once per plan.
+#[derive(Default)]
+struct DedupIndex<'a> {
+    by_object: HashMap<Object, Vec<BTreeMap<String, Vec<&'a str>>>>,
+}
+
+impl<'a> DedupIndex<'a> {
+    fn get(
+        &mut self,
+        program: &Program,
+        input: &PlanInput<'a>,
+        object: Object,
+    ) -> &Vec<BTreeMap<String, Vec<&'a str>>> {
+        let target_sys = input.direction.target();
+        self.by_object.entry(object).or_insert_with(|| {
+            let keys = program.object(object).map_or(0, |o| o.dedup.len());
+            let mut index: Vec<BTreeMap<String, Vec<&'a str>>> = vec![BTreeMap::new(); keys];
+            if keys == 0 {
+                return index;
+            }
+            for t in input.target {
+                if t.system != target_sys || t.object != object {
+                    continue;
+                }
+                let rv = RecordValue::new(t);
+                for (idx, map) in index.iter_mut().enumerate() {
+                    if let Ok(Some(k)) = program.dedup_key_with(object, idx, target_sys, &rv) {
+                        map.entry(k).or_default().push(t.id.as_str());
+                    }
+                }
+            }
+            for map in &mut index {
+                for ids in map.values_mut() {
+                    ids.sort_by(|a, b| cmp_ids(a, b));
+                    ids.dedup();
+                }
+            }
+            index
+        })
+    }
+}
+
+fn plan_pass<'a, 'p>(
+    program: &'a Program,
+    input: &'a PlanInput<'a>,
+    prior: &'p Claims,
+    index: &'p mut DedupIndex<'a>,
+) -> (Vec<Action>, Claims, bool) {
     let source_sys = input.direction.source();
     let target_sys = input.direction.target();
     let mut ctx = Ctx {
@@ -150,9 +205,11 @@ fn plan_pass(program: &Program, input: &PlanInput<'_>, prior: &Claims) -> (Vec<A
             .iter()
             .map(|l| ((l.object, l.id_on(target_sys)), l.id_on(source_sys)))
             .collect(),
-        dedup_index: HashMap::new(),
+        dedup_index: index,
         claimed: HashMap::new(),
         prior,
+        consulted: HashMap::new(),
+        contested: false,
         company_actions: HashMap::new(),
     };
 
@@ -177,10 +234,10 @@ fn plan_pass(program: &Program, input: &PlanInput<'_>, prior: &Claims) -> (Vec<A
         }
         actions.push(action);
     }
-    (actions, ctx.claimed)
+    (actions, ctx.claimed, ctx.contested)
 }
 
-impl<'a> Ctx<'a> {
+impl<'a> Ctx<'a, '_> {
     fn action(&self, seq: u32, s: &Record, op: Op, reason: impl Into<String>) -> Action {
         Action {
             seq,
@@ -293,10 +350,17 @@ impl<'a> Ctx<'a> {
                 }
             };
             let matches: Vec<&'a str> = self
-                .dedup_candidates(s.object, idx)
-                .get(&value)
+                .dedup_index
+                .get(self.program, self.input, s.object)
+                .get(idx)
+                .and_then(|m| m.get(&value))
                 .cloned()
                 .unwrap_or_default();
+            for tid in &matches {
+                self.consulted
+                    .entry((s.object, tid.to_string()))
+                    .or_insert(seq);
+            }
             // A linked target does not count when its own source has a different key: this plan
             // rewrites it to mirror that source, so it is not a duplicate.
             let candidates: Vec<&'a str> = matches
@@ -338,8 +402,11 @@ impl<'a> Ctx<'a> {
                     let Some(t) = self.targets.get(&(s.object, tid)).copied() else {
                         continue;
                     };
-                    self.claimed
-                        .insert((s.object, tid.to_string()), s.id.clone());
+                    let claim = (s.object, tid.to_string());
+                    if self.consulted.get(&claim).is_some_and(|first| *first < seq) {
+                        self.contested = true;
+                    }
+                    self.claimed.insert(claim, s.id.clone());
                     let mut a = match self.changes(rules, s, &rv, Some(t)) {
                         Ok(changes) => {
                             let mut a = self.action(
@@ -452,28 +519,6 @@ impl<'a> Ctx<'a> {
             // A blank never overwrites (B4): the target keeps its key.
             Ok(None) | Err(_) => true,
         }
-    }
-
-    /// Key value → target ids (linked or not), for dedup key `idx` of `object` (computed once).
-    fn dedup_candidates(&mut self, object: Object, idx: usize) -> &BTreeMap<String, Vec<&'a str>> {
-        let (program, input, target_sys) = (self.program, self.input, self.target_sys);
-        self.dedup_index.entry((object, idx)).or_insert_with(|| {
-            let mut index: BTreeMap<String, Vec<&'a str>> = BTreeMap::new();
-            for t in input.target {
-                if t.system != target_sys || t.object != object {
-                    continue;
-                }
-                let rv = RecordValue::new(t);
-                if let Ok(Some(k)) = program.dedup_key_with(object, idx, target_sys, &rv) {
-                    index.entry(k).or_default().push(t.id.as_str());
-                }
-            }
-            for ids in index.values_mut() {
-                ids.sort_by(|a, b| cmp_ids(a, b));
-                ids.dedup();
-            }
-            index
-        })
     }
 
     /// Field changes from `s` onto `t` (`None` = a record to be created).
