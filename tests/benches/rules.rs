@@ -33,7 +33,9 @@ fn peak_rss_kib() -> Option<u64> {
         .ok()
 }
 
-const NAMES: &[&str] = &["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Tyrell"];
+const NAMES: &[&str] = &[
+    "Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Tyrell",
+];
 const SUFFIX: &[&str] = &["Pty Ltd", "Inc.", "GmbH", "", "S.A.", "LLC"];
 const STAGES: &[&str] = &["lead", "opportunity", "customer", "subscriber", "other"];
 const STATUS: &[&str] = &["Active", "Prospect", "Inactive"];
@@ -55,7 +57,11 @@ fn world(companies: usize, seed: u64) -> World {
         let base = NAMES[rng.random_range(0..NAMES.len())];
         let name = format!("{base} {i} {}", SUFFIX[rng.random_range(0..SUFFIX.len())]);
         let domain = format!("{}{i}.example", base.to_lowercase());
-        let mut h = Record::new(System::HubSpot, Object::Company, format!("{}", 10_000_000_000u64 + i as u64));
+        let mut h = Record::new(
+            System::HubSpot,
+            Object::Company,
+            format!("{}", 10_000_000_000u64 + i as u64),
+        );
         h.doc = json!({
             "name": name, "domain": domain, "phone": format!("+61 2 {:04} {:04}", i % 10_000, rng.random_range(0..10_000)),
             "city": "Sydney", "lifecyclestage": STAGES[rng.random_range(0..STAGES.len())],
@@ -64,8 +70,16 @@ fn world(companies: usize, seed: u64) -> World {
         .unwrap()
         .clone();
         let mut a = Record::new(System::Accelo, Object::Company, format!("{}", i + 1));
-        let accelo_name = if rng.random_bool(0.5) { name.to_uppercase() } else { format!("Other {i}") };
-        let accelo_site = if i % 4 == 1 { format!("https://www.{domain}/") } else { format!("https://other{i}.example") };
+        let accelo_name = if rng.random_bool(0.5) {
+            name.to_uppercase()
+        } else {
+            format!("Other {i}")
+        };
+        let accelo_site = if i % 4 == 1 {
+            format!("https://www.{domain}/")
+        } else {
+            format!("https://other{i}.example")
+        };
         let title = STATUS[rng.random_range(0..STATUS.len())];
         a.doc = json!({
             "name": accelo_name, "website": accelo_site, "standing": title.to_lowercase(),
@@ -87,7 +101,11 @@ fn world(companies: usize, seed: u64) -> World {
         for k in 0..2 {
             let j = i * 2 + k;
             let email = format!("person{j}@{domain}");
-            let mut hc = Record::new(System::HubSpot, Object::Contact, format!("{}", 20_000_000_000u64 + j as u64));
+            let mut hc = Record::new(
+                System::HubSpot,
+                Object::Contact,
+                format!("{}", 20_000_000_000u64 + j as u64),
+            );
             hc.company_id = Some(h.id.clone());
             hc.doc = json!({
                 "firstname": format!("First{j}"), "lastname": format!("Last{j}"), "email": email,
@@ -98,7 +116,11 @@ fn world(companies: usize, seed: u64) -> World {
             .clone();
             let mut ac = Record::new(System::Accelo, Object::Contact, format!("{}", j + 1));
             ac.company_id = Some(a.id.clone());
-            let accelo_email = if j % 4 == 1 { email.to_uppercase() } else { format!("x{j}@other.example") };
+            let accelo_email = if j % 4 == 1 {
+                email.to_uppercase()
+            } else {
+                format!("x{j}@other.example")
+            };
             let mut doc: Map<String, Value> = json!({
                 "firstname": format!("First{j}"), "surname": format!("Last{j}"), "standing": "active",
                 "status": {"id": "2", "title": "Prospect", "standing": "prospect"},
@@ -125,14 +147,22 @@ fn world(companies: usize, seed: u64) -> World {
         hubspot.push(h);
         accelo.push(a);
     }
-    World { hubspot, accelo, links }
+    World {
+        hubspot,
+        accelo,
+        links,
+    }
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it,
+    // and then it only makes sure every measurement still works, on tiny sizes.
+    let full = std::env::args().any(|a| a == "--bench");
     let paths = Paths::resolve(Some("rules/tandem.yaml".into()), None);
 
     // 1. `tandem check` of the shipped rules (read, parse, schema-validate, compile, probe).
-    let runs: Vec<Duration> = (0..20)
+    let check_runs = if full { 20 } else { 1 };
+    let runs: Vec<Duration> = (0..check_runs)
         .map(|_| {
             let t = Instant::now();
             let c = check(&paths);
@@ -140,24 +170,40 @@ fn main() {
             t.elapsed()
         })
         .collect();
-    println!("check shipped rules (3 files): median {:?} over 20 runs", median(runs));
+    println!(
+        "check shipped rules (3 files): median {:?} over {check_runs} runs",
+        median(runs)
+    );
 
     let program = load(&paths).unwrap().program;
 
     // 2. One rule evaluation: prepare a HubSpot contact, evaluate the pull criteria.
     let w = world(1, 1);
-    let contact = w.hubspot.iter().find(|r| r.object == Object::Contact).unwrap();
-    let n = 200_000;
+    let contact = w
+        .hubspot
+        .iter()
+        .find(|r| r.object == Object::Contact)
+        .unwrap();
+    let n = if full { 200_000 } else { 10 };
     let t = Instant::now();
     for _ in 0..n {
         let rv = RecordValue::new(contact);
-        assert!(program.criteria_with(Object::Contact, Direction::Pull, &rv).unwrap());
+        assert!(
+            program
+                .criteria_with(Object::Contact, Direction::Pull, &rv)
+                .unwrap()
+        );
     }
     let per = t.elapsed() / n;
     println!("prepare record + evaluate contact pull criteria: {per:?} each ({n} runs)");
 
     // 3. Planning a seeded world.
-    for companies in [1_000usize, 10_000, 50_000] {
+    let sizes: &[usize] = if full {
+        &[1_000, 10_000, 50_000]
+    } else {
+        &[20]
+    };
+    for &companies in sizes {
         let w = world(companies, 7);
         let records = w.hubspot.len() + w.accelo.len();
         for direction in [Direction::Pull, Direction::Push] {
@@ -173,7 +219,7 @@ fn main() {
                 links: &w.links,
                 bypass_criteria: false,
             };
-            let reps = if companies >= 50_000 { 1 } else { 3 };
+            let reps = if companies >= 50_000 || !full { 1 } else { 3 };
             let mut times = Vec::new();
             let mut last = None;
             for _ in 0..reps {
@@ -198,6 +244,9 @@ fn main() {
         }
     }
     if let Some(kib) = peak_rss_kib() {
-        println!("peak resident memory of the benchmark process: {} MiB", kib / 1024);
+        println!(
+            "peak resident memory of the benchmark process: {} MiB",
+            kib / 1024
+        );
     }
 }
