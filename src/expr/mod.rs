@@ -5,7 +5,8 @@
 //! is disabled, `print`/`debug` go to `tracing`, and operations, call depth, expression depth,
 //! string, array and map sizes are limited so a runaway rule fails *that evaluation* with an
 //! [`EvalError`] — never the engine or the process. Variables are strict: an undefined name is
-//! a compile error with its position.
+//! a compile error with its position. There is no clock (`timestamp()` fails): a plan depends
+//! only on its input.
 //!
 //! Expressions see `record` (the source record's document as a map; every value is text, a
 //! missing property is `()`, Accelo's nested objects are always maps) and, in transforms,
@@ -49,6 +50,10 @@ fn build_engine() -> Engine {
         tracing::debug!(target: "tandem::rules", source = src.unwrap_or(""), %pos, "{s}");
     });
     helpers::register(&mut e);
+    // Plans are deterministic: rules get no clock.
+    e.register_fn("timestamp", || -> Result<Dynamic, Box<EvalAltResult>> {
+        Err("the clock is not available to rules (plans must not depend on the time)".into())
+    });
     e
 }
 
@@ -483,6 +488,10 @@ mod tests {
                 assert!(e.eval(&r, None).is_err());
             }
         }
+        // No clock: plans must be deterministic.
+        let e = Expr::compile("timestamp()", Vars::Record).unwrap();
+        let err = e.eval(&hs(json!({})), None).unwrap_err();
+        assert!(err.message.contains("clock"), "{}", err.message);
         // print goes to tracing, not stdout, and does not fail.
         let e = Expr::compile("print(\"hi\"); true", Vars::Record).unwrap();
         assert!(e.eval_bool(&hs(json!({}))).unwrap());

@@ -172,6 +172,34 @@ pub fn check(paths: &Paths) -> Checked {
     checked
 }
 
+/// Reads and checks only the config file (for commands that need no rules, e.g. `tandem log`
+/// reading `store.url`). `Err` holds every problem.
+pub fn check_config_file(path: &Path) -> Result<Config, Report> {
+    let name = display(path);
+    let mut report = Report::new();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            report.push(Diagnostic::whole(
+                Code::Unreadable,
+                &name,
+                format!("cannot read the config file: {}", io_reason(&e)),
+            ));
+            return Err(report);
+        }
+    };
+    let src = Source {
+        name,
+        text: Arc::from(text),
+    };
+    let config = check_config(&src, &mut report);
+    report.sort();
+    match config {
+        Some(c) if !report.has_errors() => Ok(c),
+        _ => Err(report),
+    }
+}
+
 fn display(p: &Path) -> String {
     p.display().to_string()
 }
@@ -1496,4 +1524,63 @@ fn items<T>(l: &Lenient<Vec<Lenient<T>>>) -> impl Iterator<Item = (usize, &T)> {
         .into_iter()
         .flat_map(|v| v.iter().enumerate())
         .filter_map(|(i, x)| x.get().map(|x| (i, x)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_default_from_env_then_file() {
+        let p = Paths::resolve_with(None, None, |_| None);
+        assert_eq!(p.config, PathBuf::from("rules/tandem.yaml"));
+        assert_eq!(p.rules_dir, PathBuf::from("rules"));
+        let p = Paths::resolve_with(None, None, |k| {
+            (k == CONFIG_ENV).then(|| "/etc/tandem/tandem.yaml".to_string())
+        });
+        assert_eq!(p.rules_dir, PathBuf::from("/etc/tandem"));
+        let p = Paths::resolve_with(Some("x.yaml".into()), Some("r".into()), |_| None);
+        assert_eq!(
+            (p.config, p.rules_dir),
+            (PathBuf::from("x.yaml"), PathBuf::from("r"))
+        );
+        let p = Paths::resolve_with(Some("x.yaml".into()), None, |_| None);
+        assert_eq!(p.rules_dir, PathBuf::from("."));
+    }
+
+    #[test]
+    fn config_alone_can_be_loaded() {
+        let c = check_config_file(Path::new("rules/tandem.yaml")).unwrap();
+        assert_eq!(c.store.url, ".tandem/tandem.db");
+        assert_eq!(c.hubspot.token_env.as_deref(), Some("HUBSPOT_TOKEN"));
+        let e = check_config_file(Path::new(
+            "tests/fixtures/rules/invalid/E080_invalid_config/tandem.yaml",
+        ))
+        .unwrap_err();
+        assert!(e.has_errors());
+    }
+
+    #[test]
+    fn rules_hash_ignores_comments_and_formatting() {
+        let config = Source {
+            name: "tandem.yaml".into(),
+            text: Arc::from(include_str!("../../tests/fixtures/rules/valid/tandem.yaml")),
+        };
+        let a = "object: company\nfields:\n  - hubspot: name\n    accelo: $.name\n";
+        let b = "# a comment\nobject: company\nfields: [{accelo: '$.name', hubspot: name}]\n";
+        let c = "object: company\nfields:\n  - hubspot: phone\n    accelo: $.phone\n";
+        let hash = |t: &str| {
+            let s = Source {
+                name: "companies.yaml".into(),
+                text: Arc::from(t),
+            };
+            check_sources(Some(&config), &[s], "rules")
+                .rules
+                .unwrap()
+                .hash
+        };
+        assert_eq!(hash(a), hash(b));
+        assert_ne!(hash(a), hash(c));
+        assert_eq!(hash(a).len(), 64);
+    }
 }

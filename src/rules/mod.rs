@@ -17,6 +17,6 @@ pub mod schema;
 pub mod set;
 pub mod yaml;
 
-pub use check::{Checked, Paths, Source, check, check_sources};
+pub use check::{Checked, Paths, Source, check, check_config_file, check_sources};
 pub use diag::{Code, Diagnostic, Report, Severity};
 pub use set::RuleSet;
