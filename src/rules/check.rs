@@ -9,9 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-use regex::Regex;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -340,6 +339,14 @@ fn canonical(v: &Value, out: &mut String) {
     }
 }
 
+/// One side's view for checking expressions: which record `record` is, and a sample of it.
+struct Side<'c> {
+    system: System,
+    object: Object,
+    cat: &'c HubSpotCatalog,
+    sample: &'c RecordValue,
+}
+
 /// A parsed file with its spans.
 struct FileState {
     name: String,
@@ -564,22 +571,97 @@ fn valid_host_port(s: &str) -> bool {
     }
 }
 
-static RECORD_REF: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(r#"record\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*"([^"]+)"\s*\])"#).ok()
-});
+fn ident_start(c: char) -> bool {
+    c.is_ascii_alphabetic() || c == '_'
+}
 
-/// Properties an expression reads as `record.x` / `record["x"]`.
-fn record_refs(src: &str) -> Vec<String> {
-    let Some(re) = RECORD_REF.as_ref() else {
-        return Vec::new();
+fn ident_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// The field paths an expression reads from `record` (`record.a.b`, `record?.a`,
+/// `record["a"]`), each segment with its character index in `src`. Method calls
+/// (`record.name.to_lower()`) end a path; string literals and comments are skipped.
+fn record_paths(src: &str) -> Vec<Vec<(String, usize)>> {
+    let chars: Vec<char> = src.chars().collect();
+    let at = |i: usize| chars.get(i).copied().unwrap_or('\0');
+    let skip_ws = |mut i: usize| {
+        while at(i).is_whitespace() {
+            i += 1;
+        }
+        i
     };
-    re.captures_iter(src)
-        .filter_map(|c| {
-            c.get(1)
-                .or_else(|| c.get(2))
-                .map(|m| m.as_str().to_string())
-        })
-        .collect()
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '"' || c == '\'' || c == '`' {
+            i += 1;
+            while i < chars.len() && chars[i] != c {
+                i += if chars[i] == '\\' { 2 } else { 1 };
+            }
+            i += 1;
+            continue;
+        }
+        if c == '/' && at(i + 1) == '/' {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+            continue;
+        }
+        if !ident_start(c) || (i > 0 && (ident_char(chars[i - 1]) || chars[i - 1] == '.')) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while ident_char(at(i)) {
+            i += 1;
+        }
+        if chars[start..i].iter().collect::<String>() != "record" {
+            continue;
+        }
+        let mut segs = Vec::new();
+        loop {
+            let mut j = skip_ws(i);
+            if at(j) == '?' && at(j + 1) == '.' {
+                j += 2;
+            } else if at(j) == '.' {
+                j += 1;
+            } else if at(j) == '[' && segs.is_empty() {
+                let k = skip_ws(j + 1);
+                if at(k) != '"' {
+                    break;
+                }
+                let name_start = k + 1;
+                let mut e = name_start;
+                while e < chars.len() && chars[e] != '"' {
+                    e += 1;
+                }
+                segs.push((chars[name_start..e].iter().collect(), name_start));
+                i = e + 1;
+                break;
+            } else {
+                break;
+            }
+            j = skip_ws(j);
+            if !ident_start(at(j)) {
+                break;
+            }
+            let s0 = j;
+            while ident_char(at(j)) {
+                j += 1;
+            }
+            if at(skip_ws(j)) == '(' {
+                break;
+            }
+            segs.push((chars[s0..j].iter().collect(), s0));
+            i = j;
+        }
+        if !segs.is_empty() {
+            out.push(segs);
+        }
+    }
+    out
 }
 
 /// Index of the character at 1-based (`line`, `column`) of `text`.
@@ -632,17 +714,101 @@ impl FileState {
 
     /// The source span of the character at (`line`, `column`) of the expression at `ptr`.
     fn expr_span(&self, ptr: &str, text: &str, line: usize, column: usize) -> Range<usize> {
+        self.expr_span_len(ptr, text, char_index(text, line, column), 1)
+    }
+
+    /// The source span of `len` characters from character `idx` of the expression at `ptr`.
+    fn expr_span_len(&self, ptr: &str, text: &str, idx: usize, len: usize) -> Range<usize> {
         let Some(node) = self.index.get(ptr) else {
             return self.val(ptr);
         };
         let offsets = yaml::scalar_offsets(&self.src, node, text);
-        let idx = char_index(text, line, column).min(offsets.len().saturating_sub(1));
-        let at = offsets.get(idx).copied().unwrap_or(node.value.start);
-        let width = self.src[at.min(self.src.len())..]
+        let last = offsets.len().saturating_sub(1);
+        let at = offsets
+            .get(idx.min(last))
+            .copied()
+            .unwrap_or(node.value.start);
+        let end_idx = (idx + len.max(1) - 1).min(last);
+        let end_at = offsets.get(end_idx).copied().unwrap_or(at).max(at);
+        let width = self.src[end_at.min(self.src.len())..]
             .chars()
             .next()
             .map_or(0, char::len_utf8);
-        at..at + width
+        at..end_at + width
+    }
+
+    /// Reports `record.x` paths that name no field of the record: a HubSpot property that the
+    /// object does not have, or an Accelo field that its record does not have.
+    fn check_record_paths(
+        &self,
+        ptr: &str,
+        text: &str,
+        system: System,
+        object: Object,
+        cat: &HubSpotCatalog,
+        report: &mut Report,
+    ) -> bool {
+        let mut ok = true;
+        for path in record_paths(text) {
+            match system {
+                System::HubSpot => {
+                    let Some((name, idx)) = path.first() else {
+                        continue;
+                    };
+                    if cat.get(name).is_none() {
+                        ok = false;
+                        let span = self.expr_span_len(ptr, text, *idx, name.chars().count());
+                        let d = self
+                            .diag(
+                                Code::UnknownProperty,
+                                span,
+                                format!("unknown HubSpot {object} property `{name}`"),
+                            )
+                            .label("`record` here is a HubSpot record");
+                        report.push(match suggest(name, cat.names()) {
+                            Some(s) => d.help(format!("did you mean `{s}`?")),
+                            None => d.help(
+                                "declare the portal's custom properties under `custom_properties`",
+                            ),
+                        });
+                    }
+                }
+                System::Accelo => {
+                    let mut dotted = String::new();
+                    for (name, idx) in &path {
+                        if !dotted.is_empty() {
+                            dotted.push('.');
+                        }
+                        dotted.push_str(name);
+                        match accelo_field(object, &dotted) {
+                            Some(f) if f.object => continue,
+                            Some(_) => break,
+                            None => {
+                                ok = false;
+                                let span =
+                                    self.expr_span_len(ptr, text, *idx, name.chars().count());
+                                let mut d = self
+                                    .diag(
+                                        Code::UnknownAcceloField,
+                                        span,
+                                        format!("unknown Accelo {object} field `{dotted}`"),
+                                    )
+                                    .label("`record` here is an Accelo record");
+                                if let Some(s) = suggest(
+                                    &dotted,
+                                    catalog::accelo_fields(object).iter().map(|f| f.path),
+                                ) {
+                                    d = d.help(format!("did you mean `record.{s}`?"));
+                                }
+                                report.push(d);
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        ok
     }
 
     /// Compiles the expression at `ptr`; on success probes it for unknown functions against
@@ -652,12 +818,15 @@ impl FileState {
         ptr: &str,
         text: &str,
         vars: Vars,
-        sample: &RecordValue,
+        side: &Side<'_>,
         report: &mut Report,
     ) -> Option<Expr> {
         match Expr::compile(text, vars) {
             Ok(e) => {
-                if let Some(err) = e.probe_functions(sample) {
+                if !self.check_record_paths(ptr, text, side.system, side.object, side.cat, report) {
+                    return None;
+                }
+                if let Some(err) = e.probe_functions(side.sample) {
                     let span = match (err.line, err.column) {
                         (Some(l), Some(c)) => self.expr_span(ptr, text, l, c),
                         _ => self.val(ptr),
@@ -732,6 +901,18 @@ impl FileState {
         let names: Vec<String> = cat.names().map(str::to_string).collect();
         let hs_sample = RecordValue::sample(System::HubSpot, object, &names);
         let ac_sample = RecordValue::sample(System::Accelo, object, &[]);
+        let hs_side = Side {
+            system: System::HubSpot,
+            object,
+            cat: &cat,
+            sample: &hs_sample,
+        };
+        let ac_side = Side {
+            system: System::Accelo,
+            object,
+            cat: &cat,
+            sample: &ac_sample,
+        };
 
         // requires_company
         if file.requires_company.is_present() && object == Object::Company {
@@ -806,10 +987,10 @@ impl FileState {
         let mut criteria_push = None;
         if let Some(c) = file.criteria.get() {
             if let Some(src) = &c.pull {
-                criteria_pull = self.expr("/criteria/pull", src, Vars::Record, &hs_sample, report);
+                criteria_pull = self.expr("/criteria/pull", src, Vars::Record, &hs_side, report);
             }
             if let Some(src) = &c.push {
-                criteria_push = self.expr("/criteria/push", src, Vars::Record, &ac_sample, report);
+                criteria_push = self.expr("/criteria/push", src, Vars::Record, &ac_side, report);
             }
         }
 
@@ -834,14 +1015,14 @@ impl FileState {
                 &format!("/dedup/{i}/hubspot"),
                 &k.hubspot,
                 Vars::Record,
-                &hs_sample,
+                &hs_side,
                 report,
             );
             let a = self.expr(
                 &format!("/dedup/{i}/accelo"),
                 &k.accelo,
                 Vars::Record,
-                &ac_sample,
+                &ac_side,
                 report,
             );
             if let (Some(hubspot), Some(accelo)) = (h, a) {
@@ -952,7 +1133,7 @@ impl FileState {
                     &format!("{base}/transform/pull"),
                     src,
                     Vars::RecordAndValue,
-                    &hs_sample,
+                    &hs_side,
                     report,
                 )
                 .or_else(|| {
@@ -965,7 +1146,7 @@ impl FileState {
                     &format!("{base}/transform/push"),
                     src,
                     Vars::RecordAndValue,
-                    &ac_sample,
+                    &ac_side,
                     report,
                 )
             });
@@ -1005,9 +1186,11 @@ impl FileState {
         pull_exprs.extend(dedup.iter().map(|d| &d.hubspot));
         pull_exprs.extend(mappings.iter().filter_map(|m| m.transform_pull.as_ref()));
         for e in pull_exprs {
-            for r in record_refs(e.source()) {
-                if cat.get(&r).is_some() {
-                    read_properties.insert(r);
+            for path in record_paths(e.source()) {
+                if let Some((first, _)) = path.first() {
+                    if cat.get(first).is_some() {
+                        read_properties.insert(first.clone());
+                    }
                 }
             }
         }
@@ -1582,5 +1765,38 @@ mod tests {
         assert_eq!(hash(a), hash(b));
         assert_ne!(hash(a), hash(c));
         assert_eq!(hash(a).len(), 64);
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::record_paths;
+
+    fn names(src: &str) -> Vec<Vec<String>> {
+        record_paths(src)
+            .into_iter()
+            .map(|p| p.into_iter().map(|(n, _)| n).collect())
+            .collect()
+    }
+
+    #[test]
+    fn finds_field_paths_not_methods_or_strings() {
+        assert_eq!(
+            names("record.name.to_lower() == \"record.x\" && record?.affiliation.email != ()"),
+            vec![
+                vec!["name".to_string()],
+                vec!["affiliation".into(), "email".into()]
+            ]
+        );
+        assert_eq!(
+            names("record[\"name\"] + myrecord.x"),
+            vec![vec!["name".to_string()]]
+        );
+        assert_eq!(
+            names("// record.x\nrecord . status . title"),
+            vec![vec!["status".to_string(), "title".into()]]
+        );
+        let p = record_paths("a + record.bc");
+        assert_eq!(p[0][0].1, 11);
     }
 }
