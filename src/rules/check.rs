@@ -1187,10 +1187,10 @@ impl FileState {
         pull_exprs.extend(mappings.iter().filter_map(|m| m.transform_pull.as_ref()));
         for e in pull_exprs {
             for path in record_paths(e.source()) {
-                if let Some((first, _)) = path.first() {
-                    if cat.get(first).is_some() {
-                        read_properties.insert(first.clone());
-                    }
+                if let Some((first, _)) = path.first()
+                    && cat.get(first).is_some()
+                {
+                    read_properties.insert(first.clone());
                 }
             }
         }
