@@ -546,17 +546,21 @@ fn check_config(src: &Source, report: &mut Report) -> Option<Config> {
     for (ptr, v) in env_names {
         if !is_env_name(v) {
             let key = ptr.rsplit('/').next().unwrap_or("");
-            let (line, col) = super::diag::line_col(&state.src, state.val(&ptr).start);
-            // No snippet: the value may be the secret itself.
+            // The value may be the secret itself: mask it in every rendering, and quote no
+            // snippet for this diagnostic.
+            let span = state.val(&ptr);
+            report.redact(name, state.index.value_span(&ptr));
             report.push(
-                Diagnostic::whole(
+                Diagnostic::new(
                     Code::InvalidConfig,
                     name,
+                    span,
                     format!(
-                        "line {line}, column {col}: `{key}` must name an environment variable \
-                         (letters, digits and `_`), not hold a value"
+                        "`{key}` must name an environment variable (letters, digits and `_`), \
+                         not hold a value"
                     ),
                 )
+                .without_snippet()
                 .help("put the secret in the environment and write the variable's name here"),
             );
         }

@@ -128,6 +128,8 @@ pub struct Diagnostic {
     pub related: Vec<Related>,
     /// A hint on how to fix it.
     pub help: Option<String>,
+    /// False when the human rendering must not quote the source (it may hold a secret).
+    pub snippet: bool,
 }
 
 impl Diagnostic {
@@ -141,6 +143,7 @@ impl Diagnostic {
             label: None,
             related: Vec::new(),
             help: None,
+            snippet: true,
         }
     }
 
@@ -154,7 +157,14 @@ impl Diagnostic {
             label: None,
             related: Vec::new(),
             help: None,
+            snippet: true,
         }
+    }
+
+    /// Keeps the position but never quotes the source line (it may hold a secret).
+    pub fn without_snippet(mut self) -> Self {
+        self.snippet = false;
+        self
     }
 
     /// Sets the text under the caret.
@@ -213,6 +223,20 @@ impl Report {
     /// Registers the text of `file` so its diagnostics can show snippets.
     pub fn add_source(&mut self, file: &str, text: Arc<str>) {
         self.sources.insert(file.to_string(), text);
+    }
+
+    /// Masks `range` of `file`'s registered text with `*` (same length, so every span stays
+    /// valid): no rendering can then quote what was there, e.g. a secret pasted into the config.
+    pub fn redact(&mut self, file: &str, range: Range<usize>) {
+        if let Some(text) = self.sources.get_mut(file) {
+            let mut bytes = text.as_bytes().to_vec();
+            let end = range.end.min(bytes.len());
+            for b in bytes.iter_mut().take(end).skip(range.start) {
+                *b = b'*';
+            }
+            // Spans fall on character boundaries, so the result is valid UTF-8.
+            *text = Arc::from(String::from_utf8_lossy(&bytes).into_owned());
+        }
     }
 
     /// Adds one diagnostic.
@@ -322,7 +346,7 @@ impl Report {
         for d in &self.diagnostics {
             let view = View {
                 d,
-                source: self.sources.get(&d.file).map(|text| {
+                source: self.sources.get(&d.file).filter(|_| d.snippet).map(|text| {
                     NamedSource::new(d.file.clone(), text.to_string()).with_language("yaml")
                 }),
                 position: self.position(d),
@@ -479,5 +503,28 @@ mod tests {
         assert_eq!(j["diagnostics"][0]["line"], 2);
         assert_eq!(j["diagnostics"][0]["column"], 12);
         assert_eq!(j["diagnostics"][0]["severity"], "error");
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::*;
+
+    #[test]
+    fn redacted_text_never_renders() {
+        let mut r = Report::new();
+        let text = "a: 1\ntoken_env: pat-na1-secret\nb: x\n";
+        r.add_source("t.yaml", Arc::from(text));
+        let at = text.find("pat").unwrap();
+        r.redact("t.yaml", at..at + "pat-na1-secret".len());
+        r.push(Diagnostic::new(
+            Code::InvalidConfig,
+            "t.yaml",
+            30..31,
+            "near it",
+        ));
+        let out = r.render_human(false);
+        assert!(!out.contains("secret"), "{out}");
+        assert!(out.contains("**************"), "{out}");
     }
 }
