@@ -876,7 +876,6 @@ impl FileState {
 
         // Catalogue: standard + custom properties.
         let mut cat = HubSpotCatalog::standard(object);
-        let mut customs = Vec::new();
         for (i, c) in items(&file.custom_properties) {
             let ptr = format!("/custom_properties/{i}/name");
             if HubSpotCatalog::is_standard(object, &c.name) {
@@ -899,7 +898,6 @@ impl FileState {
                 options: c.options.clone(),
                 custom: true,
             };
-            customs.push(p.clone());
             cat.declare(p);
         }
         let names: Vec<String> = cat.names().map(str::to_string).collect();
