@@ -102,7 +102,7 @@ const MAX_PASSES: usize = 4;
 /// Duplicate detection looks at what the rest of the plan does to the target: a target matched
 /// by a later record with a different key will be rewritten, so it is not a duplicate of an
 /// earlier one. Planning therefore runs in passes, each seeded with the matches of the previous
-/// one, until the matches are stable (at most [`MAX_PASSES`]; the last pass is the plan).
+/// one, until the matches are stable (at most 4; the last pass is the plan).
 pub fn plan(program: &Program, input: &PlanInput<'_>) -> Plan {
     let mut prior: Claims = HashMap::new();
     let mut index = DedupIndex::default();

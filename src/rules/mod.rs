@@ -4,7 +4,7 @@
 //! - [`schema`] generates the JSON Schemas and validates files against them;
 //! - [`raw`] and [`config`] are the file formats (serde + schemars);
 //! - [`catalog`] knows HubSpot's standard properties and Accelo's fields;
-//! - [`check`] turns the files into typed, validated rules, collecting every problem;
+//! - [`mod@check`] turns the files into typed, validated rules, collecting every problem;
 //! - [`diag`] holds and renders the problems.
 
 pub mod catalog;

@@ -2,7 +2,7 @@
 //! `schemas/rules.schema.json` (doc comments become the descriptions editors show on hover).
 //!
 //! These types say what a file *looks like*; whether it *means* something (known properties,
-//! parsable Rhai and JSONPath, statuses that exist) is decided by [`crate::rules::check`].
+//! parsable Rhai and JSONPath, statuses that exist) is decided by [`crate::rules::check()`].
 //! Every section is [`Lenient`], so one broken entry does not hide problems in the others.
 
 use std::borrow::Cow;

@@ -1,5 +1,5 @@
 //! The JSON Schemas of `tandem.yaml` and the rule files, generated from the Rust types
-//! ([`raw::RuleFile`], [`config::Config`]) as draft-07 (what every yaml-language-server version
+//! ([`super::raw::RuleFile`], [`super::config::Config`]) as draft-07 (what every yaml-language-server version
 //! understands), and validation of a file's tree against them with the `jsonschema` crate.
 //!
 //! `tandem check` validates with the very schemas it ships in `schemas/`, so an editor and the

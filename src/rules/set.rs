@@ -1,4 +1,4 @@
-//! The checked rule set: what [`crate::rules::check`] produces once every file is valid —
+//! The checked rule set: what [`crate::rules::check()`] produces once every file is valid —
 //! typed mappings with their Rhai expressions compiled and their Accelo JSONPaths parsed,
 //! criteria, dedup keys, status tables, triggers and test cases. [`crate::compile`] turns it
 //! into the runtime `Program`.
