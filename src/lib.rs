@@ -9,10 +9,13 @@
 //! ```
 
 pub mod cli;
+pub mod compile;
 pub mod connect;
+pub mod expr;
 pub mod model;
 pub mod notify;
 pub mod plan;
+pub mod rules;
 pub mod sandbox;
 pub mod server;
 pub mod store;

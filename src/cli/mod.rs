@@ -8,9 +8,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod check;
 pub mod demo;
-pub mod sandbox;
 pub mod log;
+pub mod sandbox;
+pub mod schema;
+pub mod test;
 
 /// How a command ended (DESIGN.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +66,12 @@ pub enum Command {
     /// Show the sync log: runs with counts and duration, and per record what happened and why,
     /// field by field.
     Log(log::Args),
+    /// Validate the config and rule files; exit 2 with located diagnostics.
+    Check(check::Args),
+    /// Write the JSON Schemas of tandem.yaml and the rule files into schemas/ (or --check them).
+    Schema(schema::Args),
+    /// Run the rule files' own test cases.
+    Test(test::Args),
 }
 
 /// Parses the process arguments, sets up logging and runs the command.
@@ -88,6 +97,9 @@ pub fn run(cli: Cli) -> Exit {
         Command::Demo(args) => demo::run(args),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Log(args) => log::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Schema(args) => schema::run(args),
+        Command::Test(args) => test::run(args),
     }
 }
 

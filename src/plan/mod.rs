@@ -4,9 +4,13 @@
 //! `tandem plan --json`). The planner that produces a plan is a pure function — no I/O, no clock,
 //! no randomness — so `tandem plan` and a real run call exactly the same code.
 
+pub mod planner;
+
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Direction, Object, System};
+
+pub use planner::{PlanInput, plan};
 
 /// What a run will do, in execution order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,7 +101,8 @@ pub struct RecordRef {
 /// (`None` = blank / clear).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
-    /// The target-side field: a HubSpot property name or an Accelo JSONPath.
+    /// The target-side field: a HubSpot property name, or an Accelo write key
+    /// (`affiliation.email`, `postal_address.city`, `status`; see the rules' catalogue).
     pub field: String,
     /// Current target value.
     pub from: Option<String>,

@@ -1,0 +1,465 @@
+//! `tandem.yaml`: connections to HubSpot and Accelo, the store, email notification, the server
+//! and sync options — the source of `schemas/tandem.schema.json`.
+//!
+//! Secrets never live in the file: it names the environment variables that hold them, and
+//! [`Config::secrets`] reads those at run time with errors that name the variable, never the
+//! value. The `TANDEM_*` overrides that scripts rely on are applied by [`Config::apply_env`].
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use thiserror::Error;
+
+/// The Tandem configuration file (`rules/tandem.yaml` by default).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(
+    deny_unknown_fields,
+    title = "Tandem configuration",
+    extend("required" = ["accelo"])
+)]
+pub struct Config {
+    /// The HubSpot portal.
+    pub hubspot: HubSpotConfig,
+    /// The Accelo deployment.
+    pub accelo: AcceloConfig,
+    /// Where links, the job queue and the sync log live.
+    pub store: StoreConfig,
+    /// Notifications (the push-completion email, B2).
+    pub notify: NotifyConfig,
+    /// The webhook receiver and console (`tandem serve`).
+    pub server: ServerConfig,
+    /// Sync options and guardrails.
+    pub sync: SyncConfig,
+}
+
+/// Connection to HubSpot. Set either `token_env` (a private app) or `oauth`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct HubSpotConfig {
+    /// API root (default `https://api.hubapi.com`).
+    pub url: String,
+    /// Private app: the environment variable holding the access token.
+    pub token_env: Option<String>,
+    /// OAuth app: client id and the environment variables holding the secrets.
+    pub oauth: Option<HubSpotOAuth>,
+}
+
+impl Default for HubSpotConfig {
+    fn default() -> Self {
+        HubSpotConfig {
+            url: "https://api.hubapi.com".into(),
+            token_env: None,
+            oauth: None,
+        }
+    }
+}
+
+/// HubSpot OAuth credentials (by environment-variable name).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct HubSpotOAuth {
+    /// The app's client id (not a secret).
+    pub client_id: String,
+    /// The environment variable holding the client secret.
+    pub client_secret_env: String,
+    /// The environment variable holding the refresh token.
+    pub refresh_token_env: String,
+}
+
+/// Connection to Accelo (a service application, client-credentials grant).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct AcceloConfig {
+    /// The deployment URL, e.g. `https://example.api.accelo.com`.
+    pub url: String,
+    /// The service application's client id (not a secret).
+    pub client_id: String,
+    /// The environment variable holding the client secret.
+    pub client_secret_env: String,
+}
+
+/// The store.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// A SQLite file path (default `.tandem/tandem.db`) or a `postgres://` URL.
+    pub url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: ".tandem/tandem.db".into(),
+        }
+    }
+}
+
+/// Notifications.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Email over SMTP; absent = no email (the sync log says so).
+    pub email: Option<EmailConfig>,
+}
+
+/// SMTP settings.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// `host:port` of the SMTP server.
+    pub server: String,
+    /// Transport security (default `starttls`).
+    #[serde(default)]
+    pub tls: TlsMode,
+    /// Sender address.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// The environment variable holding the SMTP user name, if the server needs one.
+    #[serde(default)]
+    pub username_env: Option<String>,
+    /// The environment variable holding the SMTP password, if the server needs one.
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+/// SMTP transport security.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain text (only for a server on a trusted network).
+    None,
+    /// Upgrade with STARTTLS.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Tls,
+}
+
+/// The HTTP server.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `address:port` to listen on (default `127.0.0.1:8080`).
+    pub listen: String,
+    /// The environment variable holding the HubSpot app's client secret, used to verify
+    /// webhook signatures.
+    pub webhook_secret_env: Option<String>,
+    /// Also accept HubSpot's older v1 signatures (default `false`: v3 only).
+    pub accept_v1_signatures: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            webhook_secret_env: None,
+            accept_v1_signatures: false,
+        }
+    }
+}
+
+/// Sync options.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Seconds between incremental polls of both systems (B16; default 300).
+    pub poll_interval_seconds: u64,
+    /// Limits that stop a run before it writes (B21).
+    pub guardrails: Guardrails,
+    /// Concurrent Accelo writes (default 4).
+    pub accelo_concurrency: u32,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            poll_interval_seconds: 300,
+            guardrails: Guardrails::default(),
+            accelo_concurrency: 4,
+        }
+    }
+}
+
+/// Guardrails (B21): a run that would exceed any of these stops before writing and says why.
+/// Absent = no limit.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct Guardrails {
+    /// Most records one run may create.
+    pub max_create: Option<u64>,
+    /// Most records one run may update.
+    pub max_update: Option<u64>,
+    /// Most field values one run may clear.
+    pub max_clear: Option<u64>,
+    /// Largest share (0–1) of the target's records one run may create, update or clear.
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub max_share: Option<f64>,
+}
+
+/// A secret read from the environment. `Debug` and `Display` print `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A secret that could not be resolved. Names the variable, never a value.
+#[derive(Debug, Clone, PartialEq, Eq, Error, miette::Diagnostic)]
+pub enum SecretError {
+    /// The variable is unset or empty.
+    #[error("environment variable `{var}` ({what}) is not set")]
+    #[diagnostic(code(tandem::config::secret_missing))]
+    Missing {
+        /// The variable.
+        var: String,
+        /// What it is for.
+        what: &'static str,
+    },
+    /// The config names no variable for a secret that is needed.
+    #[error("`{key}` is not configured in tandem.yaml")]
+    #[diagnostic(code(tandem::config::secret_unconfigured))]
+    Unconfigured {
+        /// The config key that should name the variable.
+        key: &'static str,
+    },
+}
+
+/// How Tandem authenticates to HubSpot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HubSpotAuth {
+    /// A private app's access token.
+    Token(Secret),
+    /// An OAuth app.
+    OAuth {
+        /// Client id.
+        client_id: String,
+        /// Client secret.
+        client_secret: Secret,
+        /// Refresh token.
+        refresh_token: Secret,
+    },
+}
+
+/// The secrets Tandem needs to talk to both systems.
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    /// HubSpot authentication.
+    pub hubspot: HubSpotAuth,
+    /// Accelo client secret.
+    pub accelo_client_secret: Secret,
+}
+
+/// Overrides applied by [`Config::apply_env`] (names are a public contract).
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("TANDEM_HUBSPOT_URL", "hubspot.url"),
+    ("TANDEM_ACCELO_URL", "accelo.url"),
+    ("TANDEM_ACCELO_CLIENT_ID", "accelo.client_id"),
+    ("TANDEM_STORE", "store.url"),
+];
+
+/// Secret values that may be given directly in the environment, overriding the variables the
+/// config names (`TANDEM_HUBSPOT_TOKEN`, `TANDEM_ACCELO_CLIENT_SECRET`).
+pub const ENV_HUBSPOT_TOKEN: &str = "TANDEM_HUBSPOT_TOKEN";
+/// See [`ENV_HUBSPOT_TOKEN`].
+pub const ENV_ACCELO_CLIENT_SECRET: &str = "TANDEM_ACCELO_CLIENT_SECRET";
+
+impl Config {
+    /// Applies the `TANDEM_*` overrides of [`ENV_OVERRIDES`] read through `env` (pass
+    /// `|k| std::env::var(k).ok()` in production). Empty values are ignored.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) {
+        let get = |k: &str| env(k).filter(|v| !v.is_empty());
+        if let Some(v) = get("TANDEM_HUBSPOT_URL") {
+            self.hubspot.url = v;
+        }
+        if let Some(v) = get("TANDEM_ACCELO_URL") {
+            self.accelo.url = v;
+        }
+        if let Some(v) = get("TANDEM_ACCELO_CLIENT_ID") {
+            self.accelo.client_id = v;
+        }
+        if let Some(v) = get("TANDEM_STORE") {
+            self.store.url = v;
+        }
+    }
+
+    /// Resolves the connection secrets through `env`. `TANDEM_HUBSPOT_TOKEN` and
+    /// `TANDEM_ACCELO_CLIENT_SECRET` win over the variables named in the file.
+    pub fn secrets(&self, env: impl Fn(&str) -> Option<String>) -> Result<Secrets, SecretError> {
+        let get = |k: &str| env(k).filter(|v| !v.is_empty());
+        let read = |var: &str, what: &'static str| {
+            get(var).map(Secret).ok_or_else(|| SecretError::Missing {
+                var: var.to_string(),
+                what,
+            })
+        };
+        let hubspot = if let Some(t) = get(ENV_HUBSPOT_TOKEN) {
+            HubSpotAuth::Token(Secret(t))
+        } else if let Some(var) = &self.hubspot.token_env {
+            HubSpotAuth::Token(read(var, "HubSpot access token")?)
+        } else if let Some(o) = &self.hubspot.oauth {
+            HubSpotAuth::OAuth {
+                client_id: o.client_id.clone(),
+                client_secret: read(&o.client_secret_env, "HubSpot client secret")?,
+                refresh_token: read(&o.refresh_token_env, "HubSpot refresh token")?,
+            }
+        } else {
+            return Err(SecretError::Unconfigured {
+                key: "hubspot.token_env",
+            });
+        };
+        let accelo_client_secret = if let Some(s) = get(ENV_ACCELO_CLIENT_SECRET) {
+            Secret(s)
+        } else if self.accelo.client_secret_env.is_empty() {
+            return Err(SecretError::Unconfigured {
+                key: "accelo.client_secret_env",
+            });
+        } else {
+            read(&self.accelo.client_secret_env, "Accelo client secret")?
+        };
+        Ok(Secrets {
+            hubspot,
+            accelo_client_secret,
+        })
+    }
+
+    /// The webhook signing secret, when the server is configured to verify signatures.
+    pub fn webhook_secret(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Secret>, SecretError> {
+        match &self.server.webhook_secret_env {
+            None => Ok(None),
+            Some(var) => env(var)
+                .filter(|v| !v.is_empty())
+                .map(|v| Some(Secret(v)))
+                .ok_or_else(|| SecretError::Missing {
+                    var: var.clone(),
+                    what: "webhook signing secret",
+                }),
+        }
+    }
+
+    /// SMTP credentials (user name, password) when the email config names them.
+    pub fn smtp_credentials(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<(Secret, Secret)>, SecretError> {
+        let Some(email) = &self.notify.email else {
+            return Ok(None);
+        };
+        match (&email.username_env, &email.password_env) {
+            (Some(u), Some(p)) => {
+                let get = |var: &String, what| {
+                    env(var)
+                        .filter(|v| !v.is_empty())
+                        .map(Secret)
+                        .ok_or_else(|| SecretError::Missing {
+                            var: var.clone(),
+                            what,
+                        })
+                };
+                Ok(Some((get(u, "SMTP user name")?, get(p, "SMTP password")?)))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    fn config() -> Config {
+        let mut c = Config::default();
+        c.hubspot.token_env = Some("HS_TOKEN".into());
+        c.accelo.client_secret_env = "ACCELO_SECRET".into();
+        c
+    }
+
+    #[test]
+    fn secrets_resolve_and_never_print() {
+        let s = config()
+            .secrets(env(&[
+                ("HS_TOKEN", "pat-na1-xyz"),
+                ("ACCELO_SECRET", "s3cr3t"),
+            ]))
+            .unwrap();
+        assert_eq!(s.hubspot, HubSpotAuth::Token(Secret::new("pat-na1-xyz")));
+        assert_eq!(s.accelo_client_secret.expose(), "s3cr3t");
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("pat-na1-xyz") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn missing_secret_names_the_variable() {
+        let e = config()
+            .secrets(env(&[("HS_TOKEN", "pat-na1-xyz")]))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "environment variable `ACCELO_SECRET` (Accelo client secret) is not set"
+        );
+        assert!(!e.to_string().contains("pat-na1-xyz"));
+    }
+
+    #[test]
+    fn env_overrides_win() {
+        let mut c = config();
+        c.apply_env(env(&[
+            ("TANDEM_HUBSPOT_URL", "http://127.0.0.1:9"),
+            ("TANDEM_STORE", "postgres://x/y"),
+        ]));
+        assert_eq!(c.hubspot.url, "http://127.0.0.1:9");
+        assert_eq!(c.store.url, "postgres://x/y");
+        let s = c
+            .secrets(env(&[
+                ("TANDEM_HUBSPOT_TOKEN", "direct"),
+                ("TANDEM_ACCELO_CLIENT_SECRET", "direct2"),
+            ]))
+            .unwrap();
+        assert_eq!(s.hubspot, HubSpotAuth::Token(Secret::new("direct")));
+        assert_eq!(s.accelo_client_secret.expose(), "direct2");
+    }
+}

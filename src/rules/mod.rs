@@ -1,0 +1,22 @@
+//! The rules language front end: config and rule files → diagnostics → a checked [`RuleSet`].
+//!
+//! - [`yaml`] reads YAML into a JSON tree with a span for every node;
+//! - [`schema`] generates the JSON Schemas and validates files against them;
+//! - [`raw`] and [`config`] are the file formats (serde + schemars);
+//! - [`catalog`] knows HubSpot's standard properties and Accelo's fields;
+//! - [`mod@check`] turns the files into typed, validated rules, collecting every problem;
+//! - [`diag`] holds and renders the problems.
+
+pub mod catalog;
+pub mod check;
+pub mod config;
+pub mod diag;
+pub mod lenient;
+pub mod raw;
+pub mod schema;
+pub mod set;
+pub mod yaml;
+
+pub use check::{Checked, Paths, Source, check, check_config_file, check_sources};
+pub use diag::{Code, Diagnostic, Report, Severity};
+pub use set::RuleSet;

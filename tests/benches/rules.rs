@@ -1,0 +1,252 @@
+//! Benchmark of the rules pipeline (results and method in docs/PERFORMANCE.md):
+//! `tandem check` of the shipped rules, one rule evaluation, and planning a large seeded world
+//! with the shipped rules. Run with `cargo bench --bench rules`.
+//!
+//! Plain timing loops (no harness): each measurement reports the median of several runs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a panic is a failure
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Map, Value, json};
+use tandem::compile::load;
+use tandem::expr::RecordValue;
+use tandem::model::{Direction, Link, Object, Record, System};
+use tandem::plan::{PlanInput, plan};
+use tandem::rules::{Paths, check};
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn peak_rss_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+const NAMES: &[&str] = &[
+    "Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Tyrell",
+];
+const SUFFIX: &[&str] = &["Pty Ltd", "Inc.", "GmbH", "", "S.A.", "LLC"];
+const STAGES: &[&str] = &["lead", "opportunity", "customer", "subscriber", "other"];
+const STATUS: &[&str] = &["Active", "Prospect", "Inactive"];
+
+struct World {
+    hubspot: Vec<Record>,
+    accelo: Vec<Record>,
+    links: Vec<Link>,
+}
+
+/// `companies` companies and `2 × companies` contacts per side; half of each side linked, a
+/// quarter of the rest duplicated across sides by domain / email.
+fn world(companies: usize, seed: u64) -> World {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut hubspot = Vec::new();
+    let mut accelo = Vec::new();
+    let mut links = Vec::new();
+    for i in 0..companies {
+        let base = NAMES[rng.random_range(0..NAMES.len())];
+        let name = format!("{base} {i} {}", SUFFIX[rng.random_range(0..SUFFIX.len())]);
+        let domain = format!("{}{i}.example", base.to_lowercase());
+        let mut h = Record::new(
+            System::HubSpot,
+            Object::Company,
+            format!("{}", 10_000_000_000u64 + i as u64),
+        );
+        h.doc = json!({
+            "name": name, "domain": domain, "phone": format!("+61 2 {:04} {:04}", i % 10_000, rng.random_range(0..10_000)),
+            "city": "Sydney", "lifecyclestage": STAGES[rng.random_range(0..STAGES.len())],
+        })
+        .as_object()
+        .unwrap()
+        .clone();
+        let mut a = Record::new(System::Accelo, Object::Company, format!("{}", i + 1));
+        let accelo_name = if rng.random_bool(0.5) {
+            name.to_uppercase()
+        } else {
+            format!("Other {i}")
+        };
+        let accelo_site = if i % 4 == 1 {
+            format!("https://www.{domain}/")
+        } else {
+            format!("https://other{i}.example")
+        };
+        let title = STATUS[rng.random_range(0..STATUS.len())];
+        a.doc = json!({
+            "name": accelo_name, "website": accelo_site, "standing": title.to_lowercase(),
+            "status": {"id": "1", "title": title, "standing": title.to_lowercase()},
+            "postal_address": {"id": format!("{}", 40 + i), "city": "Melbourne"},
+        })
+        .as_object()
+        .unwrap()
+        .clone();
+        if i % 2 == 0 {
+            links.push(Link {
+                object: Object::Company,
+                hubspot_id: h.id.clone(),
+                accelo_id: a.id.clone(),
+                affiliation_id: None,
+                last_synced: BTreeMap::new(),
+            });
+        }
+        for k in 0..2 {
+            let j = i * 2 + k;
+            let email = format!("person{j}@{domain}");
+            let mut hc = Record::new(
+                System::HubSpot,
+                Object::Contact,
+                format!("{}", 20_000_000_000u64 + j as u64),
+            );
+            hc.company_id = Some(h.id.clone());
+            hc.doc = json!({
+                "firstname": format!("First{j}"), "lastname": format!("Last{j}"), "email": email,
+                "phone": "555-0100", "jobtitle": "Manager", "hs_lead_status": "OPEN",
+            })
+            .as_object()
+            .unwrap()
+            .clone();
+            let mut ac = Record::new(System::Accelo, Object::Contact, format!("{}", j + 1));
+            ac.company_id = Some(a.id.clone());
+            let accelo_email = if j % 4 == 1 {
+                email.to_uppercase()
+            } else {
+                format!("x{j}@other.example")
+            };
+            let mut doc: Map<String, Value> = json!({
+                "firstname": format!("First{j}"), "surname": format!("Last{j}"), "standing": "active",
+                "status": {"id": "2", "title": "Prospect", "standing": "prospect"},
+                "affiliation": {"id": format!("{}", 90 + j), "email": accelo_email, "phone": "555-0199"},
+                "company": {"id": a.id, "name": "Acme"},
+            })
+            .as_object()
+            .unwrap()
+            .clone();
+            doc.insert("comments".into(), Value::String(String::new()));
+            ac.doc = doc;
+            if j % 2 == 0 {
+                links.push(Link {
+                    object: Object::Contact,
+                    hubspot_id: hc.id.clone(),
+                    accelo_id: ac.id.clone(),
+                    affiliation_id: None,
+                    last_synced: BTreeMap::new(),
+                });
+            }
+            hubspot.push(hc);
+            accelo.push(ac);
+        }
+        hubspot.push(h);
+        accelo.push(a);
+    }
+    World {
+        hubspot,
+        accelo,
+        links,
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it,
+    // and then it only makes sure every measurement still works, on tiny sizes.
+    let full = std::env::args().any(|a| a == "--bench");
+    let paths = Paths::resolve(Some("rules/tandem.yaml".into()), None);
+
+    // 1. `tandem check` of the shipped rules (read, parse, schema-validate, compile, probe).
+    let check_runs = if full { 20 } else { 1 };
+    let runs: Vec<Duration> = (0..check_runs)
+        .map(|_| {
+            let t = Instant::now();
+            let c = check(&paths);
+            assert!(c.is_ok());
+            t.elapsed()
+        })
+        .collect();
+    println!(
+        "check shipped rules (3 files): median {:?} over {check_runs} runs",
+        median(runs)
+    );
+
+    let program = load(&paths).unwrap().program;
+
+    // 2. One rule evaluation: prepare a HubSpot contact, evaluate the pull criteria.
+    let w = world(1, 1);
+    let contact = w
+        .hubspot
+        .iter()
+        .find(|r| r.object == Object::Contact)
+        .unwrap();
+    let n = if full { 200_000 } else { 10 };
+    let t = Instant::now();
+    for _ in 0..n {
+        let rv = RecordValue::new(contact);
+        assert!(
+            program
+                .criteria_with(Object::Contact, Direction::Pull, &rv)
+                .unwrap()
+        );
+    }
+    let per = t.elapsed() / n;
+    println!("prepare record + evaluate contact pull criteria: {per:?} each ({n} runs)");
+
+    // 3. Planning a seeded world.
+    let sizes: &[usize] = if full {
+        &[1_000, 10_000, 50_000]
+    } else {
+        &[20]
+    };
+    for &companies in sizes {
+        let w = world(companies, 7);
+        let records = w.hubspot.len() + w.accelo.len();
+        for direction in [Direction::Pull, Direction::Push] {
+            let (source, target) = match direction {
+                Direction::Pull => (&w.hubspot, &w.accelo),
+                Direction::Push => (&w.accelo, &w.hubspot),
+            };
+            let input = PlanInput {
+                direction,
+                initiator: direction.source(),
+                source,
+                target,
+                links: &w.links,
+                bypass_criteria: false,
+            };
+            let reps = if companies >= 50_000 || !full { 1 } else { 3 };
+            let mut times = Vec::new();
+            let mut last = None;
+            for _ in 0..reps {
+                let t = Instant::now();
+                let p = plan(&program, &input);
+                times.push(t.elapsed());
+                last = Some(p);
+            }
+            let p = last.unwrap();
+            let d = median(times);
+            println!(
+                "plan {direction} {companies} companies + {} contacts per side ({records} records): \
+                 {d:?} ({:.0} source records/s) — create {} update {} link {} noop {} skip {}",
+                companies * 2,
+                source.len() as f64 / d.as_secs_f64(),
+                p.summary.create,
+                p.summary.update,
+                p.summary.link,
+                p.summary.noop,
+                p.summary.skip,
+            );
+        }
+    }
+    if let Some(kib) = peak_rss_kib() {
+        println!(
+            "peak resident memory of the benchmark process: {} MiB",
+            kib / 1024
+        );
+    }
+}

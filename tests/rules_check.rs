@@ -1,0 +1,229 @@
+//! `tandem check` on the shipped rules and on one fixture per diagnostic kind
+//! (`tests/fixtures/rules/invalid/<CODE>_<what>/`): exit codes, the code reported, and an insta
+//! snapshot of both renderings (human and JSON).
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failure
+
+use std::path::{Path, PathBuf};
+
+use tandem::cli::Exit;
+use tandem::cli::check::{Args, Format, Output, render};
+use tandem::rules::Code;
+
+const VALID_CONFIG: &str = "tests/fixtures/rules/valid/tandem.yaml";
+
+fn run(config: &Path, rules: &Path, format: Format) -> Output {
+    render(
+        &Args {
+            config: Some(config.to_path_buf()),
+            rules: Some(rules.to_path_buf()),
+            format,
+        },
+        false,
+    )
+}
+
+fn fixture_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("tests/fixtures/rules/invalid")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn config_for(dir: &Path) -> PathBuf {
+    let own = dir.join("tandem.yaml");
+    if own.exists() {
+        own
+    } else {
+        PathBuf::from(VALID_CONFIG)
+    }
+}
+
+#[test]
+fn shipped_rules_and_config_are_clean() {
+    let out = run(
+        Path::new("rules/tandem.yaml"),
+        Path::new("rules"),
+        Format::Json,
+    );
+    assert_eq!(out.exit, Exit::Ok, "{}", out.stdout);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["diagnostics"], serde_json::json!([]), "{}", out.stdout);
+    let human = run(
+        Path::new("rules/tandem.yaml"),
+        Path::new("rules"),
+        Format::Human,
+    );
+    assert_eq!(human.stderr.trim(), "no problems found");
+}
+
+#[test]
+fn valid_fixture_set_is_clean() {
+    let out = run(
+        Path::new(VALID_CONFIG),
+        Path::new("tests/fixtures/rules/valid"),
+        Format::Json,
+    );
+    assert_eq!(out.exit, Exit::Ok, "{}", out.stdout);
+    assert!(out.stdout.contains("\"diagnostics\": []"), "{}", out.stdout);
+}
+
+#[test]
+fn every_diagnostic_kind_has_a_fixture_with_snapshots() {
+    let dirs = fixture_dirs();
+    let mut covered = std::collections::BTreeSet::new();
+    for dir in &dirs {
+        let name = dir.file_name().unwrap().to_str().unwrap().to_string();
+        let code = name.split('_').next().unwrap().to_string();
+        let config = config_for(dir);
+        let human = run(&config, dir, Format::Human);
+        let json = run(&config, dir, Format::Json);
+        let expected_exit = if code.starts_with('E') {
+            Exit::Invalid
+        } else {
+            Exit::Ok
+        };
+        assert_eq!(human.exit, expected_exit, "{name}:\n{}", human.stderr);
+        assert_eq!(json.exit, expected_exit, "{name}");
+        let parsed: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+        let diags = parsed["diagnostics"].as_array().unwrap();
+        assert!(
+            diags.iter().any(|d| d["code"] == code.as_str()),
+            "{name}: no {code} in {}",
+            json.stdout
+        );
+        for d in diags {
+            assert!(d["line"].as_u64().unwrap() >= 1 && d["column"].as_u64().unwrap() >= 1);
+            assert!(
+                d["file"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("tests/fixtures/rules/")
+            );
+            let sev = d["severity"].as_str().unwrap();
+            assert!(sev == "error" || sev == "warning");
+        }
+        assert!(human.stderr.contains(&code), "{name}: {}", human.stderr);
+        covered.insert(code);
+        let text = format!(
+            "--- human (stderr) ---\n{}\n--- json (stdout) ---\n{}",
+            human.stderr, json.stdout
+        );
+        insta::with_settings!({snapshot_path => "snapshots/check", prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!(name, text);
+        });
+    }
+    for c in Code::ALL {
+        assert!(
+            covered.contains(c.as_str()),
+            "diagnostic {c} ({}) has no fixture",
+            c.title()
+        );
+    }
+}
+
+#[test]
+fn errors_point_at_the_exact_place() {
+    // A Rhai error inside a block scalar lands on the offending character.
+    let dir = Path::new("tests/fixtures/rules/invalid/E011_undefined_variable");
+    let out = run(&config_for(dir), dir, Format::Json);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let d = json["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["code"] == "E011")
+        .unwrap();
+    let text = std::fs::read_to_string(dir.join("companies.yaml")).unwrap();
+    let line = text
+        .lines()
+        .nth(d["line"].as_u64().unwrap() as usize - 1)
+        .unwrap();
+    let col = d["column"].as_u64().unwrap() as usize - 1;
+    assert!(line[col..].starts_with("domian"), "{line:?} col {col}");
+
+    // …and inside a single-quoted scalar.
+    let dir = Path::new("tests/fixtures/rules/invalid/E010_rhai_syntax");
+    let out = run(&config_for(dir), dir, Format::Json);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let d = json["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["code"] == "E010")
+        .unwrap();
+    let text = std::fs::read_to_string(dir.join("companies.yaml")).unwrap();
+    let line = text
+        .lines()
+        .nth(d["line"].as_u64().unwrap() as usize - 1)
+        .unwrap();
+    let col = d["column"].as_u64().unwrap() as usize - 1;
+    assert!(line[col..].starts_with('&'), "{line:?} col {col}");
+}
+
+#[test]
+fn all_problems_are_reported_not_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("companies.yaml"),
+        "object: company\ntriggers: [created, nme]\nfeilds: []\ncriteria:\n  pull: 'lowr(record.name)'\nfields:\n  - hubspot: nmae\n    accelo: $.name\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("contacts.yaml"),
+        "object: contact\nfields:\n  - hubspot: email\n    accelo: $.affiliation.emial\n",
+    )
+    .unwrap();
+    let out = run(Path::new(VALID_CONFIG), dir.path(), Format::Json);
+    assert_eq!(out.exit, Exit::Invalid);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let mut codes: Vec<&str> = json["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["code"].as_str().unwrap())
+        .collect();
+    codes.sort();
+    assert_eq!(codes, vec!["E003", "E012", "E020", "E021", "E031"]);
+}
+
+#[test]
+fn config_diagnostics_never_echo_a_secret_value() {
+    let dir = Path::new("tests/fixtures/rules/invalid/E080_invalid_config");
+    let human = run(&config_for(dir), dir, Format::Human);
+    let json = run(&config_for(dir), dir, Format::Json);
+    for text in [&human.stderr, &json.stdout] {
+        assert!(text.contains("refresh_token_env"), "{text}");
+        assert!(!text.contains("pat-na1-11111111"), "secret leaked:\n{text}");
+    }
+}
+
+#[test]
+fn missing_config_and_rules_dir_are_reported() {
+    let out = run(
+        Path::new("tests/fixtures/rules/does-not-exist.yaml"),
+        Path::new("tests/fixtures/rules/no-such-dir"),
+        Format::Json,
+    );
+    assert_eq!(out.exit, Exit::Invalid);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let msgs: Vec<&str> = json["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("cannot read the config file")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("cannot read the rules directory")),
+        "{msgs:?}"
+    );
+}
