@@ -63,11 +63,9 @@ fn list_of(ac: &Ac, obj: Obj, p: &Params, ids: Option<Vec<u64>>, forced: Option<
     };
     let store = ac.read();
     let ids = ids.unwrap_or_else(|| store.ids(obj));
-    let hits = q.run(&store, obj, ids);
-    let page: Vec<Value> = hits
+    let page: Vec<Value> = q
+        .page(&store, obj, ids, start, limit)
         .iter()
-        .skip(start)
-        .take(limit)
         .map(|id| render(&store, obj, *id, &fields, hide))
         .collect();
     ok(Value::Array(page))
