@@ -452,7 +452,7 @@ impl ListQuery {
         &self,
         store: &AcStore,
         obj: Obj,
-        ids: Vec<u64>,
+        ids: impl Iterator<Item = u64>,
         start: usize,
         limit: usize,
     ) -> Vec<u64> {
@@ -464,8 +464,7 @@ impl ListQuery {
                 .take(limit)
                 .collect();
         }
-        ids.into_iter()
-            .filter(|id| self.matches(store, obj, *id))
+        ids.filter(|id| self.matches(store, obj, *id))
             .skip(start)
             .take(limit)
             .collect()
@@ -484,11 +483,8 @@ impl ListQuery {
     }
 
     /// Filters, orders and returns the matching ids.
-    pub fn run(&self, store: &AcStore, obj: Obj, ids: Vec<u64>) -> Vec<u64> {
-        let mut hits: Vec<u64> = ids
-            .into_iter()
-            .filter(|id| self.matches(store, obj, *id))
-            .collect();
+    pub fn run(&self, store: &AcStore, obj: Obj, ids: impl Iterator<Item = u64>) -> Vec<u64> {
+        let mut hits: Vec<u64> = ids.filter(|id| self.matches(store, obj, *id)).collect();
         if let Some((field, asc)) = &self.order {
             let mut keyed: Vec<(Option<SortKey>, u64)> = hits
                 .iter()
