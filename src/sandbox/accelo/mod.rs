@@ -30,7 +30,7 @@ use crate::sandbox::common::{
     Clock, FaultAction, FaultConfig, Faults, RollingWindow, Stats, dropped_connection,
     gateway_html, json_response, lock, query_pairs, route_key,
 };
-use crate::sandbox::data::SeedData;
+use crate::sandbox::data::{AcSeed, SeedSpec};
 
 /// Credentials of the simulated deployment.
 #[derive(Debug, Clone)]
@@ -57,8 +57,8 @@ pub struct Limits {
 pub struct Ac {
     /// The deployment's data.
     pub store: RwLock<AcStore>,
-    /// The seed (for reset).
-    pub seed: Arc<SeedData>,
+    /// What the data was generated from (for reset).
+    pub spec: SeedSpec,
     /// Monotonic clock.
     pub clock: Arc<Clock>,
     /// Request counters.
@@ -83,8 +83,10 @@ pub struct Ac {
 
 impl Ac {
     /// Builds the simulator state around seeded data.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        seed: Arc<SeedData>,
+        spec: SeedSpec,
+        seed: &AcSeed,
         creds: Credentials,
         limits: Limits,
         faults: FaultConfig,
@@ -93,8 +95,8 @@ impl Ac {
         base_url: String,
     ) -> Ac {
         Ac {
-            store: RwLock::new(AcStore::from_seed(&seed.accelo, Some(sink.clone()))),
-            seed,
+            store: RwLock::new(AcStore::from_seed(seed, Some(sink.clone()))),
+            spec,
             clock: Arc::new(Clock::default()),
             stats: Stats::default(),
             faults: Arc::new(Faults::new(faults.clone())),
@@ -581,13 +583,23 @@ async fn admin_stats(State(ac): State<Arc<Ac>>) -> Response {
 }
 
 async fn admin_reset(State(ac): State<Arc<Ac>>) -> Response {
-    reset(&ac);
-    json_response(StatusCode::OK, &json!({"reset": true}))
+    let spec = ac.spec;
+    match tokio::task::spawn_blocking(move || spec.generate()).await {
+        Ok(seed) => {
+            reset(&ac, &seed.accelo);
+            json_response(StatusCode::OK, &json!({"reset": true}))
+        }
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"error": format!("regenerating the seed failed: {e}")}),
+        ),
+    }
 }
 
-/// Restores the seeded data and start-up faults; clears counters and the rate window.
-pub fn reset(ac: &Ac) {
-    *ac.write() = AcStore::from_seed(&ac.seed.accelo, Some(ac.sink.clone()));
+/// Restores the seeded data (`seed` = the spec's Accelo world) and start-up faults; clears
+/// counters and the rate window.
+pub fn reset(ac: &Ac, seed: &AcSeed) {
+    *ac.write() = AcStore::from_seed(seed, Some(ac.sink.clone()));
     ac.stats.reset();
     ac.faults.set(ac.initial_faults.clone());
     ac.hourly.reset();
