@@ -268,3 +268,32 @@ async fn a_batch_of_events_is_stored_and_coalesced_in_one_go() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn events_without_a_job_can_be_settled_and_redeliveries_stay_recognised() {
+    for_each_store(|store| async move {
+        let ignored = store.accept_event(&event(40, "9"), None).await.unwrap();
+        let queued = store
+            .accept_event(&event(41, "9"), Some(&job_for("9")))
+            .await
+            .unwrap();
+        // Only the job-less event is settled; the queued one waits for its job.
+        assert_eq!(
+            store.settle_events(&[ignored.id, queued.id]).await.unwrap(),
+            1
+        );
+        let left: Vec<String> = store
+            .unprocessed_events(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.dedup_key)
+            .collect();
+        assert_eq!(left, ["41"]);
+        // Settling twice changes nothing; a redelivery of the settled event is still known.
+        assert_eq!(store.settle_events(&[ignored.id]).await.unwrap(), 0);
+        assert!(!store.accept_event(&event(40, "9"), None).await.unwrap().new);
+        assert_eq!(store.settle_events(&[]).await.unwrap(), 0);
+    })
+    .await;
+}

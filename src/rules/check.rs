@@ -434,6 +434,26 @@ fn check_config(src: &Source, report: &mut Report) -> Option<Config> {
             );
         }
     }
+    if let Some(url) = &config.server.public_url {
+        let ok = reqwest::Url::parse(url)
+            .map(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+            })
+            .unwrap_or(false);
+        if !ok {
+            push(
+                report,
+                "/server/public_url",
+                format!(
+                    "`server.public_url` must be an http(s) base URL without query, found `{url}`"
+                ),
+                Some("the scheme and host HubSpot calls, e.g. `https://sync.example.com`"),
+            );
+        }
+    }
     let store = &config.store.url;
     if store.trim().is_empty() {
         push(report, "/store/url", "`store.url` is empty".into(), None);
@@ -534,6 +554,9 @@ fn check_config(src: &Source, report: &mut Report) -> Option<Config> {
     ));
     if let Some(w) = &config.server.webhook_secret_env {
         env_names.push(("/server/webhook_secret_env".into(), w));
+    }
+    if let Some(w) = &config.server.accelo_webhook_secret_env {
+        env_names.push(("/server/accelo_webhook_secret_env".into(), w));
     }
     if let Some(e) = &config.notify.email {
         if let Some(u) = &e.username_env {

@@ -153,6 +153,13 @@ pub struct ServerConfig {
     pub webhook_secret_env: Option<String>,
     /// Also accept HubSpot's older v1 signatures (default `false`: v3 only).
     pub accept_v1_signatures: bool,
+    /// The public base URL HubSpot calls (e.g. `https://sync.example.com`) when Tandem runs
+    /// behind a proxy that changes the scheme or host: v3 signatures cover the full URL HubSpot
+    /// called. Absent = `http://` + the request's `Host` header.
+    pub public_url: Option<String>,
+    /// The environment variable holding the secret of the Accelo webhook subscriptions
+    /// (`X-Hub-Signature`); absent = `POST /webhooks/accelo` is off.
+    pub accelo_webhook_secret_env: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -161,6 +168,8 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".into(),
             webhook_secret_env: None,
             accept_v1_signatures: false,
+            public_url: None,
+            accelo_webhook_secret_env: None,
         }
     }
 }
@@ -292,6 +301,10 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
 pub const ENV_HUBSPOT_TOKEN: &str = "TANDEM_HUBSPOT_TOKEN";
 /// See [`ENV_HUBSPOT_TOKEN`].
 pub const ENV_ACCELO_CLIENT_SECRET: &str = "TANDEM_ACCELO_CLIENT_SECRET";
+/// The HubSpot webhook signing secret given directly (wins over `server.webhook_secret_env`).
+pub const ENV_HUBSPOT_WEBHOOK_SECRET: &str = "TANDEM_HUBSPOT_WEBHOOK_SECRET";
+/// The Accelo webhook secret given directly (wins over `server.accelo_webhook_secret_env`).
+pub const ENV_ACCELO_WEBHOOK_SECRET: &str = "TANDEM_ACCELO_WEBHOOK_SECRET";
 
 impl Config {
     /// Applies the `TANDEM_*` overrides of [`ENV_OVERRIDES`] read through `env` (pass
@@ -352,11 +365,15 @@ impl Config {
         })
     }
 
-    /// The webhook signing secret, when the server is configured to verify signatures.
+    /// The HubSpot webhook signing secret: `TANDEM_HUBSPOT_WEBHOOK_SECRET`, else the variable
+    /// named by `server.webhook_secret_env`; `None` when neither is configured.
     pub fn webhook_secret(
         &self,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Secret>, SecretError> {
+        if let Some(v) = env(ENV_HUBSPOT_WEBHOOK_SECRET).filter(|v| !v.is_empty()) {
+            return Ok(Some(Secret(v)));
+        }
         match &self.server.webhook_secret_env {
             None => Ok(None),
             Some(var) => env(var)
@@ -365,6 +382,27 @@ impl Config {
                 .ok_or_else(|| SecretError::Missing {
                     var: var.clone(),
                     what: "webhook signing secret",
+                }),
+        }
+    }
+
+    /// The Accelo webhook secret (`X-Hub-Signature`): `TANDEM_ACCELO_WEBHOOK_SECRET`, else the
+    /// variable named by `server.accelo_webhook_secret_env`; `None` when neither is configured.
+    pub fn accelo_webhook_secret(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Secret>, SecretError> {
+        if let Some(v) = env(ENV_ACCELO_WEBHOOK_SECRET).filter(|v| !v.is_empty()) {
+            return Ok(Some(Secret(v)));
+        }
+        match &self.server.accelo_webhook_secret_env {
+            None => Ok(None),
+            Some(var) => env(var)
+                .filter(|v| !v.is_empty())
+                .map(|v| Some(Secret(v)))
+                .ok_or_else(|| SecretError::Missing {
+                    var: var.clone(),
+                    what: "Accelo webhook secret",
                 }),
         }
     }

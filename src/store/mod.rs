@@ -397,6 +397,11 @@ pub trait Store: Send + Sync + fmt::Debug {
         events: &[(NewEvent, Option<NewJob>)],
     ) -> Result<Vec<AcceptedEvent>, StoreError>;
 
+    /// Marks events that were stored without a job (ignored, or recognised as echoes of
+    /// Tandem's own writes) as processed: they were kept only so that a redelivery is
+    /// recognised. Events attached to a job are left alone. Returns how many were marked.
+    async fn settle_events(&self, ids: &[EventId]) -> Result<u64, StoreError>;
+
     /// The events coalesced into `job`.
     async fn events_for_job(&self, job: JobId) -> Result<Vec<Event>, StoreError>;
 

@@ -1055,6 +1055,32 @@ macro_rules! impl_store {
                     Ok(accepted)
                 }
 
+                async fn settle_events(&self, ids: &[EventId]) -> Result<u64, StoreError> {
+                    if ids.is_empty() {
+                        return Ok(0);
+                    }
+                    let now = now_ms();
+                    let mut tx = self
+                        .begin_write()
+                        .await
+                        .map_err(q("starting a transaction"))?;
+                    let mut settled = 0;
+                    for id in ids {
+                        let done = sqlx::query(
+                            "UPDATE events SET processed_at = $2 \
+                             WHERE id = $1 AND job_id IS NULL AND processed_at IS NULL",
+                        )
+                        .bind(id.0)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(q("settling an event"))?;
+                        settled += done.rows_affected();
+                    }
+                    tx.commit().await.map_err(q("committing settled events"))?;
+                    Ok(settled)
+                }
+
                 async fn events_for_job(&self, job: JobId) -> Result<Vec<Event>, StoreError> {
                     let rows: Vec<EventRow> = sqlx::query_as(concat!(
                         "SELECT ", event_columns!(), " FROM events WHERE job_id = $1 ORDER BY id"
