@@ -140,3 +140,107 @@ async fn edits_on_both_sides_are_found_once_and_queued() {
     sb.shutdown().await;
     ts.cleanup().await;
 }
+
+/// The `last_synced` map of a HubSpot record as a sync would leave it (every value that flows
+/// from HubSpot, keyed `hubspot:<property>`).
+fn synced_map(
+    program: &tandem::compile::Program,
+    record: &tandem::model::Record,
+) -> std::collections::BTreeMap<String, String> {
+    let rules = program.object(record.object).unwrap();
+    let mut map = std::collections::BTreeMap::new();
+    for m in &rules.mappings {
+        map.insert(
+            format!("hubspot:{}", m.hubspot),
+            m.read(record).unwrap_or_default(),
+        );
+    }
+    if let Some(s) = &rules.status {
+        map.insert(
+            format!("hubspot:{}", s.hubspot),
+            s.read(record).unwrap_or_default(),
+        );
+    }
+    map
+}
+
+#[tokio::test]
+async fn a_change_that_is_only_tandems_own_write_is_not_queued() {
+    let sb = sandbox(SandboxOptions {
+        seed: 12,
+        companies: 10,
+        contacts: 10,
+        ..Default::default()
+    })
+    .await;
+    let ts = TestStore::sqlite().await;
+    let store = ts.store.clone();
+    let program = shipped_program();
+    let hs = hubspot(&sb);
+    let poller = Poller::new(
+        store.clone(),
+        Rules::Fixed(program.clone()),
+        hs.clone(),
+        accelo(&sb),
+        PollOptions {
+            overlap: Duration::from_secs(60),
+            job_delay: Duration::ZERO,
+        },
+    );
+    poller.poll_once().await.unwrap();
+
+    // Tandem wrote a name into a linked company (the sandbox records it as an API change), and
+    // the link remembers exactly the values now there.
+    let id = records(sb.hubspot_url(), "companies").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    edit(
+        sb.hubspot_url(),
+        "companies",
+        Some(&id),
+        json!({"name": "Written By Tandem"}),
+    )
+    .await;
+    let props = program.read_properties(Object::Company);
+    let record = hs
+        .get(Object::Company, &[id.clone()], &props)
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .upsert_link(&tandem::model::Link {
+            object: Object::Company,
+            hubspot_id: id.clone(),
+            accelo_id: "999".into(),
+            affiliation_id: None,
+            last_synced: synced_map(&program, &record),
+        })
+        .await
+        .unwrap();
+    let round = poller.poll_once().await.unwrap();
+    assert_eq!(round.queued(), 0, "{round:?}");
+    assert_eq!(
+        round.counts[&(System::HubSpot, Object::Company)].2,
+        1,
+        "{round:?}"
+    );
+    assert!(queued(store.as_ref()).await.is_empty());
+
+    // A person then changes a synced field: queued.
+    edit(
+        sb.hubspot_url(),
+        "companies",
+        Some(&id),
+        json!({"phone": "+1 555 0100"}),
+    )
+    .await;
+    let round = poller.poll_once().await.unwrap();
+    assert_eq!(round.queued(), 1, "{round:?}");
+    assert_eq!(
+        queued(store.as_ref()).await,
+        [format!("hubspot:company:{id}")].into()
+    );
+    sb.shutdown().await;
+    ts.cleanup().await;
+}

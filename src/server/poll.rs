@@ -12,6 +12,10 @@
 //!   whose modification time it has already queued, so a record is queued once per change.
 //! - The cursor advances only after every job of the round is durably queued: a crash repeats
 //!   the round (the jobs coalesce), it never skips one.
+//! - Echoes (B17): a linked record whose synced values are all exactly what the link says they
+//!   were after the last sync changed only through Tandem's own write (or in fields Tandem does
+//!   not sync) and is not queued. The record job plans in incremental mode anyway, so an echo
+//!   that slips through writes nothing.
 //! - A fresh store starts at the time of the first poll: the first `tandem pull` / `push` is
 //!   what brings existing records in step, the poller follows changes from then on.
 
@@ -26,7 +30,8 @@ use tokio_util::sync::CancellationToken;
 use super::{Rules, metrics as m, now_ms, record_job};
 use crate::compile::Program;
 use crate::connect::{ConnectError, Connector, Scan};
-use crate::model::{Object, System};
+use crate::model::{Direction, Link, Object, Record, System};
+use crate::plan::synced_key;
 use crate::store::{Store, StoreError};
 
 /// Why a poll round failed (the next round tries again from the same cursor).
@@ -215,7 +220,7 @@ impl Poller {
         let properties = program.read_properties(object);
         let mut newest = cursor.since;
         let mut seen = cursor.seen.clone();
-        let (mut read, mut queued, echoes) = (0u64, 0u64, 0u64);
+        let (mut read, mut queued, mut echoes) = (0u64, 0u64, 0u64);
         let mut pages = connector.scan(object, Scan::ChangedSince(from), &properties);
         while let Some(page) = pages.next().await {
             let page = page.map_err(|source| PollError::Connect {
@@ -229,10 +234,14 @@ impl Poller {
                 if seen.get(&record.id) == Some(&modified) {
                     continue;
                 }
-                self.store
-                    .enqueue(&record_job(&record.key(), self.options.job_delay))
-                    .await?;
-                queued += 1;
+                if self.is_echo(program, &record).await? {
+                    echoes += 1;
+                } else {
+                    self.store
+                        .enqueue(&record_job(&record.key(), self.options.job_delay))
+                        .await?;
+                    queued += 1;
+                }
                 newest = newest.max(modified);
                 seen.insert(record.id.clone(), modified);
             }
@@ -257,6 +266,18 @@ impl Poller {
         Ok((read, queued, echoes))
     }
 
+    /// Whether the record is linked and none of its synced values changed since the last sync.
+    async fn is_echo(&self, program: &Program, record: &Record) -> Result<bool, PollError> {
+        let Some(link) = self
+            .store
+            .link(record.object, record.system, &record.id)
+            .await?
+        else {
+            return Ok(false);
+        };
+        Ok(unchanged_since_sync(program, record, &link))
+    }
+
     async fn save(&self, name: &str, cursor: &PollCursor) -> Result<(), PollError> {
         let text = serde_json::to_string(cursor).map_err(|e| PollError::Cursor {
             name: name.to_string(),
@@ -265,4 +286,39 @@ impl Poller {
         self.store.set_cursor(name, &text).await?;
         Ok(())
     }
+}
+
+/// True when every value of `record` that syncs from its side (mappings and the status) is
+/// the value its link remembers from the last sync (`Link::last_synced`, see [`crate::plan`]).
+/// A value the link does not know counts as changed.
+pub fn unchanged_since_sync(program: &Program, record: &Record, link: &Link) -> bool {
+    let Some(rules) = program.object(record.object) else {
+        return false;
+    };
+    let direction = Direction::from_source(record.system);
+    let same = |key: String, value: Option<String>| {
+        link.last_synced.get(&key).map(String::as_str) == Some(value.as_deref().unwrap_or(""))
+    };
+    let fields = rules
+        .mappings
+        .iter()
+        .filter(|m| m.direction.flows(direction))
+        .all(|m| {
+            let field = match record.system {
+                System::HubSpot => m.hubspot.clone(),
+                System::Accelo => m.accelo.dotted().unwrap_or_else(|| m.accelo.source.clone()),
+            };
+            same(synced_key(record.system, &field), m.read(record))
+        });
+    let status = match &rules.status {
+        Some(s) if s.direction.flows(direction) => {
+            let field = match record.system {
+                System::HubSpot => s.hubspot.as_str(),
+                System::Accelo => "status",
+            };
+            same(synced_key(record.system, field), s.read(record))
+        }
+        _ => true,
+    };
+    fields && status
 }
