@@ -204,7 +204,7 @@ async fn a_change_that_is_only_tandems_own_write_is_not_queued() {
     .await;
     let props = program.read_properties(Object::Company);
     let record = hs
-        .get(Object::Company, &[id.clone()], &props)
+        .get(Object::Company, std::slice::from_ref(&id), &props)
         .await
         .unwrap()
         .remove(0);
