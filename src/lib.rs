@@ -17,6 +17,7 @@ pub mod model;
 pub mod notify;
 pub mod plan;
 pub mod rules;
+pub mod runtime;
 pub mod sandbox;
 pub mod server;
 pub mod store;

@@ -214,6 +214,7 @@ fn main() {
             let input = PlanInput {
                 direction,
                 initiator: direction.source(),
+                mode: tandem::plan::Mode::Bulk,
                 source,
                 target,
                 links: &w.links,
