@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod compile;
 pub mod connect;
+pub mod exec;
 pub mod expr;
 pub mod model;
 pub mod notify;

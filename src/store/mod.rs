@@ -286,6 +286,18 @@ pub trait Store: Send + Sync + fmt::Debug {
         lease: Duration,
     ) -> Result<Option<Job>, StoreError>;
 
+    /// Takes a running job over from `dead_owner`, a worker known to be gone (its process no
+    /// longer exists), without waiting for its lease to expire: like [`Store::claim`], but only
+    /// while `dead_owner` still holds the lease. `None` when it does not (the job ended, or
+    /// another worker took it first).
+    async fn take_over(
+        &self,
+        id: JobId,
+        dead_owner: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<Job>, StoreError>;
+
     /// Extends `owner`'s lease on a running job to `lease` from now.
     async fn heartbeat(&self, id: JobId, owner: &str, lease: Duration) -> Result<(), StoreError>;
 

@@ -610,6 +610,30 @@ macro_rules! impl_store {
                     row.map(JobRow::into_job).transpose()
                 }
 
+                async fn take_over(
+                    &self,
+                    id: JobId,
+                    dead_owner: &str,
+                    owner: &str,
+                    lease: std::time::Duration,
+                ) -> Result<Option<Job>, StoreError> {
+                    let now = now_ms();
+                    let row: Option<JobRow> = sqlx::query_as(concat!(
+                        claim_set!(),
+                        "WHERE id = $1 AND state = 'running' AND lease_owner = $5 RETURNING ",
+                        job_columns!()
+                    ))
+                    .bind(id.0)
+                    .bind(owner)
+                    .bind(ms_after(now, lease))
+                    .bind(now)
+                    .bind(dead_owner)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(q("taking a job over"))?;
+                    row.map(JobRow::into_job).transpose()
+                }
+
                 async fn heartbeat(
                     &self,
                     id: JobId,

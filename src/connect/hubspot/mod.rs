@@ -708,6 +708,40 @@ fn settle(
     }
 }
 
+/// The lifecycle stage property.
+const LIFECYCLE: &str = "lifecyclestage";
+
+/// HubSpot's default lifecycle stages, in their forward order.
+const LIFECYCLE_ORDER: &[&str] = &[
+    "subscriber",
+    "lead",
+    "marketingqualifiedlead",
+    "salesqualifiedlead",
+    "opportunity",
+    "customer",
+    "evangelist",
+    "other",
+];
+
+/// True when `u` sets `lifecyclestage` to a stage before the record's current one (known from
+/// `u.current`), or to another stage when either is a custom stage whose order is unknown.
+fn moves_lifecycle_back(u: &UpdateInput) -> bool {
+    let Some(Some(to)) = u.changes.get(LIFECYCLE) else {
+        return false;
+    };
+    let Some(from) = u.current.as_ref().and_then(|r| r.get(LIFECYCLE)) else {
+        return false;
+    };
+    if from == *to {
+        return false;
+    }
+    let rank = |s: &str| LIFECYCLE_ORDER.iter().position(|x| *x == s);
+    match (rank(&from), rank(to)) {
+        (Some(f), Some(t)) => t < f,
+        _ => true,
+    }
+}
+
 #[async_trait]
 impl Connector for HubSpot {
     fn system(&self) -> System {
@@ -922,12 +956,50 @@ impl Connector for HubSpot {
         let mut out: Vec<Option<WriteResult>> = vec![None; inputs.len()];
         let mut fatal = None;
         let mut wrote = false;
+        // `lifecyclestage` only moves forward through the API; moving it back takes clearing it
+        // first (the notes, [DOC-CT]). Those clears go in batches of their own, first.
+        let clears: Vec<UpdateInput> = inputs
+            .iter()
+            .filter(|u| moves_lifecycle_back(u))
+            .map(|u| UpdateInput {
+                id: u.id.clone(),
+                changes: BTreeMap::from([(LIFECYCLE.to_string(), None)]),
+                company_id: None,
+                current: None,
+            })
+            .collect();
+        let clear_refs: Vec<(usize, &UpdateInput)> = inputs
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| moves_lifecycle_back(u))
+            .map(|(i, _)| i)
+            .zip(clears.iter())
+            .collect();
+        for chunk in clear_refs.chunks(BATCH) {
+            match self.update_once(object, chunk).await {
+                Ok(rs) => {
+                    wrote = true;
+                    for (i, r) in rs {
+                        if let Err(e) = r {
+                            out[i] = Some(Err(e));
+                        }
+                    }
+                }
+                Err(e) => {
+                    fatal = Some(e);
+                    break;
+                }
+            }
+        }
         let with_changes: Vec<(usize, &UpdateInput)> = inputs
             .iter()
             .enumerate()
-            .filter(|(_, u)| !u.changes.is_empty())
+            .filter(|(i, u)| !u.changes.is_empty() && out[*i].is_none())
             .collect();
         for chunk in with_changes.chunks(BATCH) {
+            if fatal.is_some() {
+                break;
+            }
             match self.update_once(object, chunk).await {
                 Ok(rs) => {
                     wrote = true;
@@ -980,6 +1052,35 @@ impl Connector for HubSpot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lifecycle_moves_back_only_against_a_known_later_stage() {
+        let input = |from: Option<&str>, to: Option<&str>| {
+            let mut current = Record::new(System::HubSpot, Object::Company, "1");
+            if let Some(f) = from {
+                current.doc.insert(LIFECYCLE.into(), f.into());
+            }
+            UpdateInput {
+                id: "1".into(),
+                changes: BTreeMap::from([(LIFECYCLE.to_string(), to.map(str::to_string))]),
+                company_id: None,
+                current: Some(current),
+            }
+        };
+        assert!(moves_lifecycle_back(&input(Some("customer"), Some("lead"))));
+        assert!(!moves_lifecycle_back(&input(
+            Some("lead"),
+            Some("customer")
+        )));
+        assert!(!moves_lifecycle_back(&input(Some("lead"), Some("lead"))));
+        assert!(!moves_lifecycle_back(&input(None, Some("lead"))));
+        assert!(!moves_lifecycle_back(&input(Some("customer"), None)));
+        // Custom stages (numeric ids): order unknown, clear first.
+        assert!(moves_lifecycle_back(&input(Some("1234567"), Some("lead"))));
+        let mut no_current = input(Some("customer"), Some("lead"));
+        no_current.current = None;
+        assert!(!moves_lifecycle_back(&no_current));
+    }
 
     fn connector() -> HubSpot {
         HubSpot::new(HubSpotSettings::new(

@@ -1,0 +1,1135 @@
+//! [`Executor::execute`]: applies a [`Plan`] to the target system.
+//!
+//! Order: guardrails (before anything is written); then per object, companies before contacts:
+//! the quiet actions (`noop`, `skip`) logged in batches, links without changes, creates, then
+//! updates (and links with changes). A contact whose company action failed fails with that
+//! reason; a contact created on the other side gets its company's twin id from this run or
+//! from the store's links.
+//!
+//! Writes: HubSpot in chunks of the connector's batch size (100: one batch request per chunk),
+//! Accelo one record per call with `accelo_concurrency` calls in flight. Every record's outcome
+//! is written as it happens with [`Store::record_outcome`]/[`Store::record_outcomes`]: the link
+//! (with the action's last-synced values), the log entry with its field changes, and the
+//! resolution of the record's create intent, in one transaction.
+//!
+//! Crash safety (B20): before a create is sent, an intent is opened naming how to find the
+//! record (its dedup lookups); the connector also gets the first lookup, so a create whose answer
+//! is lost is looked up before being repeated. An intent is resolved in the outcome's
+//! transaction, abandoned when the create certainly did not happen, and left open when its
+//! outcome is unknown: [`super::recover`] settles it on the next start.
+//!
+//! Echoes (B17): every value written is remembered for `echo_ttl` — for updates before the
+//! request is sent (the webhook it causes can arrive before the answer), for creates once the
+//! new id is known.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::ExecError;
+use super::guardrails;
+use super::progress::Progress;
+use crate::connect::{
+    Changes, ConnectError, Connector, CreateInput, Lookup, UpdateInput, WriteOutcome, WriteResult,
+};
+use crate::model::{Direction, Link, Object, Record, RecordKey, System};
+use crate::plan::{Action, Op, Plan, PlanInput};
+use crate::rules::config::Guardrails;
+use crate::store::{
+    Counts, Echo, IntentId, JobId, LinkChange, LogBody, LogQuery, NewIntent, NewLogEntry, Outcome,
+    RecordEntry, RecordOutcome, RunProgress, Store, StoreError,
+};
+
+/// How the executor behaves.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// The B21 limits (`sync.guardrails`).
+    pub guardrails: Guardrails,
+    /// Run even when a guardrail would stop the run (`--force`).
+    pub force: bool,
+    /// Accelo writes in flight at once (`sync.accelo_concurrency`).
+    pub accelo_concurrency: usize,
+    /// How long written values are remembered as echoes.
+    pub echo_ttl: Duration,
+    /// Quiet outcomes (`noop`, `skip`) written per store transaction.
+    pub log_batch: usize,
+}
+
+impl Default for ExecOptions {
+    fn default() -> ExecOptions {
+        ExecOptions {
+            guardrails: Guardrails::default(),
+            force: false,
+            accelo_concurrency: 4,
+            echo_ttl: Duration::from_secs(3600),
+            log_batch: 500,
+        }
+    }
+}
+
+/// The job a run belongs to and the worker holding its lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobLease {
+    /// The job.
+    pub job: JobId,
+    /// The lease owner.
+    pub owner: String,
+}
+
+/// What a run needs besides the plan.
+pub struct RunContext<'a> {
+    /// The job (log entries go under it, progress to it); `None` for a run outside the queue.
+    pub lease: Option<&'a JobLease>,
+    /// Stops the run between two records (shutdown, lost lease).
+    pub cancel: CancellationToken,
+    /// The display.
+    pub progress: &'a dyn Progress,
+    /// A bulk run (the whole target is in scope): enables the `max_share` guardrail.
+    pub bulk: bool,
+    /// The job ran before (it was interrupted): records it already logged are not logged again
+    /// when they are now a no-op or a skip.
+    pub resume: bool,
+}
+
+impl RunContext<'_> {
+    fn job(&self) -> Option<JobId> {
+        self.lease.map(|l| l.job)
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Records per outcome (this run; a resumed job's totals are in its log).
+    pub counts: Counts,
+    /// Records written but with a part that failed (e.g. an Accelo postal address): they are
+    /// linked and the next run shows the missing values as changes.
+    pub problems: u64,
+}
+
+impl Report {
+    /// True when some record failed or was only partly written (exit code 1).
+    pub fn has_failures(&self) -> bool {
+        self.counts.failed > 0 || self.problems > 0
+    }
+}
+
+/// Applies plans. Cheap to clone; shareable between jobs.
+#[derive(Clone)]
+pub struct Executor {
+    store: Arc<dyn Store>,
+    hubspot: Arc<dyn Connector>,
+    accelo: Arc<dyn Connector>,
+    options: ExecOptions,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("store", &self.store.location())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The lookups that find a created record again, by target system and object, in preference
+/// order (write keys).
+fn lookup_keys(system: System, object: Object) -> &'static [&'static str] {
+    match (system, object) {
+        (System::HubSpot, Object::Company) => &["domain", "name"],
+        (System::HubSpot, Object::Contact) => &["email"],
+        (System::Accelo, Object::Company) => &["website", "name"],
+        (System::Accelo, Object::Contact) => &["affiliation.email"],
+    }
+}
+
+/// The lookups for a create with `changes`: each preferred key that has a value.
+pub fn lookups_for(system: System, object: Object, changes: &Changes) -> Vec<Lookup> {
+    lookup_keys(system, object)
+        .iter()
+        .filter_map(|k| {
+            changes
+                .get(*k)
+                .and_then(|v| v.as_deref())
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| Lookup::new(*k, v))
+        })
+        .collect()
+}
+
+/// The intent payload: what [`super::recover`] needs to settle it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IntentPayload {
+    /// How to find the record.
+    pub lookups: Vec<Lookup>,
+    /// The last-synced values the link gets.
+    #[serde(default)]
+    pub last_synced: BTreeMap<String, String>,
+    /// For Accelo-sourced contacts: the source's affiliation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affiliation_id: Option<String>,
+}
+
+/// One action ready to write.
+struct Item<'p> {
+    action: &'p Action,
+    changes: Changes,
+    company_id: Option<String>,
+    target_id: Option<String>,
+    current: Option<Record>,
+}
+
+/// What the run has done so far.
+#[derive(Default)]
+struct State {
+    /// seq → the target id, or the error that failed the action.
+    results: HashMap<u32, Result<String, String>>,
+    /// (object, source id) → target id, for records created or linked in this run.
+    twins: HashMap<(Object, String), String>,
+    /// Source records this job already logged (resume).
+    logged: HashSet<(Object, String)>,
+    report: Report,
+    done: u64,
+    total: u64,
+    last_store_progress: Option<Instant>,
+    last_log_progress: Option<Instant>,
+}
+
+/// Least time between two job progress updates in the store / two `run_progress` entries.
+const STORE_PROGRESS_EVERY: Duration = Duration::from_millis(500);
+const LOG_PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+impl Executor {
+    /// An executor writing through these connectors and this store.
+    pub fn new(
+        store: Arc<dyn Store>,
+        hubspot: Arc<dyn Connector>,
+        accelo: Arc<dyn Connector>,
+        options: ExecOptions,
+    ) -> Executor {
+        Executor {
+            store,
+            hubspot,
+            accelo,
+            options,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The options.
+    pub fn options(&self) -> &ExecOptions {
+        &self.options
+    }
+
+    /// The connector of `system`.
+    pub fn connector(&self, system: System) -> &Arc<dyn Connector> {
+        match system {
+            System::HubSpot => &self.hubspot,
+            System::Accelo => &self.accelo,
+        }
+    }
+
+    /// Checks the guardrails for `plan` (unless forced). `target_records` is the number of
+    /// existing target records, for bulk runs.
+    pub fn check_guardrails(
+        &self,
+        plan: &Plan,
+        target_records: Option<u64>,
+    ) -> Result<(), ExecError> {
+        if self.options.force {
+            return Ok(());
+        }
+        guardrails::check(plan, &self.options.guardrails, target_records)
+            .map_err(ExecError::Guardrail)
+    }
+
+    /// Applies `plan`, made from `input`, to the target system. See the module docs.
+    ///
+    /// Returns `Err` only when the run had to stop: a guardrail (nothing written), a system that
+    /// became unreachable, a store failure, or an interruption. Record failures are in the
+    /// report and the log.
+    pub async fn execute(
+        &self,
+        plan: &Plan,
+        input: &PlanInput<'_>,
+        run: &RunContext<'_>,
+    ) -> Result<Report, ExecError> {
+        let target_sys = plan.direction.target();
+        let target_count = run.bulk.then(|| {
+            input
+                .target
+                .iter()
+                .filter(|r| r.system == target_sys)
+                .count() as u64
+        });
+        self.check_guardrails(plan, target_count)?;
+
+        let ix = Index::new(plan.direction, input);
+        let mut st = State {
+            total: plan.actions.len() as u64,
+            ..State::default()
+        };
+        if run.resume
+            && let Some(job) = run.job()
+        {
+            st.logged = self.logged_sources(job).await?;
+        }
+        run.progress.start(plan.direction.as_str(), st.total);
+
+        for object in Object::ALL {
+            let actions: Vec<&Action> =
+                plan.actions.iter().filter(|a| a.object == object).collect();
+            if actions.is_empty() {
+                continue;
+            }
+            let (quiet, rest): (Vec<&Action>, Vec<&Action>) = actions
+                .into_iter()
+                .partition(|a| matches!(a.op, Op::Noop | Op::Skip));
+            self.quiet(plan, &ix, &quiet, run, &mut st).await?;
+            let (links, rest): (Vec<&Action>, Vec<&Action>) = rest
+                .into_iter()
+                .partition(|a| a.op == Op::Link && a.changes.is_empty());
+            self.link_only(plan, &ix, &links, run, &mut st).await?;
+            let (creates, updates): (Vec<&Action>, Vec<&Action>) =
+                rest.into_iter().partition(|a| a.op == Op::Create);
+            self.creates(plan, &ix, &creates, run, &mut st).await?;
+            self.updates(plan, &ix, &updates, run, &mut st).await?;
+        }
+        self.progress(run, &mut st, true).await?;
+        run.progress.finish();
+        Ok(st.report)
+    }
+
+    /// Source records with a record entry in `job`'s log.
+    async fn logged_sources(&self, job: JobId) -> Result<HashSet<(Object, String)>, StoreError> {
+        let entries = self
+            .store
+            .log(&LogQuery {
+                job: Some(job),
+                ..LogQuery::default()
+            })
+            .await?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|e| match e.body {
+                LogBody::Record(r) => r.source.id.map(|id| (r.object, id)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn check_cancel(run: &RunContext<'_>) -> Result<(), ExecError> {
+        if run.cancel.is_cancelled() {
+            Err(ExecError::Interrupted(
+                "the run was stopped between two records".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Reports progress to the display always, to the job and the log at most every so often
+    /// (and at the end when `last`).
+    async fn progress(
+        &self,
+        run: &RunContext<'_>,
+        st: &mut State,
+        last: bool,
+    ) -> Result<(), ExecError> {
+        run.progress.set(st.done);
+        let Some(lease) = run.lease else {
+            return Ok(());
+        };
+        let due = |t: Option<Instant>, every: Duration| t.is_none_or(|t| t.elapsed() >= every);
+        if last || due(st.last_store_progress, STORE_PROGRESS_EVERY) {
+            st.last_store_progress = Some(Instant::now());
+            match self
+                .store
+                .set_progress(lease.job, &lease.owner, st.done, Some(st.total))
+                .await
+            {
+                Ok(()) => {}
+                Err(e @ StoreError::LeaseLost { .. }) => {
+                    run.cancel.cancel();
+                    return Err(ExecError::Interrupted(e.to_string()));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if last || due(st.last_log_progress, LOG_PROGRESS_EVERY) {
+            st.last_log_progress = Some(Instant::now());
+            self.store
+                .append_log(&NewLogEntry {
+                    job: Some(lease.job),
+                    body: LogBody::RunProgress(RunProgress {
+                        done: st.done,
+                        total: Some(st.total),
+                    }),
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Writes outcomes in one transaction; if that fails on a link conflict, one by one, the
+    /// conflicting ones as failures.
+    async fn write_outcomes(
+        &self,
+        outcomes: Vec<RecordOutcome>,
+        st: &mut State,
+    ) -> Result<(), ExecError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        match self.store.record_outcomes(&outcomes).await {
+            Ok(_) => {
+                for o in &outcomes {
+                    st.report.counts.add(o.entry.outcome);
+                }
+                st.done += outcomes.len() as u64;
+                Ok(())
+            }
+            Err(StoreError::LinkConflict { .. }) if outcomes.len() > 1 => {
+                for o in outcomes {
+                    Box::pin(self.write_outcomes(vec![o], st)).await?;
+                }
+                Ok(())
+            }
+            Err(e @ StoreError::LinkConflict { .. }) => {
+                let mut o = outcomes.into_iter().next().ok_or_else(|| {
+                    StoreError::Invalid("an outcome disappeared while being written".into())
+                })?;
+                o.entry.outcome = Outcome::Failed;
+                o.entry.error = Some(e.to_string());
+                o.link = LinkChange::Keep;
+                self.store.record_outcome(&o).await?;
+                st.report.counts.add(Outcome::Failed);
+                st.done += 1;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn entry(
+        plan: &Plan,
+        a: &Action,
+        outcome: Outcome,
+        target_id: Option<String>,
+        error: Option<String>,
+    ) -> RecordEntry {
+        let mut target = a.target.clone();
+        if target_id.is_some() {
+            target.id = target_id;
+        }
+        RecordEntry {
+            object: a.object,
+            source: a.source.clone(),
+            target: crate::plan::RecordRef {
+                system: plan.direction.target(),
+                id: target.id,
+            },
+            outcome,
+            reason: a.reason.clone(),
+            changes: if matches!(outcome, Outcome::Failed | Outcome::Skipped | Outcome::Noop) {
+                Vec::new()
+            } else {
+                a.changes.clone()
+            },
+            error,
+        }
+    }
+
+    fn failed(plan: &Plan, a: &Action, job: Option<JobId>, error: String) -> RecordOutcome {
+        RecordOutcome {
+            job,
+            entry: Self::entry(plan, a, Outcome::Failed, None, Some(error)),
+            link: LinkChange::Keep,
+            resolve_intent: None,
+        }
+    }
+
+    /// `noop` and `skip`: logged in batches (a bulk run has thousands).
+    async fn quiet(
+        &self,
+        plan: &Plan,
+        ix: &Index<'_>,
+        actions: &[&Action],
+        run: &RunContext<'_>,
+        st: &mut State,
+    ) -> Result<(), ExecError> {
+        for chunk in actions.chunks(self.options.log_batch.max(1)) {
+            Self::check_cancel(run)?;
+            let mut outcomes = Vec::with_capacity(chunk.len());
+            for a in chunk {
+                let source_id = a.source.id.clone().unwrap_or_default();
+                if st.logged.contains(&(a.object, source_id)) {
+                    st.done += 1;
+                    continue;
+                }
+                let outcome = Outcome::of(a.op);
+                let link = match (a.op, a.target.id.as_deref()) {
+                    (Op::Noop, Some(tid)) => ix
+                        .planned_link(a, tid, None)
+                        .filter(|l| ix.existing(a).is_none_or(|e| e != l))
+                        .map_or(LinkChange::Keep, LinkChange::Upsert),
+                    _ => LinkChange::Keep,
+                };
+                outcomes.push(RecordOutcome {
+                    job: run.job(),
+                    entry: Self::entry(plan, a, outcome, None, None),
+                    link,
+                    resolve_intent: None,
+                });
+            }
+            self.write_outcomes(outcomes, st).await?;
+            self.progress(run, st, false).await?;
+        }
+        Ok(())
+    }
+
+    /// `link` without field changes: nothing to write remotely, only the link.
+    async fn link_only(
+        &self,
+        plan: &Plan,
+        ix: &Index<'_>,
+        actions: &[&Action],
+        run: &RunContext<'_>,
+        st: &mut State,
+    ) -> Result<(), ExecError> {
+        for chunk in actions.chunks(self.options.log_batch.max(1)) {
+            Self::check_cancel(run)?;
+            let mut outcomes = Vec::with_capacity(chunk.len());
+            for a in chunk {
+                let o = match a.target.id.as_deref() {
+                    None => Self::failed(plan, a, run.job(), "the plan names no target".into()),
+                    Some(tid) => match ix.planned_link(a, tid, None) {
+                        Some(link) => {
+                            st.note_success(a, tid);
+                            RecordOutcome {
+                                job: run.job(),
+                                entry: Self::entry(plan, a, Outcome::Linked, None, None),
+                                link: LinkChange::Upsert(link),
+                                resolve_intent: None,
+                            }
+                        }
+                        None => Self::failed(plan, a, run.job(), "the plan names no source".into()),
+                    },
+                };
+                if o.entry.outcome == Outcome::Failed {
+                    st.note_failure(a, o.entry.error.clone().unwrap_or_default());
+                }
+                outcomes.push(o);
+            }
+            self.write_outcomes(outcomes, st).await?;
+            self.progress(run, st, false).await?;
+        }
+        Ok(())
+    }
+
+    /// Why `a` cannot run because of the action it depends on, if so.
+    fn blocked(st: &State, a: &Action) -> Option<String> {
+        let dep = a.depends_on?;
+        match st.results.get(&dep) {
+            Some(Err(e)) => Some(format!(
+                "its company could not be synced (action {dep}): {e}"
+            )),
+            _ => None,
+        }
+    }
+
+    /// The target-side company of a contact to be created: its company's twin from this run,
+    /// from the scope's links, or from the store.
+    async fn target_company(
+        &self,
+        plan: &Plan,
+        ix: &Index<'_>,
+        st: &State,
+        a: &Action,
+    ) -> Result<Option<String>, ExecError> {
+        if a.object != Object::Contact {
+            return Ok(None);
+        }
+        let source_sys = plan.direction.source();
+        let Some(cid) = ix.source(a).and_then(|r| r.company_id.clone()) else {
+            return Ok(None);
+        };
+        if let Some(t) = st.twins.get(&(Object::Company, cid.clone())) {
+            return Ok(Some(t.clone()));
+        }
+        if let Some(l) = ix.links.get(&(Object::Company, cid.as_str())) {
+            return Ok(Some(l.id_on(plan.direction.target()).to_string()));
+        }
+        Ok(self
+            .store
+            .link(Object::Company, source_sys, &cid)
+            .await?
+            .map(|l| l.id_on(plan.direction.target()).to_string()))
+    }
+
+    /// Items for `actions`, failing (and logging) those that cannot run.
+    async fn prepare<'p>(
+        &self,
+        plan: &Plan,
+        ix: &Index<'_>,
+        actions: &[&'p Action],
+        run: &RunContext<'_>,
+        st: &mut State,
+    ) -> Result<Vec<Item<'p>>, ExecError> {
+        let mut items = Vec::with_capacity(actions.len());
+        let mut failed = Vec::new();
+        for a in actions {
+            if let Some(why) = Self::blocked(st, a) {
+                st.note_failure(a, why.clone());
+                failed.push(Self::failed(plan, a, run.job(), why));
+                continue;
+            }
+            let create = a.op == Op::Create;
+            let target_id = if create {
+                None
+            } else {
+                match a.target.id.clone() {
+                    Some(id) => Some(id),
+                    None => {
+                        let why = "the plan names no target record".to_string();
+                        st.note_failure(a, why.clone());
+                        failed.push(Self::failed(plan, a, run.job(), why));
+                        continue;
+                    }
+                }
+            };
+            let company_id = if create {
+                self.target_company(plan, ix, st, a).await?
+            } else {
+                None
+            };
+            let changes: Changes = a
+                .changes
+                .iter()
+                .filter(|c| !create || c.to.is_some())
+                .map(|c| (c.field.clone(), c.to.clone()))
+                .collect();
+            let current = target_id
+                .as_deref()
+                .and_then(|id| ix.record(plan.direction.target(), a.object, id))
+                .cloned();
+            items.push(Item {
+                action: a,
+                changes,
+                company_id,
+                target_id,
+                current,
+            });
+        }
+        self.write_outcomes(failed, st).await?;
+        Ok(items)
+    }
+
+    /// `create`: intents, then the writes, outcomes as they come.
+    async fn creates(
+        &self,
+        plan: &Plan,
+        ix: &Index<'_>,
+        actions: &[&Action],
+        run: &RunContext<'_>,
+        st: &mut State,
+    ) -> Result<(), ExecError> {
+        if actions.is_empty() {
+            return Ok(());
+        }
+        let items = self.prepare(plan, ix, actions, run, st).await?;
+        let target = self.connector(plan.direction.target()).clone();
+        let object = actions[0].object;
+        let batch = target.batch_size().max(1);
+        if batch > 1 {
+            for chunk in items.chunks(batch) {
+                Self::check_cancel(run)?;
+                let mut intents = Vec::with_capacity(chunk.len());
+                let mut inputs = Vec::with_capacity(chunk.len());
+                for it in chunk {
+                    let (intent, input) = self.open_create(plan, ix, it, run).await?;
+                    intents.push(intent);
+                    inputs.push(input);
+                }
+                let results = match target.create(object, inputs).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // Nothing was written.
+                        for id in &intents {
+                            self.store.resolve_intent(*id, None).await?;
+                        }
+                        if e.is_unreachable() {
+                            return Err(ExecError::Unreachable(e));
+                        }
+                        vec![Err(e); chunk.len()]
+                    }
+                };
+                let mut outcomes = Vec::with_capacity(chunk.len());
+                let mut echoes = Vec::new();
+                for ((it, intent), result) in chunk.iter().zip(intents).zip(results) {
+                    outcomes.push(self.created(plan, ix, it, intent, result, run, st, &mut echoes));
+                }
+                self.remember(&echoes).await?;
+                self.write_outcomes(outcomes, st).await?;
+                self.progress(run, st, false).await?;
+            }
+            return Ok(());
+        }
+
+        // One record per call, a few in flight. Only the remote calls run concurrently (as
+        // tasks); every store write happens here, in order, so that no half-polled store call
+        // can hold the SQLite write lock while this loop waits for it.
+        let limit = self.options.accelo_concurrency.max(1);
+        let mut pending = items.iter().enumerate();
+        let mut flight: JoinSet<(usize, IntentId, Result<Vec<WriteResult>, ConnectError>)> =
+            JoinSet::new();
+        let mut fatal: Option<ConnectError> = None;
+        loop {
+            while flight.len() < limit && fatal.is_none() && !run.cancel.is_cancelled() {
+                let Some((i, it)) = pending.next() else {
+                    break;
+                };
+                let (intent, input) = self.open_create(plan, ix, it, run).await?;
+                let target = target.clone();
+                flight.spawn(async move { (i, intent, target.create(object, vec![input]).await) });
+            }
+            let Some(joined) = flight.join_next().await else {
+                break;
+            };
+            let (i, intent, r) = joined.map_err(|e| {
+                ExecError::Interrupted(format!("a write task ended abnormally: {e}"))
+            })?;
+            let it = &items[i];
+            let result = match r {
+                Ok(v) => single(v, target.system(), "create"),
+                Err(e) => {
+                    // Nothing was written.
+                    self.store.resolve_intent(intent, None).await?;
+                    if e.is_unreachable() {
+                        fatal.get_or_insert(e);
+                        continue;
+                    }
+                    Err(e)
+                }
+            };
+            let mut echoes = Vec::new();
+            let o = self.created(plan, ix, it, intent, result, run, st, &mut echoes);
+            self.remember(&echoes).await?;
+            self.write_outcomes(vec![o], st).await?;
+            self.progress(run, st, false).await?;
+        }
+        if let Some(e) = fatal {
+            return Err(ExecError::Unreachable(e));
+        }
+        Self::check_cancel(run)
+    }
+
+    /// Opens the intent of one create and builds its input.
+    async fn open_create(
+        &self,
+        plan: &Plan,
+        ix: &Index<'_>,
+        it: &Item<'_>,
+        run: &RunContext<'_>,
+    ) -> Result<(IntentId, CreateInput), ExecError> {
+        let a = it.action;
+        let target_sys = plan.direction.target();
+        let lookups = lookups_for(target_sys, a.object, &it.changes);
+        let payload = IntentPayload {
+            lookups: lookups.clone(),
+            last_synced: ix.planned_last_synced(a),
+            affiliation_id: ix.source_affiliation(a),
+        };
+        let source = RecordKey {
+            system: plan.direction.source(),
+            object: a.object,
+            id: a.source.id.clone().unwrap_or_default(),
+        };
+        let intent = self
+            .store
+            .open_intent(&NewIntent {
+                job: run.job(),
+                source,
+                target: target_sys,
+                dedup: serde_json::to_value(&payload).unwrap_or(Value::Null),
+            })
+            .await?;
+        Ok((
+            intent,
+            CreateInput {
+                changes: it.changes.clone(),
+                company_id: it.company_id.clone(),
+                lookup: lookups.into_iter().next(),
+            },
+        ))
+    }
+
+    /// The outcome of one create.
+    #[allow(clippy::too_many_arguments)]
+    fn created(
+        &self,
+        plan: &Plan,
+        ix: &Index<'_>,
+        it: &Item<'_>,
+        intent: IntentId,
+        result: WriteResult,
+        run: &RunContext<'_>,
+        st: &mut State,
+        echoes: &mut Vec<Echo>,
+    ) -> RecordOutcome {
+        let a = it.action;
+        match result {
+            Ok(w) => {
+                let mut entry = Self::entry(plan, a, Outcome::Created, Some(w.id.clone()), None);
+                if w.outcome == WriteOutcome::Found {
+                    entry.reason = format!(
+                        "{}; the create's answer was lost and the record was found by its lookup",
+                        a.reason
+                    );
+                }
+                if !w.problems.is_empty() {
+                    st.report.problems += 1;
+                    entry.reason = format!("{}; {}", entry.reason, problems_text(&w.problems));
+                }
+                st.note_success(a, &w.id);
+                echoes.extend(echoes_of(
+                    plan.direction.target(),
+                    a.object,
+                    &w.id,
+                    &it.changes,
+                ));
+                let link = ix.planned_link(a, &w.id, w.affiliation_id.clone());
+                RecordOutcome {
+                    job: run.job(),
+                    entry,
+                    link: link.map_or(LinkChange::Keep, LinkChange::Upsert),
+                    resolve_intent: Some(intent),
+                }
+            }
+            Err(e) => {
+                let text = e.to_string();
+                st.note_failure(a, text.clone());
+                let unknown = matches!(e, ConnectError::OutcomeUnknown { .. });
+                RecordOutcome {
+                    job: run.job(),
+                    entry: Self::entry(plan, a, Outcome::Failed, None, Some(text)),
+                    link: LinkChange::Keep,
+                    // Unknown outcome: the intent stays open; the next start looks it up.
+                    resolve_intent: (!unknown).then_some(intent),
+                }
+            }
+        }
+    }
+
+    /// `update` and `link` with changes.
+    async fn updates(
+        &self,
+        plan: &Plan,
+        ix: &Index<'_>,
+        actions: &[&Action],
+        run: &RunContext<'_>,
+        st: &mut State,
+    ) -> Result<(), ExecError> {
+        if actions.is_empty() {
+            return Ok(());
+        }
+        let items = self.prepare(plan, ix, actions, run, st).await?;
+        let target = self.connector(plan.direction.target()).clone();
+        let object = actions[0].object;
+        let batch = target.batch_size().max(1);
+        let chunk_size = if batch > 1 {
+            batch
+        } else {
+            self.options.accelo_concurrency.max(1)
+        };
+        if batch > 1 {
+            for chunk in items.chunks(chunk_size) {
+                Self::check_cancel(run)?;
+                let echoes: Vec<Echo> = chunk
+                    .iter()
+                    .flat_map(|it| {
+                        echoes_of(
+                            plan.direction.target(),
+                            object,
+                            it.target_id.as_deref().unwrap_or_default(),
+                            &it.changes,
+                        )
+                    })
+                    .collect();
+                self.remember(&echoes).await?;
+                let inputs = chunk.iter().map(update_input).collect();
+                let results = match target.update(object, inputs).await {
+                    Ok(r) => r,
+                    Err(e) if e.is_unreachable() => return Err(ExecError::Unreachable(e)),
+                    Err(e) => vec![Err(e); chunk.len()],
+                };
+                let outcomes = chunk
+                    .iter()
+                    .zip(results)
+                    .map(|(it, r)| self.updated(plan, ix, it, r, run, st))
+                    .collect();
+                self.write_outcomes(outcomes, st).await?;
+                self.progress(run, st, false).await?;
+            }
+            return Ok(());
+        }
+
+        // As for creates: remote calls in tasks, store writes here.
+        let mut pending = items.iter().enumerate();
+        let mut flight: JoinSet<(usize, Result<Vec<WriteResult>, ConnectError>)> = JoinSet::new();
+        let mut fatal: Option<ConnectError> = None;
+        loop {
+            while flight.len() < chunk_size && fatal.is_none() && !run.cancel.is_cancelled() {
+                let Some((i, it)) = pending.next() else {
+                    break;
+                };
+                let echoes = echoes_of(
+                    plan.direction.target(),
+                    object,
+                    it.target_id.as_deref().unwrap_or_default(),
+                    &it.changes,
+                );
+                self.remember(&echoes).await?;
+                let input = update_input(it);
+                let target = target.clone();
+                flight.spawn(async move { (i, target.update(object, vec![input]).await) });
+            }
+            let Some(joined) = flight.join_next().await else {
+                break;
+            };
+            let (i, r) = joined.map_err(|e| {
+                ExecError::Interrupted(format!("a write task ended abnormally: {e}"))
+            })?;
+            let it = &items[i];
+            let result = match r {
+                Ok(v) => single(v, target.system(), "update"),
+                Err(e) if e.is_unreachable() => {
+                    fatal.get_or_insert(e);
+                    continue;
+                }
+                Err(e) => Err(e),
+            };
+            let o = self.updated(plan, ix, it, result, run, st);
+            self.write_outcomes(vec![o], st).await?;
+            self.progress(run, st, false).await?;
+        }
+        if let Some(e) = fatal {
+            return Err(ExecError::Unreachable(e));
+        }
+        Self::check_cancel(run)
+    }
+
+    /// The outcome of one update (or link with changes).
+    fn updated(
+        &self,
+        plan: &Plan,
+        ix: &Index<'_>,
+        it: &Item<'_>,
+        result: WriteResult,
+        run: &RunContext<'_>,
+        st: &mut State,
+    ) -> RecordOutcome {
+        let a = it.action;
+        let tid = it.target_id.clone().unwrap_or_default();
+        match result {
+            Ok(w) => {
+                let outcome = if a.op == Op::Link {
+                    Outcome::Linked
+                } else {
+                    Outcome::Updated
+                };
+                let mut entry = Self::entry(plan, a, outcome, Some(tid.clone()), None);
+                if !w.problems.is_empty() {
+                    st.report.problems += 1;
+                    entry.reason = format!("{}; {}", entry.reason, problems_text(&w.problems));
+                }
+                st.note_success(a, &tid);
+                let link = ix.planned_link(a, &tid, w.affiliation_id.clone());
+                RecordOutcome {
+                    job: run.job(),
+                    entry,
+                    link: link.map_or(LinkChange::Keep, LinkChange::Upsert),
+                    resolve_intent: None,
+                }
+            }
+            Err(e) => {
+                let text = e.to_string();
+                st.note_failure(a, text.clone());
+                RecordOutcome {
+                    job: run.job(),
+                    entry: Self::entry(plan, a, Outcome::Failed, Some(tid), Some(text)),
+                    link: LinkChange::Keep,
+                    resolve_intent: None,
+                }
+            }
+        }
+    }
+
+    async fn remember(&self, echoes: &[Echo]) -> Result<(), ExecError> {
+        if echoes.is_empty() {
+            return Ok(());
+        }
+        self.store
+            .remember_echoes(echoes, self.options.echo_ttl)
+            .await
+            .map_err(Into::into)
+    }
+}
+
+impl State {
+    fn note_success(&mut self, a: &Action, target_id: &str) {
+        self.results.insert(a.seq, Ok(target_id.to_string()));
+        if let Some(sid) = &a.source.id {
+            self.twins
+                .insert((a.object, sid.clone()), target_id.to_string());
+        }
+    }
+
+    fn note_failure(&mut self, a: &Action, error: String) {
+        self.results.insert(a.seq, Err(error));
+    }
+}
+
+/// The one result of a one-input write.
+fn single(mut results: Vec<WriteResult>, system: System, what: &str) -> WriteResult {
+    if results.len() == 1 {
+        results.remove(0)
+    } else {
+        Err(ConnectError::Protocol {
+            system,
+            request: what.to_string(),
+            message: format!("{} results for one input", results.len()),
+        })
+    }
+}
+
+fn update_input(it: &Item<'_>) -> UpdateInput {
+    UpdateInput {
+        id: it.target_id.clone().unwrap_or_default(),
+        changes: it.changes.clone(),
+        company_id: None,
+        current: it.current.clone(),
+    }
+}
+
+fn echoes_of(system: System, object: Object, id: &str, changes: &Changes) -> Vec<Echo> {
+    changes
+        .iter()
+        .map(|(field, value)| Echo {
+            system,
+            object,
+            id: id.to_string(),
+            field: field.clone(),
+            value: value.clone(),
+        })
+        .collect()
+}
+
+fn problems_text(problems: &[ConnectError]) -> String {
+    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    format!("written, but not everything: {}", list.join("; "))
+}
+
+/// The plan's input, indexed.
+struct Index<'a> {
+    direction: Direction,
+    records: HashMap<(System, Object, &'a str), &'a Record>,
+    /// (object, source-side id) → link.
+    links: HashMap<(Object, &'a str), &'a Link>,
+}
+
+impl<'a> Index<'a> {
+    fn new(direction: Direction, input: &PlanInput<'a>) -> Index<'a> {
+        let source_sys = direction.source();
+        Index {
+            direction,
+            records: input
+                .source
+                .iter()
+                .chain(input.target.iter())
+                .map(|r| ((r.system, r.object, r.id.as_str()), r))
+                .collect(),
+            links: input
+                .links
+                .iter()
+                .map(|l| ((l.object, l.id_on(source_sys)), l))
+                .collect(),
+        }
+    }
+
+    fn record(&self, system: System, object: Object, id: &str) -> Option<&'a Record> {
+        self.records.get(&(system, object, id)).copied()
+    }
+
+    fn source(&self, a: &Action) -> Option<&'a Record> {
+        self.record(self.direction.source(), a.object, a.source.id.as_deref()?)
+    }
+
+    fn existing(&self, a: &Action) -> Option<&'a Link> {
+        self.links
+            .get(&(a.object, a.source.id.as_deref()?))
+            .copied()
+    }
+
+    /// The affiliation of an Accelo source contact.
+    fn source_affiliation(&self, a: &Action) -> Option<String> {
+        if a.object != Object::Contact || self.direction.source() != System::Accelo {
+            return None;
+        }
+        self.source(a).and_then(affiliation_of)
+    }
+
+    /// What the link's last-synced values become once `a` succeeds.
+    fn planned_last_synced(&self, a: &Action) -> BTreeMap<String, String> {
+        self.existing(a)
+            .map(|l| l.last_synced.clone())
+            .unwrap_or_default()
+    }
+
+    /// The link `a` leaves once it succeeded with target `target_id`.
+    fn planned_link(
+        &self,
+        a: &Action,
+        target_id: &str,
+        written_affiliation: Option<String>,
+    ) -> Option<Link> {
+        let source_id = a.source.id.as_deref()?;
+        let (hubspot_id, accelo_id) = match self.direction {
+            Direction::Pull => (source_id, target_id),
+            Direction::Push => (target_id, source_id),
+        };
+        let affiliation_id = if a.object == Object::Contact {
+            written_affiliation
+                .or_else(|| {
+                    self.record(System::Accelo, Object::Contact, accelo_id)
+                        .and_then(affiliation_of)
+                })
+                .or_else(|| self.existing(a).and_then(|l| l.affiliation_id.clone()))
+        } else {
+            None
+        };
+        Some(Link {
+            object: a.object,
+            hubspot_id: hubspot_id.to_string(),
+            accelo_id: accelo_id.to_string(),
+            affiliation_id,
+            last_synced: self.planned_last_synced(a),
+        })
+    }
+}
+
+/// `affiliation.id` of an Accelo contact document.
+fn affiliation_of(r: &Record) -> Option<String> {
+    r.doc
+        .get("affiliation")
+        .and_then(|a| a.get("id"))
+        .and_then(crate::model::value_as_string)
+}
