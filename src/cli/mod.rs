@@ -13,7 +13,9 @@ pub mod demo;
 pub mod log;
 pub mod sandbox;
 pub mod schema;
+pub mod serve;
 pub mod test;
+pub mod worker;
 
 /// How a command ended (DESIGN.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +74,11 @@ pub enum Command {
     Schema(schema::Args),
     /// Run the rule files' own test cases.
     Test(test::Args),
+    /// The automatic sync: webhook receivers, a worker, the polling safety net and hot-reloaded
+    /// rules in one process, until SIGTERM / SIGINT.
+    Serve(serve::Args),
+    /// A worker alone (no HTTP, no poller), sharing the store's job queue with other processes.
+    Worker(worker::Args),
 }
 
 /// Parses the process arguments, sets up logging and runs the command.
@@ -100,6 +107,8 @@ pub fn run(cli: Cli) -> Exit {
         Command::Check(args) => check::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Test(args) => test::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Worker(args) => worker::run(args),
     }
 }
 

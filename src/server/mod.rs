@@ -17,6 +17,7 @@ pub mod accelo;
 pub mod hubspot;
 pub mod metrics;
 pub mod poll;
+pub mod record;
 pub mod serve;
 pub mod signature;
 

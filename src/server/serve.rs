@@ -137,7 +137,11 @@ impl Service {
 
 /// Writes every reload outcome to the sync log: a new rule set, or an invalid edit with its
 /// diagnostics (the previous rules keep running).
-async fn announce_reloads(reloader: Arc<Reloader>, store: Arc<dyn Store>, stop: CancellationToken) {
+pub async fn announce_reloads(
+    reloader: Arc<Reloader>,
+    store: Arc<dyn Store>,
+    stop: CancellationToken,
+) {
     let mut rx = reloader.subscribe();
     rx.mark_unchanged();
     loop {

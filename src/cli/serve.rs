@@ -1,0 +1,247 @@
+//! `tandem serve [--listen ADDR] [--poll-interval SECONDS]`: the automatic sync in one process —
+//! the webhook receivers (`/webhooks/hubspot`, `/webhooks/accelo`), `/healthz`, `/metrics`, a
+//! worker running every kind of job (`record` jobs among them), the poller, and hot-reloaded
+//! rules. SIGTERM / SIGINT: stop accepting, finish or release the running job, exit 0.
+//!
+//! Prints one line to stdout once listening: `listening on http://ADDR` (scripts and tests read
+//! the port from it when `--listen` ends in `:0`).
+//!
+//! Secrets: the HubSpot webhook secret from `TANDEM_HUBSPOT_WEBHOOK_SECRET`, else the variable
+//! named by `server.webhook_secret_env`; the Accelo one from `TANDEM_ACCELO_WEBHOOK_SECRET`, else
+//! `server.accelo_webhook_secret_env`. Neither is ever printed or logged.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt as _;
+use tokio_util::sync::CancellationToken;
+
+use super::Exit;
+use crate::compile::watch::Reloader;
+use crate::exec::{ExecOptions, Executor, Worker};
+use crate::rules::config::{Secret, SecretError};
+use crate::runtime::{ConfigArgs, Env, Options, Runtime, RuntimeError};
+use crate::server::poll::{PollOptions, Poller};
+use crate::server::record::RecordHandler;
+use crate::server::serve::Service;
+use crate::server::{DEFAULT_JOB_DELAY, MAX_BODY, Receiver, ReceiverConfig, Rules, metrics};
+use crate::store::{JobKind, Store};
+
+/// Arguments of `tandem serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// The config and rules.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Address to listen on, `address:port` (port 0 = any free port) [default: `server.listen`
+    /// in tandem.yaml].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Seconds between two polls of both systems; 0 turns the poller off [default:
+    /// `sync.poll_interval_seconds` in tandem.yaml, 300].
+    #[arg(long, value_name = "SECONDS")]
+    pub poll_interval: Option<u64>,
+}
+
+/// Runs `tandem serve` until SIGTERM / SIGINT.
+pub fn run(args: Args) -> Exit {
+    crate::runtime::block_on(async move {
+        let shutdown = CancellationToken::new();
+        let on_signal = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!(target: "tandem::server", "signal received: shutting down");
+            on_signal.cancel();
+        });
+        serve(args, Env::Process, shutdown).await
+    })
+}
+
+/// What `tandem serve` and `tandem worker` both start from.
+pub(crate) struct Common {
+    pub runtime: Runtime,
+    pub reloader: Arc<Reloader>,
+    pub rules: Rules,
+    pub store: Arc<dyn Store>,
+    pub executor: Executor,
+}
+
+/// Loads the config and rules, starts the reloader, opens the store, builds the executor.
+pub(crate) async fn common(config: &ConfigArgs, env: Env) -> Result<Common, Exit> {
+    let runtime = Runtime::load(Options {
+        env,
+        ..Options::from_args(config)
+    })
+    .map_err(|e| e.report())?;
+    for w in runtime.warnings.diagnostics() {
+        tracing::warn!(target: "tandem::rules", "{}: {} {}", w.file, w.code, w.message);
+    }
+    let reloader = Reloader::spawn(runtime.paths.clone()).map_err(|e| {
+        eprintln!("{:?}", miette::Report::new(e));
+        Exit::Invalid
+    })?;
+    let reloader = Arc::new(reloader);
+    let store = runtime.store().await.map_err(|e| e.report())?;
+    let sync = &runtime.config.sync;
+    let executor = Executor::new(
+        Arc::clone(&store),
+        Arc::clone(&runtime.systems.hubspot),
+        Arc::clone(&runtime.systems.accelo),
+        ExecOptions {
+            guardrails: sync.guardrails.clone(),
+            accelo_concurrency: usize::try_from(sync.accelo_concurrency.max(1)).unwrap_or(1),
+            ..ExecOptions::default()
+        },
+    );
+    Ok(Common {
+        rules: Rules::Watched(Arc::clone(&reloader)),
+        runtime,
+        reloader,
+        store,
+        executor,
+    })
+}
+
+/// A worker running `record` jobs (and the other kinds the executor's handlers cover).
+pub(crate) fn worker(common: &Common) -> Worker {
+    let record = RecordHandler::new(common.rules.clone(), common.executor.clone());
+    Worker::new(Arc::clone(&common.store)).handle(JobKind::Record, Arc::new(record))
+}
+
+/// `tandem serve` with an explicit environment, stopping when `shutdown` is cancelled.
+pub async fn serve(args: Args, env: Env, shutdown: CancellationToken) -> Exit {
+    let common = match common(&args.config, env).await {
+        Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    let config = &common.runtime.config;
+    let secret = |r: Result<Option<Secret>, SecretError>| {
+        r.inspect(|s| {
+            if let Some(s) = s {
+                crate::store::redact::register_secret(s.expose());
+            }
+        })
+        .map_err(|e| RuntimeError::from(e).report())
+    };
+    let hubspot_secret = match secret(config.webhook_secret(|k| common.runtime.env(k))) {
+        Ok(s) => s,
+        Err(exit) => return exit,
+    };
+    let accelo_secret = match secret(config.accelo_webhook_secret(|k| common.runtime.env(k))) {
+        Ok(s) => s,
+        Err(exit) => return exit,
+    };
+    if hubspot_secret.is_none() {
+        tracing::warn!(
+            target: "tandem::server",
+            "no HubSpot webhook secret (TANDEM_HUBSPOT_WEBHOOK_SECRET or server.webhook_secret_env): \
+             /webhooks/hubspot answers 503 and only the poller syncs"
+        );
+    }
+    let listen = args
+        .listen
+        .clone()
+        .unwrap_or_else(|| config.server.listen.clone());
+    let listener = match tokio::net::TcpListener::bind(listen.as_str()).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on `{listen}`: {e}");
+            return Exit::Invalid;
+        }
+    };
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: cannot listen on `{listen}`: {e}");
+            return Exit::Invalid;
+        }
+    };
+    metrics::install();
+    let receiver = Arc::new(Receiver::new(
+        Arc::clone(&common.store),
+        common.rules.clone(),
+        ReceiverConfig {
+            hubspot_secret,
+            accept_v1: config.server.accept_v1_signatures,
+            public_url: config.server.public_url.clone(),
+            accelo_secret,
+            max_body: MAX_BODY,
+            job_delay: DEFAULT_JOB_DELAY,
+        },
+    ));
+    let every = args
+        .poll_interval
+        .unwrap_or(config.sync.poll_interval_seconds);
+    let poller = (every > 0).then(|| {
+        (
+            Poller::new(
+                Arc::clone(&common.store),
+                common.rules.clone(),
+                Arc::clone(&common.runtime.systems.hubspot),
+                Arc::clone(&common.runtime.systems.accelo),
+                PollOptions::default(),
+            ),
+            Duration::from_secs(every),
+        )
+    });
+    let worker = worker(&common);
+    let task: crate::server::serve::Task = Box::new(move |stop: CancellationToken| {
+        async move {
+            if let Err(e) = worker.run(stop).await {
+                tracing::error!(target: "tandem::server", "the worker stopped: {e}");
+            }
+        }
+        .boxed()
+    });
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on http://{addr}");
+        let _ = out.flush();
+    }
+    tracing::info!(
+        target: "tandem::server",
+        poll_interval_s = every,
+        rules = common.reloader.current().rules_hash(),
+        "serving on http://{addr}"
+    );
+    let service = Service {
+        listener,
+        receiver,
+        poller,
+        worker: Some(task),
+        reloader: Some(Arc::clone(&common.reloader)),
+    };
+    let result = service.run(shutdown).await;
+    common.store.close().await;
+    match result {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::Failures
+        }
+    }
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub(crate) async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
