@@ -36,7 +36,7 @@ use super::progress::Progress;
 use crate::connect::{
     Changes, ConnectError, Connector, CreateInput, Lookup, UpdateInput, WriteOutcome, WriteResult,
 };
-use crate::model::{Direction, Link, Object, Record, RecordKey, System};
+use crate::model::{Link, Object, Record, RecordKey, System};
 use crate::plan::{Action, Op, Plan, PlanInput};
 use crate::rules::config::Guardrails;
 use crate::store::{
@@ -272,7 +272,7 @@ impl Executor {
         });
         self.check_guardrails(plan, target_count)?;
 
-        let ix = Index::new(plan.direction, input);
+        let ix = Index::new(input);
         let mut st = State {
             total: plan.actions.len() as u64,
             ..State::default()
@@ -284,24 +284,31 @@ impl Executor {
         }
         run.progress.start(plan.direction.as_str(), st.total);
 
+        // Per object (companies first): the writes to the direction's target, then those an
+        // incremental plan sends the other way (which depend on the first ones).
         for object in Object::ALL {
-            let actions: Vec<&Action> =
-                plan.actions.iter().filter(|a| a.object == object).collect();
-            if actions.is_empty() {
-                continue;
+            for system in [plan.direction.target(), plan.direction.source()] {
+                let actions: Vec<&Action> = plan
+                    .actions
+                    .iter()
+                    .filter(|a| a.object == object && a.target.system == system)
+                    .collect();
+                if actions.is_empty() {
+                    continue;
+                }
+                let (quiet, rest): (Vec<&Action>, Vec<&Action>) = actions
+                    .into_iter()
+                    .partition(|a| matches!(a.op, Op::Noop | Op::Skip));
+                self.quiet(&ix, &quiet, run, &mut st).await?;
+                let (links, rest): (Vec<&Action>, Vec<&Action>) = rest
+                    .into_iter()
+                    .partition(|a| a.op == Op::Link && a.changes.is_empty());
+                self.link_only(&ix, &links, run, &mut st).await?;
+                let (creates, updates): (Vec<&Action>, Vec<&Action>) =
+                    rest.into_iter().partition(|a| a.op == Op::Create);
+                self.creates(&ix, &creates, run, &mut st).await?;
+                self.updates(&ix, &updates, run, &mut st).await?;
             }
-            let (quiet, rest): (Vec<&Action>, Vec<&Action>) = actions
-                .into_iter()
-                .partition(|a| matches!(a.op, Op::Noop | Op::Skip));
-            self.quiet(plan, &ix, &quiet, run, &mut st).await?;
-            let (links, rest): (Vec<&Action>, Vec<&Action>) = rest
-                .into_iter()
-                .partition(|a| a.op == Op::Link && a.changes.is_empty());
-            self.link_only(plan, &ix, &links, run, &mut st).await?;
-            let (creates, updates): (Vec<&Action>, Vec<&Action>) =
-                rest.into_iter().partition(|a| a.op == Op::Create);
-            self.creates(plan, &ix, &creates, run, &mut st).await?;
-            self.updates(plan, &ix, &updates, run, &mut st).await?;
         }
         self.progress(run, &mut st, true).await?;
         run.progress.finish();
@@ -420,7 +427,6 @@ impl Executor {
     }
 
     fn entry(
-        plan: &Plan,
         a: &Action,
         outcome: Outcome,
         target_id: Option<String>,
@@ -433,10 +439,7 @@ impl Executor {
         RecordEntry {
             object: a.object,
             source: a.source.clone(),
-            target: crate::plan::RecordRef {
-                system: plan.direction.target(),
-                id: target.id,
-            },
+            target,
             outcome,
             reason: a.reason.clone(),
             changes: if matches!(outcome, Outcome::Failed | Outcome::Skipped | Outcome::Noop) {
@@ -448,10 +451,10 @@ impl Executor {
         }
     }
 
-    fn failed(plan: &Plan, a: &Action, job: Option<JobId>, error: String) -> RecordOutcome {
+    fn failed(a: &Action, job: Option<JobId>, error: String) -> RecordOutcome {
         RecordOutcome {
             job,
-            entry: Self::entry(plan, a, Outcome::Failed, None, Some(error)),
+            entry: Self::entry(a, Outcome::Failed, None, Some(error)),
             link: LinkChange::Keep,
             resolve_intent: None,
         }
@@ -460,7 +463,6 @@ impl Executor {
     /// `noop` and `skip`: logged in batches (a bulk run has thousands).
     async fn quiet(
         &self,
-        plan: &Plan,
         ix: &Index<'_>,
         actions: &[&Action],
         run: &RunContext<'_>,
@@ -476,16 +478,16 @@ impl Executor {
                     continue;
                 }
                 let outcome = Outcome::of(a.op);
-                let link = match (a.op, a.target.id.as_deref()) {
-                    (Op::Noop, Some(tid)) => ix
+                // A no-op carries `last_synced` only when its link must change.
+                let link = match (a.op, a.target.id.as_deref(), &a.last_synced) {
+                    (Op::Noop, Some(tid), Some(_)) => ix
                         .planned_link(a, tid, None)
-                        .filter(|l| ix.existing(a).is_none_or(|e| e != l))
                         .map_or(LinkChange::Keep, LinkChange::Upsert),
                     _ => LinkChange::Keep,
                 };
                 outcomes.push(RecordOutcome {
                     job: run.job(),
-                    entry: Self::entry(plan, a, outcome, None, None),
+                    entry: Self::entry(a, outcome, None, None),
                     link,
                     resolve_intent: None,
                 });
@@ -499,7 +501,6 @@ impl Executor {
     /// `link` without field changes: nothing to write remotely, only the link.
     async fn link_only(
         &self,
-        plan: &Plan,
         ix: &Index<'_>,
         actions: &[&Action],
         run: &RunContext<'_>,
@@ -510,18 +511,18 @@ impl Executor {
             let mut outcomes = Vec::with_capacity(chunk.len());
             for a in chunk {
                 let o = match a.target.id.as_deref() {
-                    None => Self::failed(plan, a, run.job(), "the plan names no target".into()),
+                    None => Self::failed(a, run.job(), "the plan names no target".into()),
                     Some(tid) => match ix.planned_link(a, tid, None) {
                         Some(link) => {
                             st.note_success(a, tid);
                             RecordOutcome {
                                 job: run.job(),
-                                entry: Self::entry(plan, a, Outcome::Linked, None, None),
+                                entry: Self::entry(a, Outcome::Linked, None, None),
                                 link: LinkChange::Upsert(link),
                                 resolve_intent: None,
                             }
                         }
-                        None => Self::failed(plan, a, run.job(), "the plan names no source".into()),
+                        None => Self::failed(a, run.job(), "the plan names no source".into()),
                     },
                 };
                 if o.entry.outcome == Outcome::Failed {
@@ -546,11 +547,11 @@ impl Executor {
         }
     }
 
-    /// The target-side company of a contact to be created: its company's twin from this run,
-    /// from the scope's links, or from the store.
+    /// The target-side company of a contact to be created: as planned, else the twin of its
+    /// company created in this run (the action it depends on), else from the scope's links or
+    /// the store.
     async fn target_company(
         &self,
-        plan: &Plan,
         ix: &Index<'_>,
         st: &State,
         a: &Action,
@@ -558,27 +559,31 @@ impl Executor {
         if a.object != Object::Contact {
             return Ok(None);
         }
-        let source_sys = plan.direction.source();
+        if let Some(c) = &a.target_company_id {
+            return Ok(Some(c.clone()));
+        }
+        if let Some(dep) = a.depends_on
+            && let Some(Ok(id)) = st.results.get(&dep)
+        {
+            return Ok(Some(id.clone()));
+        }
         let Some(cid) = ix.source(a).and_then(|r| r.company_id.clone()) else {
             return Ok(None);
         };
-        if let Some(t) = st.twins.get(&(Object::Company, cid.clone())) {
-            return Ok(Some(t.clone()));
-        }
-        if let Some(l) = ix.links.get(&(Object::Company, cid.as_str())) {
-            return Ok(Some(l.id_on(plan.direction.target()).to_string()));
-        }
-        Ok(self
-            .store
-            .link(Object::Company, source_sys, &cid)
-            .await?
-            .map(|l| l.id_on(plan.direction.target()).to_string()))
+        let link = match ix.link_of(Object::Company, a.source.system, &cid) {
+            Some(l) => Some(l.clone()),
+            None => {
+                self.store
+                    .link(Object::Company, a.source.system, &cid)
+                    .await?
+            }
+        };
+        Ok(link.map(|l| l.id_on(a.target.system).to_string()))
     }
 
     /// Items for `actions`, failing (and logging) those that cannot run.
     async fn prepare<'p>(
         &self,
-        plan: &Plan,
         ix: &Index<'_>,
         actions: &[&'p Action],
         run: &RunContext<'_>,
@@ -589,7 +594,7 @@ impl Executor {
         for a in actions {
             if let Some(why) = Self::blocked(st, a) {
                 st.note_failure(a, why.clone());
-                failed.push(Self::failed(plan, a, run.job(), why));
+                failed.push(Self::failed(a, run.job(), why));
                 continue;
             }
             let create = a.op == Op::Create;
@@ -601,13 +606,13 @@ impl Executor {
                     None => {
                         let why = "the plan names no target record".to_string();
                         st.note_failure(a, why.clone());
-                        failed.push(Self::failed(plan, a, run.job(), why));
+                        failed.push(Self::failed(a, run.job(), why));
                         continue;
                     }
                 }
             };
             let company_id = if create {
-                self.target_company(plan, ix, st, a).await?
+                self.target_company(ix, st, a).await?
             } else {
                 None
             };
@@ -619,7 +624,7 @@ impl Executor {
                 .collect();
             let current = target_id
                 .as_deref()
-                .and_then(|id| ix.record(plan.direction.target(), a.object, id))
+                .and_then(|id| ix.record(a.target.system, a.object, id))
                 .cloned();
             items.push(Item {
                 action: a,
@@ -636,7 +641,6 @@ impl Executor {
     /// `create`: intents, then the writes, outcomes as they come.
     async fn creates(
         &self,
-        plan: &Plan,
         ix: &Index<'_>,
         actions: &[&Action],
         run: &RunContext<'_>,
@@ -645,8 +649,8 @@ impl Executor {
         if actions.is_empty() {
             return Ok(());
         }
-        let items = self.prepare(plan, ix, actions, run, st).await?;
-        let target = self.connector(plan.direction.target()).clone();
+        let items = self.prepare(ix, actions, run, st).await?;
+        let target = self.connector(actions[0].target.system).clone();
         let object = actions[0].object;
         let batch = target.batch_size().max(1);
         if batch > 1 {
@@ -655,7 +659,7 @@ impl Executor {
                 let mut intents = Vec::with_capacity(chunk.len());
                 let mut inputs = Vec::with_capacity(chunk.len());
                 for it in chunk {
-                    let (intent, input) = self.open_create(plan, ix, it, run).await?;
+                    let (intent, input) = self.open_create(ix, it, run).await?;
                     intents.push(intent);
                     inputs.push(input);
                 }
@@ -675,7 +679,7 @@ impl Executor {
                 let mut outcomes = Vec::with_capacity(chunk.len());
                 let mut echoes = Vec::new();
                 for ((it, intent), result) in chunk.iter().zip(intents).zip(results) {
-                    outcomes.push(self.created(plan, ix, it, intent, result, run, st, &mut echoes));
+                    outcomes.push(self.created(ix, it, intent, result, run, st, &mut echoes));
                 }
                 self.remember(&echoes).await?;
                 self.write_outcomes(outcomes, st).await?;
@@ -697,7 +701,7 @@ impl Executor {
                 let Some((i, it)) = pending.next() else {
                     break;
                 };
-                let (intent, input) = self.open_create(plan, ix, it, run).await?;
+                let (intent, input) = self.open_create(ix, it, run).await?;
                 let target = target.clone();
                 flight.spawn(async move { (i, intent, target.create(object, vec![input]).await) });
             }
@@ -721,7 +725,7 @@ impl Executor {
                 }
             };
             let mut echoes = Vec::new();
-            let o = self.created(plan, ix, it, intent, result, run, st, &mut echoes);
+            let o = self.created(ix, it, intent, result, run, st, &mut echoes);
             self.remember(&echoes).await?;
             self.write_outcomes(vec![o], st).await?;
             self.progress(run, st, false).await?;
@@ -735,13 +739,12 @@ impl Executor {
     /// Opens the intent of one create and builds its input.
     async fn open_create(
         &self,
-        plan: &Plan,
         ix: &Index<'_>,
         it: &Item<'_>,
         run: &RunContext<'_>,
     ) -> Result<(IntentId, CreateInput), ExecError> {
         let a = it.action;
-        let target_sys = plan.direction.target();
+        let target_sys = a.target.system;
         let lookups = lookups_for(target_sys, a.object, &it.changes);
         let payload = IntentPayload {
             lookups: lookups.clone(),
@@ -749,7 +752,7 @@ impl Executor {
             affiliation_id: ix.source_affiliation(a),
         };
         let source = RecordKey {
-            system: plan.direction.source(),
+            system: a.source.system,
             object: a.object,
             id: a.source.id.clone().unwrap_or_default(),
         };
@@ -776,7 +779,6 @@ impl Executor {
     #[allow(clippy::too_many_arguments)]
     fn created(
         &self,
-        plan: &Plan,
         ix: &Index<'_>,
         it: &Item<'_>,
         intent: IntentId,
@@ -788,7 +790,7 @@ impl Executor {
         let a = it.action;
         match result {
             Ok(w) => {
-                let mut entry = Self::entry(plan, a, Outcome::Created, Some(w.id.clone()), None);
+                let mut entry = Self::entry(a, Outcome::Created, Some(w.id.clone()), None);
                 if w.outcome == WriteOutcome::Found {
                     entry.reason = format!(
                         "{}; the create's answer was lost and the record was found by its lookup",
@@ -800,12 +802,7 @@ impl Executor {
                     entry.reason = format!("{}; {}", entry.reason, problems_text(&w.problems));
                 }
                 st.note_success(a, &w.id);
-                echoes.extend(echoes_of(
-                    plan.direction.target(),
-                    a.object,
-                    &w.id,
-                    &it.changes,
-                ));
+                echoes.extend(echoes_of(a.target.system, a.object, &w.id, &it.changes));
                 let link = ix.planned_link(a, &w.id, w.affiliation_id.clone());
                 RecordOutcome {
                     job: run.job(),
@@ -820,7 +817,7 @@ impl Executor {
                 let unknown = matches!(e, ConnectError::OutcomeUnknown { .. });
                 RecordOutcome {
                     job: run.job(),
-                    entry: Self::entry(plan, a, Outcome::Failed, None, Some(text)),
+                    entry: Self::entry(a, Outcome::Failed, None, Some(text)),
                     link: LinkChange::Keep,
                     // Unknown outcome: the intent stays open; the next start looks it up.
                     resolve_intent: (!unknown).then_some(intent),
@@ -832,7 +829,6 @@ impl Executor {
     /// `update` and `link` with changes.
     async fn updates(
         &self,
-        plan: &Plan,
         ix: &Index<'_>,
         actions: &[&Action],
         run: &RunContext<'_>,
@@ -841,8 +837,8 @@ impl Executor {
         if actions.is_empty() {
             return Ok(());
         }
-        let items = self.prepare(plan, ix, actions, run, st).await?;
-        let target = self.connector(plan.direction.target()).clone();
+        let items = self.prepare(ix, actions, run, st).await?;
+        let target = self.connector(actions[0].target.system).clone();
         let object = actions[0].object;
         let batch = target.batch_size().max(1);
         let chunk_size = if batch > 1 {
@@ -857,7 +853,7 @@ impl Executor {
                     .iter()
                     .flat_map(|it| {
                         echoes_of(
-                            plan.direction.target(),
+                            it.action.target.system,
                             object,
                             it.target_id.as_deref().unwrap_or_default(),
                             &it.changes,
@@ -874,7 +870,7 @@ impl Executor {
                 let outcomes = chunk
                     .iter()
                     .zip(results)
-                    .map(|(it, r)| self.updated(plan, ix, it, r, run, st))
+                    .map(|(it, r)| self.updated(ix, it, r, run, st))
                     .collect();
                 self.write_outcomes(outcomes, st).await?;
                 self.progress(run, st, false).await?;
@@ -892,7 +888,7 @@ impl Executor {
                     break;
                 };
                 let echoes = echoes_of(
-                    plan.direction.target(),
+                    it.action.target.system,
                     object,
                     it.target_id.as_deref().unwrap_or_default(),
                     &it.changes,
@@ -917,7 +913,7 @@ impl Executor {
                 }
                 Err(e) => Err(e),
             };
-            let o = self.updated(plan, ix, it, result, run, st);
+            let o = self.updated(ix, it, result, run, st);
             self.write_outcomes(vec![o], st).await?;
             self.progress(run, st, false).await?;
         }
@@ -930,7 +926,6 @@ impl Executor {
     /// The outcome of one update (or link with changes).
     fn updated(
         &self,
-        plan: &Plan,
         ix: &Index<'_>,
         it: &Item<'_>,
         result: WriteResult,
@@ -946,7 +941,7 @@ impl Executor {
                 } else {
                     Outcome::Updated
                 };
-                let mut entry = Self::entry(plan, a, outcome, Some(tid.clone()), None);
+                let mut entry = Self::entry(a, outcome, Some(tid.clone()), None);
                 if !w.problems.is_empty() {
                     st.report.problems += 1;
                     entry.reason = format!("{}; {}", entry.reason, problems_text(&w.problems));
@@ -965,7 +960,7 @@ impl Executor {
                 st.note_failure(a, text.clone());
                 RecordOutcome {
                     job: run.job(),
-                    entry: Self::entry(plan, a, Outcome::Failed, Some(tid), Some(text)),
+                    entry: Self::entry(a, Outcome::Failed, Some(tid), Some(text)),
                     link: LinkChange::Keep,
                     resolve_intent: None,
                 }
@@ -1040,28 +1035,26 @@ fn problems_text(problems: &[ConnectError]) -> String {
 
 /// The plan's input, indexed.
 struct Index<'a> {
-    direction: Direction,
     records: HashMap<(System, Object, &'a str), &'a Record>,
-    /// (object, source-side id) → link.
-    links: HashMap<(Object, &'a str), &'a Link>,
+    /// (object, system, id on that side) → link.
+    links: HashMap<(Object, System, &'a str), &'a Link>,
 }
 
 impl<'a> Index<'a> {
-    fn new(direction: Direction, input: &PlanInput<'a>) -> Index<'a> {
-        let source_sys = direction.source();
+    fn new(input: &PlanInput<'a>) -> Index<'a> {
+        let mut links = HashMap::new();
+        for l in input.links {
+            links.insert((l.object, System::HubSpot, l.hubspot_id.as_str()), l);
+            links.insert((l.object, System::Accelo, l.accelo_id.as_str()), l);
+        }
         Index {
-            direction,
             records: input
                 .source
                 .iter()
                 .chain(input.target.iter())
                 .map(|r| ((r.system, r.object, r.id.as_str()), r))
                 .collect(),
-            links: input
-                .links
-                .iter()
-                .map(|l| ((l.object, l.id_on(source_sys)), l))
-                .collect(),
+            links,
         }
     }
 
@@ -1070,27 +1063,33 @@ impl<'a> Index<'a> {
     }
 
     fn source(&self, a: &Action) -> Option<&'a Record> {
-        self.record(self.direction.source(), a.object, a.source.id.as_deref()?)
+        self.record(a.source.system, a.object, a.source.id.as_deref()?)
+    }
+
+    fn link_of(&self, object: Object, system: System, id: &str) -> Option<&'a Link> {
+        self.links.get(&(object, system, id)).copied()
     }
 
     fn existing(&self, a: &Action) -> Option<&'a Link> {
-        self.links
-            .get(&(a.object, a.source.id.as_deref()?))
-            .copied()
+        self.link_of(a.object, a.source.system, a.source.id.as_deref()?)
     }
 
     /// The affiliation of an Accelo source contact.
     fn source_affiliation(&self, a: &Action) -> Option<String> {
-        if a.object != Object::Contact || self.direction.source() != System::Accelo {
+        if a.object != Object::Contact || a.source.system != System::Accelo {
             return None;
         }
-        self.source(a).and_then(affiliation_of)
+        a.affiliation_id
+            .clone()
+            .or_else(|| self.source(a).and_then(affiliation_of))
     }
 
-    /// What the link's last-synced values become once `a` succeeds.
+    /// What the link's last-synced values become once `a` succeeds: as planned, else what the
+    /// link holds.
     fn planned_last_synced(&self, a: &Action) -> BTreeMap<String, String> {
-        self.existing(a)
-            .map(|l| l.last_synced.clone())
+        a.last_synced
+            .clone()
+            .or_else(|| self.existing(a).map(|l| l.last_synced.clone()))
             .unwrap_or_default()
     }
 
@@ -1102,12 +1101,14 @@ impl<'a> Index<'a> {
         written_affiliation: Option<String>,
     ) -> Option<Link> {
         let source_id = a.source.id.as_deref()?;
-        let (hubspot_id, accelo_id) = match self.direction {
-            Direction::Pull => (source_id, target_id),
-            Direction::Push => (target_id, source_id),
+        let (hubspot_id, accelo_id) = match a.source.system {
+            System::HubSpot => (source_id, target_id),
+            System::Accelo => (target_id, source_id),
         };
         let affiliation_id = if a.object == Object::Contact {
-            written_affiliation
+            a.affiliation_id
+                .clone()
+                .or(written_affiliation)
                 .or_else(|| {
                     self.record(System::Accelo, Object::Contact, accelo_id)
                         .and_then(affiliation_of)

@@ -101,14 +101,7 @@ impl World {
             Direction::Pull => (&self.hubspot, &self.accelo),
             Direction::Push => (&self.accelo, &self.hubspot),
         };
-        PlanInput {
-            direction,
-            initiator: direction.source(),
-            source,
-            target,
-            links: &self.links,
-            bypass_criteria: false,
-        }
+        PlanInput::bulk(direction, source, target, &self.links)
     }
 
     pub fn plan(&self, program: &Program, direction: Direction) -> Plan {
