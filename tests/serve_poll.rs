@@ -90,11 +90,7 @@ async fn edits_on_both_sides_are_found_once_and_queued() {
     )
     .await;
     let affiliation = &records(sb.accelo_url(), "affiliations").await[0];
-    let contact_id = affiliation["contact_id"]
-        .as_str()
-        .map(str::to_string)
-        .or_else(|| affiliation["contact"].as_str().map(str::to_string))
-        .unwrap();
+    let contact_id = affiliation["contact"].as_str().unwrap().to_string();
     let aff_id = affiliation["id"].as_str().unwrap().to_string();
     edit(
         sb.accelo_url(),

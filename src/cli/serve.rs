@@ -115,6 +115,38 @@ pub async fn serve(args: Args, env: Env, shutdown: CancellationToken) -> Exit {
         Ok(c) => c,
         Err(exit) => return exit,
     };
+    let listen = args
+        .listen
+        .clone()
+        .unwrap_or_else(|| common.runtime.config.server.listen.clone());
+    match tokio::net::TcpListener::bind(listen.as_str()).await {
+        Ok(listener) => serve_with(args, common, listener, shutdown).await,
+        Err(e) => {
+            eprintln!("error: cannot listen on `{listen}`: {e}");
+            Exit::Invalid
+        }
+    }
+}
+
+/// [`serve`] on a listener the caller bound (`--listen` is ignored).
+pub async fn serve_on(
+    args: Args,
+    env: Env,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> Exit {
+    match common(&args.config, env).await {
+        Ok(common) => serve_with(args, common, listener, shutdown).await,
+        Err(exit) => exit,
+    }
+}
+
+async fn serve_with(
+    args: Args,
+    common: Common,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> Exit {
     let config = &common.runtime.config;
     let secret = |r: Result<Option<Secret>, SecretError>| {
         r.inspect(|s| {
@@ -139,21 +171,10 @@ pub async fn serve(args: Args, env: Env, shutdown: CancellationToken) -> Exit {
              /webhooks/hubspot answers 503 and only the poller syncs"
         );
     }
-    let listen = args
-        .listen
-        .clone()
-        .unwrap_or_else(|| config.server.listen.clone());
-    let listener = match tokio::net::TcpListener::bind(listen.as_str()).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: cannot listen on `{listen}`: {e}");
-            return Exit::Invalid;
-        }
-    };
     let addr = match listener.local_addr() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("error: cannot listen on `{listen}`: {e}");
+            eprintln!("error: cannot read the listening address: {e}");
             return Exit::Invalid;
         }
     };

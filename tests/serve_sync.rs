@@ -1,0 +1,152 @@
+//! `tandem serve` end to end, in-process, against the sandbox over real HTTP both ways: the
+//! sandbox delivers signed HubSpot webhooks to the server, the worker syncs, the poller catches
+//! what webhooks do not report. Every wait is a condition with a deadline.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod serve_support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use serve_support::*;
+use tandem::model::{Object, System};
+use tandem::sandbox::{SandboxOptions, WebhookTarget};
+use tandem::server::Rules;
+use tandem::server::poll::{PollOptions, Poller};
+
+fn options(seed: u64) -> SandboxOptions {
+    let mut hook = WebhookTarget::new("");
+    hook.secret = Some(WEBHOOK_SECRET.into());
+    hook.retry_base = Duration::from_millis(200);
+    SandboxOptions {
+        seed,
+        companies: 8,
+        contacts: 16,
+        hubspot_webhook: Some(hook),
+        ..Default::default()
+    }
+}
+
+fn writes(stats: &Value) -> u64 {
+    stats["writes"].as_u64().unwrap()
+}
+
+/// Creates a qualifying company (and a contact of it) in HubSpot as a person would; answers
+/// their ids.
+async fn create_in_hubspot(sb: &tandem::sandbox::Sandbox, tag: &str) -> (String, String) {
+    let company = edit(
+        sb.hubspot_url(),
+        "companies",
+        None,
+        json!({"name": format!("{tag} Widgets"), "domain": format!("{}.example", tag.to_lowercase()),
+               "lifecyclestage": "customer", "phone": "+1 555 0100"}),
+    )
+    .await;
+    let company_id = company["id"].as_str().unwrap().to_string();
+    let contact = edit(
+        sb.hubspot_url(),
+        "contacts",
+        None,
+        json!({"firstname": "Ada", "lastname": format!("{tag}son"),
+               "email": format!("ada@{}.example", tag.to_lowercase()),
+               "associatedcompanyid": company_id}),
+    )
+    .await;
+    (company_id, contact["id"].as_str().unwrap().to_string())
+}
+
+/// Waits until the Accelo record linked to HubSpot `object` `id` exists; answers its id.
+async fn accelo_twin(serving: &Serving, object: Object, hubspot_id: &str) -> String {
+    let store = serving.store.clone();
+    wait_for(&format!("hubspot {object} {hubspot_id} to be linked"), || {
+        let store = store.clone();
+        async move {
+            store
+                .link(object, System::HubSpot, hubspot_id)
+                .await
+                .unwrap()
+                .map(|l| l.accelo_id)
+        }
+    })
+    .await
+}
+
+async fn accelo_field(sb: &tandem::sandbox::Sandbox, object: &str, id: &str, field: &str) -> Option<String> {
+    records(sb.accelo_url(), object)
+        .await
+        .into_iter()
+        .find(|r| r["id"].as_str() == Some(id))
+        .and_then(|r| r[field].as_str().map(str::to_string))
+}
+
+async fn hubspot_prop(sb: &tandem::sandbox::Sandbox, object: &str, id: &str, prop_name: &str) -> Option<String> {
+    records(sb.hubspot_url(), object)
+        .await
+        .into_iter()
+        .find(|r| r["id"].as_str() == Some(id))
+        .and_then(|r| prop(&r, prop_name).map(str::to_string))
+}
+
+#[tokio::test]
+async fn hubspot_creations_and_edits_reach_accelo_by_webhook_without_echo_writes() {
+    let sb = sandbox(options(21)).await;
+    let serving = Serving::start(&sb, 0, |_, t| t).await;
+
+    // A qualifying company with a contact, created in HubSpot: both created in Accelo, the
+    // contact on its company.
+    let (company, contact) = create_in_hubspot(&sb, "Webhook").await;
+    let ac_company = accelo_twin(&serving, Object::Company, &company).await;
+    let ac_contact = accelo_twin(&serving, Object::Contact, &contact).await;
+    assert_eq!(
+        accelo_field(&sb, "companies", &ac_company, "name").await.as_deref(),
+        Some("Webhook Widgets")
+    );
+    let aff = records(sb.accelo_url(), "affiliations")
+        .await
+        .into_iter()
+        .find(|a| a["contact"].as_str() == Some(ac_contact.as_str()))
+        .unwrap();
+    assert_eq!(aff["company"].as_str(), Some(ac_company.as_str()));
+    assert_eq!(aff["email"].as_str(), Some("ada@webhook.example"));
+    serving.settle(&sb).await;
+
+    // Editing the linked company's name updates the Accelo company within seconds.
+    let hs_writes = writes(&stats(sb.hubspot_url()).await);
+    edit(sb.hubspot_url(), "companies", Some(&company), json!({"name": "Webhook Widgets Renamed"})).await;
+    let renamed = wait_for("the new name in Accelo", || {
+        let sb = &sb;
+        let id = ac_company.clone();
+        async move {
+            accelo_field(sb, "companies", &id, "name")
+                .await
+                .filter(|n| n == "Webhook Widgets Renamed")
+        }
+    })
+    .await;
+    assert_eq!(renamed, "Webhook Widgets Renamed");
+    serving.settle(&sb).await;
+
+    // No echo writes: nothing was written back to HubSpot, and once everything settled the
+    // Accelo side is quiet too — even after a poll round sees the Accelo records Tandem wrote.
+    assert_eq!(writes(&stats(sb.hubspot_url()).await), hs_writes);
+    let ac_writes = writes(&stats(sb.accelo_url()).await);
+    let poller = Poller::new(
+        serving.store.clone(),
+        Rules::Fixed(shipped_program()),
+        hubspot(&sb),
+        accelo(&sb),
+        PollOptions {
+            overlap: Duration::from_secs(3600),
+            job_delay: Duration::ZERO,
+        },
+    );
+    poller.poll_once().await.unwrap();
+    poller.poll_once().await.unwrap();
+    serving.settle(&sb).await;
+    assert_eq!(writes(&stats(sb.hubspot_url()).await), hs_writes, "echo written to HubSpot");
+    assert_eq!(writes(&stats(sb.accelo_url()).await), ac_writes, "echo written to Accelo");
+
+    assert_eq!(serving.stop().await, tandem::cli::Exit::Ok);
+    sb.shutdown().await;
+}
