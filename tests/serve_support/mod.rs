@@ -168,11 +168,7 @@ pub fn rules_dir(dir: &std::path::Path, edit: impl Fn(&str, String) -> String) -
 impl Serving {
     /// Starts `tandem serve` (poller every `poll` seconds, 0 = off) and points the sandbox's
     /// HubSpot webhooks at it.
-    pub async fn start(
-        sb: &Sandbox,
-        poll: u64,
-        edit: impl Fn(&str, String) -> String,
-    ) -> Serving {
+    pub async fn start(sb: &Sandbox, poll: u64, edit: impl Fn(&str, String) -> String) -> Serving {
         let dir = tempfile::tempdir().unwrap();
         let rules = rules_dir(dir.path(), edit);
         let store_url = dir.path().join("tandem.db").display().to_string();
