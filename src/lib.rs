@@ -20,4 +20,5 @@ pub mod rules;
 pub mod runtime;
 pub mod sandbox;
 pub mod server;
+pub mod snapshot;
 pub mod store;

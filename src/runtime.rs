@@ -147,10 +147,25 @@ pub enum RuntimeError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Store(#[from] StoreError),
+    /// Reading a scope or a saved plan failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Read(crate::snapshot::ReadError),
     /// The command line asks for something that does not exist or makes no sense.
     #[error("{0}")]
     #[diagnostic(code(tandem::runtime::invalid))]
     Invalid(String),
+}
+
+impl From<crate::snapshot::ReadError> for RuntimeError {
+    fn from(e: crate::snapshot::ReadError) -> RuntimeError {
+        use crate::snapshot::ReadError;
+        match e {
+            ReadError::Connect(e) => RuntimeError::Connect(e),
+            ReadError::Store(e) => RuntimeError::Store(e),
+            other => RuntimeError::Read(other),
+        }
+    }
 }
 
 impl RuntimeError {
@@ -160,6 +175,7 @@ impl RuntimeError {
             RuntimeError::Rules(_)
             | RuntimeError::Secret(_)
             | RuntimeError::Connection { .. }
+            | RuntimeError::Read(_)
             | RuntimeError::Invalid(_) => Exit::Invalid,
             RuntimeError::Connect(e) if e.is_unreachable() => Exit::Unreachable,
             RuntimeError::Connect(ConnectError::Invalid { .. } | ConnectError::NotFound { .. }) => {
@@ -326,7 +342,11 @@ impl Runtime {
             max_connections: Some(2),
         };
         match store::open_with(self.store_url(), &options).await {
-            Ok(s) => Ok(Some(s)),
+            Ok(s) => {
+                // Keep it: later calls (and `store()`) use the same pool.
+                let _ = self.store.set(s.clone());
+                Ok(Some(s))
+            }
             Err(StoreError::Missing { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -338,6 +358,36 @@ impl Runtime {
             Some(s) => Ok(s.links(object).await?),
             None => Ok(Vec::new()),
         }
+    }
+
+    /// Reads `scope` for a run in `direction` (links from the existing store; none when there is
+    /// no store yet). See [`crate::snapshot`].
+    pub async fn read(
+        &self,
+        direction: crate::model::Direction,
+        scope: &crate::plan::Scope,
+    ) -> Result<crate::snapshot::Snapshot, RuntimeError> {
+        let store = self.existing_store().await?;
+        Ok(crate::snapshot::read(
+            &self.systems,
+            &self.program,
+            store.as_deref(),
+            direction,
+            scope,
+        )
+        .await?)
+    }
+
+    /// Reads a saved plan's scope again and says what changed since it was made (B18).
+    pub async fn check_saved(
+        &self,
+        saved: &crate::plan::SavedPlan,
+    ) -> Result<crate::snapshot::Check, RuntimeError> {
+        let store = self.existing_store().await?;
+        Ok(
+            crate::snapshot::check_saved(&self.systems, &self.program, store.as_deref(), saved)
+                .await?,
+        )
     }
 
     /// One authenticated request to each system: fails with the exit-3 kind of error when one

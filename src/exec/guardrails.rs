@@ -148,6 +148,9 @@ mod tests {
             changes,
             reason: String::new(),
             depends_on: None,
+            last_synced: None,
+            target_company_id: None,
+            affiliation_id: None,
         }
     }
 
@@ -164,6 +167,7 @@ mod tests {
             direction: Direction::Pull,
             initiator: System::HubSpot,
             rules_hash: String::new(),
+            mode: crate::plan::Mode::Bulk,
             summary: Summary::of(&actions),
             actions,
         }

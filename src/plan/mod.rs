@@ -21,6 +21,7 @@
 
 pub mod planner;
 pub mod render;
+pub mod saved;
 
 use std::collections::BTreeMap;
 
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Direction, Object, System};
 
 pub use planner::{PlanInput, plan};
+pub use saved::{Basis, SavedPlan, Scope};
 
 /// How the planner decides the values of a linked pair.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
