@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tandem::compile::{Program, load};
 use tandem::model::{Direction, Link, Object, Record, System};
 use tandem::plan::{Action, Mode, Op, Plan, PlanInput, plan, render};
