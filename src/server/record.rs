@@ -1,9 +1,9 @@
 //! The `record` job (B12): sync one record after a webhook or a poll found it changed.
 //!
 //! 1. Re-read the record now (never trust the event's value; a record that no longer exists is
-//!    logged and left alone), with what a plan of it needs: its link, its twin on the other side,
-//!    for a contact its company (linked, or read so that it is created first), and — for a
-//!    record not linked yet — the other side's records that its duplicate-detection lookups find.
+//!    logged and left alone) with what a plan of it needs ([`crate::snapshot`], scope `Record`):
+//!    its link, its twin on the other side, for a contact its company (linked, or read so that it
+//!    is created first), and — for a record not linked yet — duplicate candidates.
 //! 2. Plan it with the record's system as the initiator, in incremental mode: per field, the
 //!    side that changed since the last sync wins, in either direction; a field neither side
 //!    changed is left alone (an echo of Tandem's own write writes nothing, B17); when both changed
@@ -16,7 +16,7 @@
 //! A system that cannot be reached does not fail the change: the job queues its own retry
 //! (30 s, doubling, at most an hour apart) and ends; after [`MAX_RETRIES`] it fails.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,12 +25,14 @@ use serde_json::json;
 
 use super::{Rules, metrics as m, record_of_job};
 use crate::compile::Program;
-use crate::connect::{Changes, ConnectError, Connector};
-use crate::exec::executor::lookups_for;
+use crate::connect::Connector;
 use crate::exec::worker::JobError;
 use crate::exec::{ExecError, Executor, JobHandler, JobRun, Report, RunContext, RunSummary};
-use crate::model::{Direction, Link, Object, Record, RecordKey, System};
-use crate::plan::{Mode, Op, Plan, PlanInput, Summary, plan};
+use crate::model::{Direction, RecordKey, System};
+use crate::plan::saved::Scope;
+use crate::plan::{Mode, Plan, PlanInput, Summary, plan};
+use crate::runtime::Systems;
+use crate::snapshot::{self, ReadError, Snapshot};
 use crate::store::{JobKind, LogBody, NewJob, NewLogEntry, Notice, NoticeLevel, RunStarted, Store};
 
 /// Retries of a record job whose systems could not be reached, before it fails.
@@ -41,17 +43,6 @@ pub const MAX_RETRIES: u32 = 10;
 pub struct RecordHandler {
     rules: Rules,
     executor: Executor,
-}
-
-/// What a plan of one record is made from.
-#[derive(Debug, Default)]
-pub struct Snapshot {
-    /// Records of the initiator's side (the record, and a contact's unlinked company).
-    pub source: Vec<Record>,
-    /// Records of the other side (twins and duplicate candidates).
-    pub target: Vec<Record>,
-    /// The links of all of them.
-    pub links: Vec<Link>,
 }
 
 impl RecordHandler {
@@ -83,131 +74,35 @@ impl RecordHandler {
         Ok(())
     }
 
-    /// Reads what a plan of `key` needs; `None` when the record no longer exists.
+    /// Reads what a plan of `key` needs ([`crate::snapshot`], scope `Record`); `None` when the
+    /// record no longer exists.
     pub async fn snapshot(
         &self,
         program: &Program,
         key: &RecordKey,
     ) -> Result<Option<Snapshot>, ReadError> {
-        let store = self.store();
-        let src_sys = key.system;
-        let tgt_sys = src_sys.other();
-        let mut snap = Snapshot::default();
-        let Some(record) = self.get(program, src_sys, key.object, &key.id).await? else {
-            return Ok(None);
+        let systems = Systems {
+            hubspot: Arc::clone(self.connector(System::HubSpot)),
+            accelo: Arc::clone(self.connector(System::Accelo)),
         };
-        let mut links: BTreeMap<(Object, String), Link> = BTreeMap::new();
-        if let Some(l) = store.link(key.object, src_sys, &key.id).await? {
-            links.insert((l.object, l.hubspot_id.clone()), l);
-        }
-        // A contact's company: its link, or the company itself so that it is created first.
-        let company = match (key.object, &record.company_id) {
-            (Object::Contact, Some(cid)) => {
-                match store.link(Object::Company, src_sys, cid).await? {
-                    Some(l) => {
-                        links.insert((l.object, l.hubspot_id.clone()), l);
-                        None
-                    }
-                    None => self.get(program, src_sys, Object::Company, cid).await?,
-                }
-            }
-            _ => None,
+        let scope = Scope::Record {
+            system: key.system,
+            object: key.object,
+            id: key.id.clone(),
         };
-        snap.source.push(record);
-        snap.source.extend(company);
-
-        // Twins of the linked ones.
-        let mut twins: BTreeMap<Object, Vec<String>> = BTreeMap::new();
-        for r in &snap.source {
-            if let Some(l) = links
-                .values()
-                .find(|l| l.object == r.object && l.id_on(src_sys) == r.id)
-            {
-                twins
-                    .entry(r.object)
-                    .or_default()
-                    .push(l.id_on(tgt_sys).to_string());
-            }
-        }
-        for (object, ids) in twins {
-            let props = program.read_properties(object);
-            let found = self
-                .connector(tgt_sys)
-                .get(object, &ids, &props)
-                .await
-                .map_err(ReadError::Connect)?;
-            snap.target.extend(found);
-        }
-        snap.links = links.into_values().collect();
-
-        // Unlinked records: find the other side's candidates by the values a create would write
-        // (the same lookups the executor settles lost creates with), then link what they hit.
-        let direction = Direction::from_source(src_sys);
-        let first = plan(program, &self.input(&snap, direction, src_sys));
-        let mut seen: BTreeSet<(Object, String)> = snap
-            .target
-            .iter()
-            .map(|r| (r.object, r.id.clone()))
-            .collect();
-        for a in first.actions.iter().filter(|a| a.op == Op::Create) {
-            let changes: Changes = a
-                .changes
-                .iter()
-                .map(|c| (c.field.clone(), c.to.clone()))
-                .collect();
-            let props = program.read_properties(a.object);
-            for lookup in lookups_for(tgt_sys, a.object, &changes) {
-                let found = self
-                    .connector(tgt_sys)
-                    .find(a.object, &lookup, &props)
-                    .await
-                    .map_err(ReadError::Connect)?;
-                for r in found {
-                    if seen.insert((r.object, r.id.clone())) {
-                        if let Some(l) = store.link(r.object, tgt_sys, &r.id).await?
-                            && !snap.links.contains(&l)
-                        {
-                            snap.links.push(l);
-                        }
-                        snap.target.push(r);
-                    }
-                }
-            }
-        }
-        Ok(Some(snap))
-    }
-
-    async fn get(
-        &self,
-        program: &Program,
-        system: System,
-        object: Object,
-        id: &str,
-    ) -> Result<Option<Record>, ReadError> {
-        let props = program.read_properties(object);
-        let mut found = self
-            .connector(system)
-            .get(object, &[id.to_string()], &props)
-            .await
-            .map_err(ReadError::Connect)?;
-        Ok(found.pop())
-    }
-
-    fn input<'a>(
-        &self,
-        snap: &'a Snapshot,
-        direction: Direction,
-        initiator: System,
-    ) -> PlanInput<'a> {
-        PlanInput {
+        let direction = Direction::from_source(key.system);
+        let snap = snapshot::read(
+            &systems,
+            program,
+            Some(self.store().as_ref()),
             direction,
-            initiator,
-            mode: Mode::Incremental,
-            source: &snap.source,
-            target: &snap.target,
-            links: &snap.links,
-            bypass_criteria: false,
-        }
+            &scope,
+        )
+        .await?;
+        Ok(snap
+            .record(key.system, key.object, &key.id)
+            .is_some()
+            .then_some(snap))
     }
 
     /// Queues this job's retry after an outage, or gives up after [`MAX_RETRIES`].
@@ -256,17 +151,6 @@ impl RecordHandler {
             report: Report::default(),
         })
     }
-}
-
-/// Why reading a record failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    /// A system failed.
-    #[error(transparent)]
-    Connect(ConnectError),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
 }
 
 /// Splits an incremental plan into the part written onto the plan's target and the part written
@@ -378,8 +262,12 @@ impl JobHandler for RecordHandler {
             }
             Err(ReadError::Connect(e)) => return Err(JobError::Exec(ExecError::Unreachable(e))),
             Err(ReadError::Store(e)) => return Err(e.into()),
+            Err(e) => return Err(JobError::Invalid(e.to_string())),
         };
-        let input = self.input(&snap, direction, key.system);
+        let input = PlanInput {
+            initiator: key.system,
+            ..snap.input(Mode::Incremental)
+        };
         let whole = plan(&program, &input);
         let (forward, back) = split(&whole);
         let ctx = RunContext {
