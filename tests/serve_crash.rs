@@ -137,7 +137,10 @@ async fn sigkill_with_pending_events_then_restart_processes_each_event_once() {
     let status = first.child.wait().await.unwrap();
     assert!(!status.success(), "killed: {status:?}");
     let pending_at_kill = open_jobs(store.as_ref()).await;
-    eprintln!("at kill: {} linked, {pending_at_kill} jobs open", store.links(Object::Company).await.unwrap().len());
+    eprintln!(
+        "at kill: {} linked, {pending_at_kill} jobs open",
+        store.links(Object::Company).await.unwrap().len()
+    );
     assert!(pending_at_kill >= 1);
 
     // Started again on the same port (HubSpot's retries go there) and the same store.

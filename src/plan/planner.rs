@@ -1062,10 +1062,16 @@ impl<'a> Ctx<'a, '_> {
                     current.insert(kt.clone(), blank(&u.read(t)));
                 }
                 None => {
-                    // A create: only what is written is known.
+                    // A create: what is written is known, and so is a value that flows this way
+                    // but is blank on the source — the new record is created without it. (Left
+                    // unknown, a later edit of it on the new record would be taken for the
+                    // baseline by the next sync and lost.)
                     if let Flow::Forward(c) = &flow {
                         current.insert(ks.clone(), blank(&s_raw));
                         written_fwd.insert(kt.clone(), blank(&c.to));
+                    } else if u.flows(self.input.direction) && s_raw.is_none() {
+                        current.insert(ks.clone(), String::new());
+                        written_fwd.insert(kt.clone(), String::new());
                     }
                 }
             }
