@@ -190,3 +190,107 @@ async fn sigkill_with_pending_events_then_restart_processes_each_event_once() {
     let _ = second.child.wait().await;
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_or_releases_the_running_job_and_loses_nothing() {
+    let mut hook = WebhookTarget::new("");
+    hook.secret = Some(WEBHOOK_SECRET.into());
+    hook.retry_base = Duration::from_millis(200);
+    let sb = sandbox(SandboxOptions {
+        seed: 32,
+        companies: 4,
+        contacts: 4,
+        hubspot_webhook: Some(hook),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules_dir(dir.path(), |_, t| t);
+    let store_url = dir.path().join("tandem.db").display().to_string();
+    let mut first = spawn(&sb, dir.path(), &rules, &store_url, "127.0.0.1:0", 1).await;
+    let addr = first.url.trim_start_matches("http://").to_string();
+    sb.set_hubspot_webhook(
+        Some(&format!("{}/webhooks/hubspot", first.url)),
+        Some(WEBHOOK_SECRET),
+    );
+    let store = tandem::store::open(&store_url).await.unwrap();
+    sb.set_faults(FaultConfig {
+        latency_ms: 150,
+        ..FaultConfig::default()
+    })
+    .unwrap();
+    const N: usize = 6;
+    let mut names = Vec::new();
+    for i in 0..N {
+        let name = format!("Term Test {i:02} Ltd");
+        edit(
+            sb.hubspot_url(),
+            "companies",
+            None,
+            json!({"name": name, "domain": format!("term{i:02}.example"),
+                   "lifecyclestage": "customer"}),
+        )
+        .await;
+        names.push(name);
+    }
+    wait_for("a job running", || {
+        let store = store.clone();
+        async move {
+            let running = store
+                .jobs(&JobFilter {
+                    states: vec![JobState::Running],
+                    ..JobFilter::default()
+                })
+                .await
+                .unwrap();
+            (!running.is_empty()).then_some(())
+        }
+    })
+    .await;
+    let pid = first.child.id().unwrap().to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = tokio::time::timeout(DEADLINE, first.child.wait())
+        .await
+        .expect("tandem serve stops after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    // Nothing is left running under the stopped process, and every stored event is either
+    // processed or waits in a queued job.
+    let jobs = store.jobs(&JobFilter::default()).await.unwrap();
+    assert!(
+        jobs.iter().all(|j| j.state != JobState::Running),
+        "{jobs:#?}"
+    );
+    for e in store.unprocessed_events(1000).await.unwrap() {
+        let job = store.job(e.job.unwrap()).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Queued, "{e:?}");
+    }
+
+    // Started again, it finishes the work: every company exactly once.
+    let mut second = spawn(&sb, dir.path(), &rules, &store_url, &addr, 2).await;
+    wait_for("the restarted server to finish", || {
+        let store = store.clone();
+        let pending = sb.hubspot_webhooks_pending();
+        async move {
+            let links = store.links(Object::Company).await.unwrap().len();
+            let open = open_jobs(store.as_ref()).await;
+            (links >= N && open == 0 && pending == 0).then_some(())
+        }
+    })
+    .await;
+    let accelo = records(sb.accelo_url(), "companies").await;
+    for name in &names {
+        let n = accelo
+            .iter()
+            .filter(|r| r["name"].as_str() == Some(name.as_str()))
+            .count();
+        assert_eq!(n, 1, "{name}");
+    }
+    second.child.start_kill().unwrap();
+    let _ = second.child.wait().await;
+    sb.shutdown().await;
+}
