@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tandem::connect::{COMPANY_ID_KEY, Changes, Connector, Lookup, RetryPolicy, UpdateInput};
+use tandem::connect::{COMPANY_ID_KEY, Changes, Lookup, RetryPolicy, UpdateInput};
 use tandem::model::{Direction, Link, Object, Record, System};
 use tandem::plan::{Mode, Op, Plan, Scope, plan};
 use tandem::runtime::{Env, Options, Runtime};
