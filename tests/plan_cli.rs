@@ -105,6 +105,26 @@ async fn writes(sb: &Sandbox) -> (u64, u64) {
     )
 }
 
+async fn requests(base: &str) -> BTreeMap<String, u64> {
+    let s = admin(format!("{base}/_sandbox/stats")).await;
+    s["requests"]
+        .as_object()
+        .expect("requests")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().expect("a count")))
+        .collect()
+}
+
+fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = v - before.get(k).copied().unwrap_or(0);
+            (d > 0).then(|| (k.clone(), d))
+        })
+        .collect()
+}
+
 fn text(v: &Value) -> Option<String> {
     v.as_str()
         .map(str::trim)
@@ -296,7 +316,33 @@ async fn pull_and_push_plans_are_right_and_write_nothing() {
     let store = dir.path().join("state").join("tandem.db");
     let truth = Truth::read(&sb).await;
 
+    let before = (
+        requests(sb.hubspot_url()).await,
+        requests(sb.accelo_url()).await,
+    );
     let (pull, _) = plan_json(&sb, &store, &args(DirectionArg::Pull)).await;
+    // Reading N records costs ceil(N/100) list requests per object and side (Accelo: a short
+    // page ends a scan, so floor(N/100) + 1), plus one affiliation read per Accelo contact page.
+    let after = (
+        requests(sb.hubspot_url()).await,
+        requests(sb.accelo_url()).await,
+    );
+    assert_eq!(
+        delta(&before.0, &after.0),
+        BTreeMap::from([
+            ("GET /crm/v3/objects/companies".to_string(), 1), // 40
+            ("GET /crm/v3/objects/contacts".to_string(), 2),  // 120
+        ])
+    );
+    assert_eq!(
+        delta(&before.1, &after.1),
+        BTreeMap::from([
+            ("GET /api/v0/companies".to_string(), 1),
+            ("GET /api/v0/contacts".to_string(), 2),
+            ("GET /api/v0/affiliations".to_string(), 2),
+            ("POST /oauth2/v0/token".to_string(), 1),
+        ])
+    );
     assert_eq!(pull.direction, Direction::Pull);
     assert_eq!(pull.initiator, System::HubSpot);
     check_bulk(&pull, &truth);
