@@ -8,10 +8,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod apply;
 pub mod check;
 pub mod demo;
 pub mod log;
 pub mod plan;
+pub mod pull;
+pub mod push;
 pub mod sandbox;
 pub mod schema;
 pub mod serve;
@@ -69,6 +72,14 @@ pub enum Command {
     /// Show what a pull or push would do, without writing anything (a dry run); `--out` saves
     /// the plan for `tandem apply`.
     Plan(plan::Args),
+    /// Import every qualifying HubSpot company and contact into Accelo (HubSpot's values win);
+    /// runs as a job, resumable, progress in the sync log.
+    Pull(pull::Args),
+    /// Export every qualifying Accelo company and contact to HubSpot (Accelo's values win) and
+    /// email the summary; or `push company ID` / `push contact ID` for one record.
+    Push(push::Args),
+    /// Execute a plan saved with `tandem plan … --out FILE`, refused when its data changed.
+    Apply(apply::Args),
     /// Show the sync log: runs with counts and duration, and per record what happened and why,
     /// field by field.
     Log(log::Args),
@@ -108,6 +119,9 @@ pub fn run(cli: Cli) -> Exit {
         Command::Demo(args) => demo::run(args),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Pull(args) => pull::run(args),
+        Command::Push(args) => push::run(args),
+        Command::Apply(args) => apply::run(args),
         Command::Log(args) => log::run(args),
         Command::Check(args) => check::run(args),
         Command::Schema(args) => schema::run(args),

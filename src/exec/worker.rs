@@ -29,7 +29,7 @@ use crate::model::{Direction, System};
 use crate::notify::{PushSummary, SmtpSettings};
 use crate::store::{
     Counts, Job, JobEnd, JobId, JobKind, JobState, LogBody, LogQuery, NewLogEntry, Notice,
-    NoticeLevel, RunFinished, RunStarted, Store, StoreError,
+    NoticeLevel, Outcome, RunFinished, RunStarted, Store, StoreError,
 };
 
 /// Why a job failed, as far as the command line cares (its exit code).
@@ -500,7 +500,9 @@ impl Worker {
     }
 }
 
-/// A job's records per outcome across its attempts: the last record entry per source record.
+/// A job's records per outcome across its attempts: the last record entry per source record,
+/// except that a record created or linked earlier in the job and updated or found in step later
+/// counts as created or linked.
 pub async fn job_counts(store: &dyn Store, job: JobId) -> Result<Counts, StoreError> {
     let entries = store
         .log(&LogQuery {
@@ -508,11 +510,20 @@ pub async fn job_counts(store: &dyn Store, job: JobId) -> Result<Counts, StoreEr
             ..LogQuery::default()
         })
         .await?;
-    let mut last = HashMap::new();
+    let mut last: HashMap<_, Outcome> = HashMap::new();
     for e in entries {
         if let LogBody::Record(r) = e.body {
             let key = (r.object, r.source.system, r.source.id.clone());
-            last.insert(key, r.outcome);
+            // A record created (or linked) by an earlier attempt and completed by a later one
+            // (its missing fields written, or found in step) counts as created (linked).
+            let outcome = match (last.get(&key), r.outcome) {
+                (
+                    Some(prev @ (Outcome::Created | Outcome::Linked)),
+                    Outcome::Updated | Outcome::Noop,
+                ) => *prev,
+                (_, o) => o,
+            };
+            last.insert(key, outcome);
         }
     }
     let mut counts = Counts::default();

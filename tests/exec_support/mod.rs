@@ -154,3 +154,90 @@ pub fn write_routes(d: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
         .map(|(k, v)| (k.clone(), *v))
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Commands against a sandbox: a temporary directory with a config, the shipped rules and a store.
+
+/// A project directory for command tests: `tandem.yaml` (connections through the `TANDEM_*`
+/// overrides, the store in the directory), the shipped rule files, and the environment.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub env: BTreeMap<String, String>,
+}
+
+impl Project {
+    /// A project against `sb` with `extra` appended to tandem.yaml (e.g. a `sync:` or
+    /// `notify:` block).
+    pub fn new(sb: &Sandbox, extra: &str) -> Project {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = dir.path().join("tandem.db");
+        std::fs::write(
+            dir.path().join("tandem.yaml"),
+            format!(
+                "hubspot:\n  token_env: HS_TOKEN\naccelo:\n  url: http://placeholder.invalid\n  \
+                 client_id: placeholder\n  client_secret_env: AC_SECRET\nstore:\n  url: {}\n{extra}",
+                store.display()
+            ),
+        )
+        .expect("write config");
+        let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        for f in ["companies.yaml", "contacts.yaml"] {
+            std::fs::copy(shipped.join(f), dir.path().join(f)).expect("copy rules");
+        }
+        let env = BTreeMap::from([
+            (
+                "TANDEM_HUBSPOT_URL".to_string(),
+                sb.hubspot_url().to_string(),
+            ),
+            ("TANDEM_ACCELO_URL".to_string(), sb.accelo_url().to_string()),
+            (
+                "TANDEM_ACCELO_CLIENT_ID".to_string(),
+                sb.accelo_client_id().to_string(),
+            ),
+            ("HS_TOKEN".to_string(), sb.hubspot_token().to_string()),
+            (
+                "AC_SECRET".to_string(),
+                sb.accelo_client_secret().to_string(),
+            ),
+        ]);
+        Project { dir, env }
+    }
+
+    pub fn config(&self) -> std::path::PathBuf {
+        self.dir.path().join("tandem.yaml")
+    }
+
+    pub fn store_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("tandem.db")
+    }
+
+    /// Runtime options for command functions called in-process.
+    pub fn options(&self) -> tandem::runtime::Options {
+        tandem::runtime::Options {
+            config: Some(self.config()),
+            rules: None,
+            env: tandem::runtime::Env::Map(self.env.clone()),
+            retry: Some(fast_retry()),
+        }
+    }
+
+    /// The store, opened from this process.
+    pub async fn store(&self) -> Arc<dyn Store> {
+        tandem::store::open(&self.store_path().display().to_string())
+            .await
+            .expect("store")
+    }
+
+    /// The real binary with this project's config and environment.
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"));
+        c.args(args)
+            .arg("--config")
+            .arg(self.config())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(&self.env)
+            .kill_on_drop(true);
+        c
+    }
+}

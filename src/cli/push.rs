@@ -1,0 +1,94 @@
+//! `tandem push [--force]`, `tandem push company ID`, `tandem push contact ID` (+ `--config`,
+//! `--rules`): the bulk export of every qualifying Accelo company and contact to HubSpot,
+//! Accelo's values winning, with the completion email (B2, B3, B10); one Accelo company and all
+//! its contacts (B8); one Accelo contact, bypassing the sync criteria (B9). Runs as a job like
+//! `tandem pull` (see [`super::pull`] for the queue, resuming, output and exit codes). Only the
+//! bulk push sends the email.
+
+use clap::Subcommand;
+
+use super::Exit;
+use super::pull::{print, run_job};
+use crate::exec::jobs;
+use crate::exec::progress::ProgressMode;
+use crate::runtime::{ConfigArgs, Options};
+use crate::store::JobKind;
+
+/// Arguments of `tandem push`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Push one company or one contact instead of everything.
+    #[command(subcommand)]
+    pub what: Option<What>,
+    /// Run even when a guardrail (`sync.guardrails` in tandem.yaml) would stop the run.
+    #[arg(long)]
+    pub force: bool,
+    /// Config and rules.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// What to push when not everything.
+#[derive(Debug, Clone, Subcommand)]
+pub enum What {
+    /// One Accelo company and all its contacts (B8).
+    Company(One),
+    /// One Accelo contact, bypassing the sync criteria (B9).
+    Contact(One),
+}
+
+/// Arguments of `tandem push company|contact`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct One {
+    /// The Accelo id.
+    pub id: String,
+    /// Run even when a guardrail would stop the run.
+    #[arg(long)]
+    pub force: bool,
+    /// Config and rules.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// The job kind, the record id and the flags the arguments ask for.
+pub fn resolve(args: &Args) -> Result<(JobKind, Option<String>, bool, ConfigArgs), String> {
+    let merge = |one: &One| ConfigArgs {
+        config: one.config.config.clone().or(args.config.config.clone()),
+        rules: one.config.rules.clone().or(args.config.rules.clone()),
+    };
+    match &args.what {
+        None => Ok((JobKind::Push, None, args.force, args.config.clone())),
+        Some(What::Company(one) | What::Contact(one)) => {
+            let id = one.id.trim();
+            if id.is_empty() {
+                return Err("the Accelo id is empty".into());
+            }
+            let kind = match args.what {
+                Some(What::Company(_)) => JobKind::PushCompany,
+                _ => JobKind::PushContact,
+            };
+            Ok((
+                kind,
+                Some(id.to_string()),
+                args.force || one.force,
+                merge(one),
+            ))
+        }
+    }
+}
+
+/// Runs `tandem push`.
+pub fn run(args: Args) -> Exit {
+    let (kind, id, force, config) = match resolve(&args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Invalid;
+        }
+    };
+    let options = Options::from_args(&config);
+    let payload = jobs::payload(kind, id.as_deref(), force);
+    crate::runtime::block_on(async move {
+        print(run_job(options, kind, payload, ProgressMode::Auto).await)
+    })
+}
