@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Exit;
 use crate::compile::watch::Reloader;
-use crate::exec::{ExecOptions, Executor, Worker};
+use crate::exec::{Executor, Worker};
 use crate::rules::config::{Secret, SecretError};
 use crate::runtime::{ConfigArgs, Env, Options, Runtime, RuntimeError};
 use crate::server::poll::{PollOptions, Poller};
@@ -83,16 +83,11 @@ pub(crate) async fn common(config: &ConfigArgs, env: Env) -> Result<Common, Exit
     })?;
     let reloader = Arc::new(reloader);
     let store = runtime.store().await.map_err(|e| e.report())?;
-    let sync = &runtime.config.sync;
     let executor = Executor::new(
         Arc::clone(&store),
         Arc::clone(&runtime.systems.hubspot),
         Arc::clone(&runtime.systems.accelo),
-        ExecOptions {
-            guardrails: sync.guardrails.clone(),
-            accelo_concurrency: usize::try_from(sync.accelo_concurrency.max(1)).unwrap_or(1),
-            ..ExecOptions::default()
-        },
+        super::pull::exec_options(&runtime),
     );
     Ok(Common {
         rules: Rules::Watched(Arc::clone(&reloader)),
@@ -103,10 +98,32 @@ pub(crate) async fn common(config: &ConfigArgs, env: Env) -> Result<Common, Exit
     })
 }
 
-/// A worker running `record` jobs (and the other kinds the executor's handlers cover).
+/// A worker running every kind of job: the manual runs (`exec::jobs`) and `record` jobs, all
+/// with the hot-reloaded rules. The push-completion email is sent when configured; SMTP
+/// credentials that cannot be resolved only turn it off (with a warning): the automatic sync
+/// never sends email (B13).
 pub(crate) fn worker(common: &Common) -> Worker {
+    let email = match super::pull::smtp_settings(&common.runtime) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(
+                target: "tandem::worker",
+                "push-completion email off: {e}"
+            );
+            None
+        }
+    };
+    let reloader = Arc::clone(&common.reloader);
+    let program: crate::exec::jobs::ProgramSource = Arc::new(move || reloader.current());
     let record = RecordHandler::new(common.rules.clone(), common.executor.clone());
-    Worker::new(Arc::clone(&common.store)).handle(JobKind::Record, Arc::new(record))
+    crate::exec::jobs::worker(
+        common.runtime.systems.clone(),
+        program,
+        Arc::clone(&common.store),
+        common.executor.options().clone(),
+        email,
+    )
+    .handle(JobKind::Record, Arc::new(record))
 }
 
 /// `tandem serve` with an explicit environment, stopping when `shutdown` is cancelled.
