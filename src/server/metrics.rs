@@ -19,9 +19,9 @@ pub const WEBHOOK_SECONDS: &str = "tandem_webhook_seconds";
 pub const POLL_RECORDS: &str = "tandem_poll_records_total";
 /// Poll rounds that failed, by `system`.
 pub const POLL_ERRORS: &str = "tandem_poll_errors_total";
-/// Record jobs run, by `outcome` (`succeeded`, `failed`, `released`).
+/// Record jobs run through, by `outcome` (`succeeded`, or `retried` after an outage).
 pub const RECORD_JOBS: &str = "tandem_record_jobs_total";
-/// Record actions of record jobs, by target `system`, `object` and `outcome` (`created`,
+/// Record actions of record jobs, by the `system` written to and `outcome` (`created`,
 /// `updated`, `linked`, `noop`, `skipped`, `failed`).
 pub const RECORD_ACTIONS: &str = "tandem_record_actions_total";
 

@@ -189,6 +189,24 @@ pub fn split(plan: &Plan) -> (Plan, Option<Plan>) {
     (make(plan.direction, forward), back)
 }
 
+/// Counts the outcomes of one part of a record job, by the system written to.
+fn count(target: System, report: &Report) {
+    let c = &report.counts;
+    for (n, outcome) in [
+        (c.created, "created"),
+        (c.updated, "updated"),
+        (c.linked, "linked"),
+        (c.noop, "noop"),
+        (c.skipped, "skipped"),
+        (c.failed, "failed"),
+    ] {
+        if n > 0 {
+            metrics::counter!(m::RECORD_ACTIONS, "system" => target.as_str(), "outcome" => outcome)
+                .increment(n);
+        }
+    }
+}
+
 fn add(total: &mut Report, part: &Report) {
     let (t, p) = (&mut total.counts, &part.counts);
     t.created += p.created;
@@ -278,7 +296,10 @@ impl JobHandler for RecordHandler {
             resume: run.resumed(),
         };
         let mut report = match self.executor.execute(&forward, &input, &ctx).await {
-            Ok(r) => r,
+            Ok(r) => {
+                count(forward.direction.target(), &r);
+                r
+            }
             Err(ExecError::Unreachable(e)) => {
                 return self
                     .retry_later(run, &key, &format!("a system cannot be reached: {e}"))
@@ -293,7 +314,10 @@ impl JobHandler for RecordHandler {
                     ..input
                 };
                 match self.executor.execute(&back, &reversed, &ctx).await {
-                    Ok(r) => add(&mut report, &r),
+                    Ok(r) => {
+                        count(back.direction.target(), &r);
+                        add(&mut report, &r);
+                    }
                     Err(ExecError::Unreachable(e)) => {
                         return self
                             .retry_later(run, &key, &format!("a system cannot be reached: {e}"))
