@@ -357,3 +357,49 @@ async fn accelo_edits_reach_hubspot_through_the_poller_and_the_echo_is_dropped()
     assert_eq!(serving.stop().await, tandem::cli::Exit::Ok);
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn accelo_webhooks_sync_accelo_edits_without_the_poller() {
+    let sb = sandbox(options(24)).await;
+    let serving = Serving::start(&sb, 0, |_, t| t).await;
+    sb.subscribe_accelo_webhook(
+        "update_company",
+        &format!("{}/webhooks/accelo", serving.url),
+        ACCELO_WEBHOOK_SECRET,
+    )
+    .unwrap();
+    let (company, _) = create_in_hubspot(&sb, "Hooked").await;
+    let ac_company = accelo_twin(&serving, Object::Company, &company).await;
+    serving.settle(&sb).await;
+
+    edit(
+        sb.accelo_url(),
+        "companies",
+        Some(&ac_company),
+        json!({"comments": "Signed by Accelo"}),
+    )
+    .await;
+    wait_for("the Accelo edit in HubSpot", || {
+        let sb = &sb;
+        let id = company.clone();
+        async move {
+            hubspot_prop(sb, "companies", &id, "description")
+                .await
+                .filter(|d| d == "Signed by Accelo")
+        }
+    })
+    .await;
+    serving.settle(&sb).await;
+    let jobs = serving
+        .store
+        .jobs(&tandem::store::JobFilter::default())
+        .await
+        .unwrap();
+    assert!(
+        jobs.iter()
+            .any(|j| j.coalesce_key.as_deref() == Some(&format!("accelo:company:{ac_company}"))),
+        "{jobs:#?}"
+    );
+    assert_eq!(serving.stop().await, tandem::cli::Exit::Ok);
+    sb.shutdown().await;
+}

@@ -559,6 +559,29 @@ impl Sandbox {
         }
     }
 
+    /// Subscribes `url` to the Accelo webhook `event` (`create_company`, `update_company`,
+    /// `create_contact`, `update_contact`), JSON bodies signed with `secret` (empty = unsigned),
+    /// as `POST /api/v0/webhooks/subscriptions` would.
+    pub fn subscribe_accelo_webhook(
+        &self,
+        event: &str,
+        url: &str,
+        secret: &str,
+    ) -> Result<(), SandboxError> {
+        if !accelo::webhooks::EVENT_TYPES
+            .iter()
+            .any(|(e, _)| *e == event)
+        {
+            return Err(SandboxError::Invalid(format!(
+                "unknown Accelo event `{event}`"
+            )));
+        }
+        self.ac
+            .hooks
+            .subscribe(event, url, "application/json", secret);
+        Ok(())
+    }
+
     /// Replaces the fault settings of both simulators (as `POST /_sandbox/faults` on each).
     pub fn set_faults(&self, faults: FaultConfig) -> Result<(), SandboxError> {
         faults.validate().map_err(SandboxError::Invalid)?;

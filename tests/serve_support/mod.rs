@@ -121,6 +121,8 @@ pub fn prop<'a>(record: &'a Value, name: &str) -> Option<&'a str> {
 
 /// The HubSpot webhook secret the serve tests use.
 pub const WEBHOOK_SECRET: &str = "serve-test-webhook-secret-42";
+/// The Accelo webhook secret the serve tests use.
+pub const ACCELO_WEBHOOK_SECRET: &str = "serve-test-accelo-secret-43";
 
 /// A `tandem serve` running in-process against a sandbox, with its own rules directory and
 /// SQLite store in a temporary directory.
@@ -148,6 +150,7 @@ pub fn serve_env(sb: &Sandbox, store_url: &str) -> Vec<(String, String)> {
         ("TANDEM_ACCELO_CLIENT_SECRET", sb.accelo_client_secret()),
         ("TANDEM_STORE", store_url),
         ("TANDEM_HUBSPOT_WEBHOOK_SECRET", WEBHOOK_SECRET),
+        ("TANDEM_ACCELO_WEBHOOK_SECRET", ACCELO_WEBHOOK_SECRET),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
