@@ -294,3 +294,47 @@ async fn sigterm_finishes_or_releases_the_running_job_and_loses_nothing() {
     let _ = second.child.wait().await;
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn configuration_errors_exit_2_and_name_the_problem() {
+    let sb = sandbox(SandboxOptions {
+        seed: 33,
+        companies: 1,
+        contacts: 1,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules_dir(dir.path(), |_, t| t);
+    let store_url = dir.path().join("tandem.db").display().to_string();
+    let run = |env: Vec<(String, String)>, listen: &'static str| {
+        let rules = rules.clone();
+        async move {
+            Command::new(env!("CARGO_BIN_EXE_tandem"))
+                .arg("serve")
+                .arg("--config")
+                .arg(rules.join("tandem.yaml"))
+                .args(["--listen", listen, "--poll-interval", "0"])
+                .env_clear()
+                .envs(env)
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    // The webhook secret's variable (named in tandem.yaml) is not set.
+    let mut env = serve_env(&sb, &store_url);
+    env.retain(|(k, _)| k != "TANDEM_HUBSPOT_WEBHOOK_SECRET");
+    let out = run(env, "127.0.0.1:0").await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("HUBSPOT_WEBHOOK_SECRET"), "{err}");
+    // An address that cannot be listened on.
+    let out = run(serve_env(&sb, &store_url), "not-an-address").await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot listen on `not-an-address`"), "{err}");
+    // Secrets never appear in what it prints.
+    assert!(!err.contains(WEBHOOK_SECRET) && !err.contains(sb.hubspot_token()));
+    sb.shutdown().await;
+}

@@ -28,6 +28,9 @@ use crate::server::serve::Service;
 use crate::server::{DEFAULT_JOB_DELAY, MAX_BODY, Receiver, ReceiverConfig, Rules, metrics};
 use crate::store::{JobKind, Store};
 
+/// How long the worker waits before starting again after a store failure.
+const WORKER_RESTART: Duration = Duration::from_secs(5);
+
 /// Arguments of `tandem serve`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -226,8 +229,18 @@ async fn serve_with(
     let worker = worker(&common);
     let task: crate::server::serve::Task = Box::new(move |stop: CancellationToken| {
         async move {
-            if let Err(e) = worker.run(stop).await {
-                tracing::error!(target: "tandem::server", "the worker stopped: {e}");
+            // A store outage stops the worker's loop; it starts again once the store answers,
+            // while the server goes on accepting (or refusing, 500) webhooks.
+            while let Err(e) = worker.run(stop.clone()).await {
+                tracing::error!(
+                    target: "tandem::server",
+                    "the worker stopped: {e}; starting it again in {} s",
+                    WORKER_RESTART.as_secs()
+                );
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(WORKER_RESTART) => {}
+                }
             }
         }
         .boxed()
