@@ -278,7 +278,9 @@ impl JobHandler for RecordHandler {
                     .retry_later(run, &key, &format!("a system cannot be reached: {e}"))
                     .await;
             }
-            Err(ReadError::Connect(e)) => return Err(JobError::Exec(ExecError::Unreachable(e))),
+            Err(ReadError::Connect(e)) => {
+                return Err(JobError::Invalid(format!("reading `{key}`: {e}")));
+            }
             Err(ReadError::Store(e)) => return Err(e.into()),
             Err(e) => return Err(JobError::Invalid(e.to_string())),
         };
@@ -342,5 +344,69 @@ impl JobHandler for RecordHandler {
         }
         metrics::counter!(m::RECORD_JOBS, "outcome" => "succeeded").increment(1);
         Ok(summary(report))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Action, Change, Op, RecordRef};
+
+    fn action(seq: u32, from: System, depends_on: Option<u32>) -> Action {
+        Action {
+            seq,
+            object: crate::model::Object::Company,
+            op: Op::Update,
+            source: RecordRef {
+                system: from,
+                id: Some(format!("{from}-1")),
+            },
+            target: RecordRef {
+                system: from.other(),
+                id: Some(format!("{}-1", from.other())),
+            },
+            changes: vec![Change {
+                field: "name".into(),
+                from: None,
+                to: Some("x".into()),
+            }],
+            reason: String::new(),
+            depends_on,
+            last_synced: None,
+            target_company_id: None,
+            affiliation_id: None,
+        }
+    }
+
+    #[test]
+    fn a_plan_splits_into_its_forward_part_and_its_write_back() {
+        let actions = vec![
+            action(1, System::HubSpot, None),
+            action(2, System::Accelo, Some(1)),
+        ];
+        let whole = Plan {
+            direction: Direction::Pull,
+            initiator: System::HubSpot,
+            rules_hash: "h".into(),
+            mode: Mode::Incremental,
+            summary: Summary::of(&actions),
+            actions,
+        };
+        let (forward, back) = split(&whole);
+        assert_eq!(forward.direction, Direction::Pull);
+        assert_eq!(forward.actions.len(), 1);
+        assert_eq!(forward.summary.update, 1);
+        let back = back.unwrap();
+        assert_eq!(back.direction, Direction::Push);
+        assert_eq!(back.initiator, System::HubSpot);
+        assert_eq!(back.actions[0].target.system, System::HubSpot);
+        // Its dependency is the forward part, which runs (and must succeed) first.
+        assert_eq!(back.actions[0].depends_on, None);
+
+        let only_forward = Plan {
+            actions: vec![action(1, System::HubSpot, None)],
+            ..whole
+        };
+        assert!(split(&only_forward).1.is_none());
     }
 }
