@@ -1109,8 +1109,8 @@ impl<'a> Ctx<'a, '_> {
                 Flow::Reverse(c) => {
                     written_rev.insert(ks.clone(), blank(&c.to));
                     let old = |k: &str| link.and_then(|l| l.last_synced.get(k).cloned());
-                    reverse_keys.push((ks.clone(), old(&ks)));
-                    reverse_keys.push((kt.clone(), old(&kt)));
+                    reverse_keys.push((ks.clone(), old(ks)));
+                    reverse_keys.push((kt.clone(), old(kt)));
                     f.why_reverse
                         .push((u.name().to_string(), why.unwrap_or(Why::Changed)));
                     f.reverse.push(c);
