@@ -213,7 +213,7 @@ pub trait Connector: Send + Sync + fmt::Debug {
     /// records a duplicate-detection key could match, for planning one record without reading
     /// a whole side. HubSpot: search `query` (companies: name, domain, website, phone; contacts:
     /// names, email, phone, company); Accelo: `_search` (companies: name, website, phone, fax;
-    /// contacts: names, email, phone, mobile of the contact and its affiliations). At most
+    /// contacts: through their affiliations — names, email, phone, mobile, fax). At most
     /// [`TEXT_SEARCH_LIMIT`] records; an empty `text` finds nothing.
     async fn search_text(
         &self,

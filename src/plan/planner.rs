@@ -129,6 +129,8 @@ struct Ctx<'a, 'p> {
     /// Company source id → seq of its create/link action in this plan and, for a link, the
     /// target company's id.
     company_actions: HashMap<String, (u32, Option<String>)>,
+    /// The `last_synced` keys of every object's values.
+    keys: &'p UnitKeys,
 }
 
 /// Most planning passes (see [`plan`]).
@@ -143,9 +145,10 @@ const MAX_PASSES: usize = 4;
 pub fn plan(program: &Program, input: &PlanInput<'_>) -> Plan {
     let mut prior: Claims = HashMap::new();
     let mut index = DedupIndex::default();
+    let keys = unit_keys(program);
     let mut actions = Vec::new();
     for pass in 0..MAX_PASSES {
-        let (result, claims, contested) = plan_pass(program, input, &prior, &mut index);
+        let (result, claims, contested) = plan_pass(program, input, &prior, &mut index, &keys);
         actions = result;
         // Stable: nothing matched later was looked at earlier (first pass), or the matches
         // are those the pass started from.
@@ -213,6 +216,7 @@ fn plan_pass<'a, 'p>(
     input: &'a PlanInput<'a>,
     prior: &'p Claims,
     index: &'p mut DedupIndex<'a>,
+    keys: &'p UnitKeys,
 ) -> (Vec<Action>, Claims, bool) {
     let source_sys = input.direction.source();
     let target_sys = input.direction.target();
@@ -249,6 +253,7 @@ fn plan_pass<'a, 'p>(
         consulted: HashMap::new(),
         contested: false,
         company_actions: HashMap::new(),
+        keys,
     };
 
     let mut sources: Vec<&Record> = input
@@ -335,6 +340,38 @@ impl Unit<'_> {
     }
 }
 
+/// The synced values of `rules`: mappings in file order, then the status.
+fn units(rules: &ObjectRules) -> Vec<Unit<'_>> {
+    let mut units: Vec<Unit<'_>> = rules
+        .mappings
+        .iter()
+        .filter(|m| m.direction.flows(Direction::Pull) || m.direction.flows(Direction::Push))
+        .map(Unit::Field)
+        .collect();
+    if let Some(st) = &rules.status
+        && (st.direction.flows(Direction::Pull) || st.direction.flows(Direction::Push))
+    {
+        units.push(Unit::Status(st));
+    }
+    units
+}
+
+/// Per object, the `last_synced` keys (HubSpot, Accelo) of each of [`units`], computed once.
+type UnitKeys = HashMap<Object, Vec<(String, String)>>;
+
+fn unit_keys(program: &Program) -> UnitKeys {
+    program
+        .objects()
+        .map(|rules| {
+            let keys = units(rules)
+                .iter()
+                .map(|u| (u.key(System::HubSpot), u.key(System::Accelo)))
+                .collect();
+            (rules.object, keys)
+        })
+        .collect()
+}
+
 /// Which way one value goes.
 #[derive(Debug, Clone, PartialEq)]
 enum Flow {
@@ -367,7 +404,8 @@ struct Fields {
     why_reverse: Vec<(String, Why)>,
     /// The map once every change is written.
     synced: BTreeMap<String, String>,
-    /// The map once only the forward changes are written.
+    /// The map once only the forward changes are written (only filled when there are reverse
+    /// changes too).
     synced_forward: BTreeMap<String, String>,
     /// Incremental mode: every value of the pair had a known `last_synced` value and neither
     /// side changed any.
@@ -806,22 +844,6 @@ impl<'a> Ctx<'a, '_> {
         }
     }
 
-    /// The synced values of `rules`: mappings in file order, then the status.
-    fn units<'r>(&self, rules: &'r ObjectRules) -> Vec<Unit<'r>> {
-        let mut units: Vec<Unit<'r>> = rules
-            .mappings
-            .iter()
-            .filter(|m| m.direction.flows(Direction::Pull) || m.direction.flows(Direction::Push))
-            .map(Unit::Field)
-            .collect();
-        if let Some(st) = &rules.status
-            && (st.direction.flows(Direction::Pull) || st.direction.flows(Direction::Push))
-        {
-            units.push(Unit::Status(st));
-        }
-        units
-    }
-
     /// The value unit `u` of `w` (a record of `d`'s source) writes in direction `d`: the
     /// transformed field value, or the status through `d`'s table.
     fn value(
@@ -935,7 +957,8 @@ impl<'a> Ctx<'a, '_> {
     }
 
     /// Incremental mode, one value of a linked pair with known `last_synced` values `bs` / `bt`
-    /// (blank = empty string).
+    /// (blank = empty string). `rv_t` caches the target prepared for expressions (only a write
+    /// against the direction needs it).
     #[allow(clippy::too_many_arguments)]
     fn incremental_flow(
         &self,
@@ -943,7 +966,7 @@ impl<'a> Ctx<'a, '_> {
         s: &Record,
         rv_s: &RecordValue,
         t: &Record,
-        rv_t: &RecordValue,
+        rv_t: &mut Option<RecordValue>,
         bs: &str,
         bt: &str,
     ) -> Result<(Flow, Option<Why>), EvalError> {
@@ -1002,6 +1025,7 @@ impl<'a> Ctx<'a, '_> {
                 None => (Flow::Keep, None),
             })
         } else {
+            let rv_t = rv_t.get_or_insert_with(|| RecordValue::new(t));
             let want = self.value(u, rev, t, rv_t)?;
             Ok(match self.change(u, rev, want, s_raw, &t_raw) {
                 Some(c) => (Flow::Reverse(c), Some(why)),
@@ -1024,19 +1048,24 @@ impl<'a> Ctx<'a, '_> {
             unchanged: true,
             ..Fields::default()
         };
-        let rv_t = t.map(RecordValue::new);
+        let mut rv_t: Option<RecordValue> = None;
         // Values after the sync, by key: currents first, then what is written.
         let mut current: BTreeMap<String, String> = BTreeMap::new();
         let mut written_fwd: BTreeMap<String, String> = BTreeMap::new();
         let mut written_rev: BTreeMap<String, String> = BTreeMap::new();
         // Keys whose value a reverse change moves, with their last_synced values.
         let mut reverse_keys: Vec<(String, Option<String>)> = Vec::new();
-        for u in self.units(rules) {
-            let (ks, kt) = (u.key(self.source_sys), u.key(self.target_sys));
+        let no_keys = Vec::new();
+        let keys = self.keys.get(&rules.object).unwrap_or(&no_keys);
+        for (u, (kh, ka)) in units(rules).into_iter().zip(keys) {
+            let (ks, kt): (&String, &String) = match self.source_sys {
+                System::HubSpot => (kh, ka),
+                System::Accelo => (ka, kh),
+            };
             let s_raw = u.read(s);
             let baseline = match (self.input.mode, link) {
                 (Mode::Incremental, Some(l)) => {
-                    match (l.last_synced.get(&ks), l.last_synced.get(&kt)) {
+                    match (l.last_synced.get(ks), l.last_synced.get(kt)) {
                         (Some(a), Some(b)) => Some((a.as_str(), b.as_str())),
                         _ => None,
                     }
@@ -1046,9 +1075,9 @@ impl<'a> Ctx<'a, '_> {
             if baseline.is_none() {
                 f.unchanged = false;
             }
-            let (flow, why) = match (baseline, t, &rv_t) {
-                (Some((bs, bt)), Some(t), Some(rv_t)) => {
-                    let (flow, why) = self.incremental_flow(u, s, rv, t, rv_t, bs, bt)?;
+            let (flow, why) = match (baseline, t) {
+                (Some((bs, bt)), Some(t)) => {
+                    let (flow, why) = self.incremental_flow(u, s, rv, t, &mut rv_t, bs, bt)?;
                     if blank(&s_raw) != bs || blank(&u.read(t)) != bt {
                         f.unchanged = false;
                     }
@@ -1078,7 +1107,7 @@ impl<'a> Ctx<'a, '_> {
             match flow {
                 Flow::Keep => {}
                 Flow::Forward(c) => {
-                    written_fwd.insert(kt, blank(&c.to));
+                    written_fwd.insert(kt.clone(), blank(&c.to));
                     f.why_forward
                         .push((u.name().to_string(), why.unwrap_or(Why::Differs)));
                     f.forward.push(c);
@@ -1086,8 +1115,8 @@ impl<'a> Ctx<'a, '_> {
                 Flow::Reverse(c) => {
                     written_rev.insert(ks.clone(), blank(&c.to));
                     let old = |k: &str| link.and_then(|l| l.last_synced.get(k).cloned());
-                    reverse_keys.push((ks.clone(), old(&ks)));
-                    reverse_keys.push((kt.clone(), old(&kt)));
+                    reverse_keys.push((ks.clone(), old(ks)));
+                    reverse_keys.push((kt.clone(), old(kt)));
                     f.why_reverse
                         .push((u.name().to_string(), why.unwrap_or(Why::Changed)));
                     f.reverse.push(c);
@@ -1096,16 +1125,18 @@ impl<'a> Ctx<'a, '_> {
         }
         let mut synced = current;
         synced.extend(written_fwd);
-        let mut forward_only = synced.clone();
-        for (k, old) in reverse_keys {
-            match old {
-                Some(v) => forward_only.insert(k, v),
-                None => forward_only.remove(&k),
-            };
+        if !reverse_keys.is_empty() {
+            let mut forward_only = synced.clone();
+            for (k, old) in reverse_keys {
+                match old {
+                    Some(v) => forward_only.insert(k, v),
+                    None => forward_only.remove(&k),
+                };
+            }
+            f.synced_forward = forward_only;
         }
         synced.extend(written_rev);
         f.synced = synced;
-        f.synced_forward = forward_only;
         Ok(f)
     }
 }

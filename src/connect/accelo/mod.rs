@@ -1219,32 +1219,22 @@ impl Connector for Accelo {
                 Ok(out)
             }
             Object::Contact => {
-                // Names on the contact; email and phones on its affiliations.
+                // Affiliations search the contact's names and the affiliation's email and
+                // phones: every contact with a company has one, so one search covers them.
                 let mut ids: Vec<String> = Vec::new();
                 let mut seen = HashSet::new();
-                for (path, fields) in [(CONTACTS, "id"), (AFFILIATIONS, "contact")] {
-                    for page in 0..FIND_PAGES {
-                        let call = Self::list_call(path, fields, &[], page)
-                            .query("_search", text.to_string());
-                        let list = self.list::<Value>(&call).await?;
-                        let n = list.len();
-                        for v in &list {
-                            let id = if path == CONTACTS {
-                                v.get("id").and_then(crate::model::value_as_string)
-                            } else {
-                                serde_json::from_value::<Affiliation>(v.clone())
-                                    .ok()
-                                    .and_then(|a| a.contact_id())
-                            };
-                            if let Some(id) = id
-                                && seen.insert(id.clone())
-                            {
-                                ids.push(id);
-                            }
+                for page in 0..FIND_PAGES {
+                    let call = Self::list_call(AFFILIATIONS, "contact", &[], page)
+                        .query("_search", text.to_string());
+                    let list = self.list::<Affiliation>(&call).await?;
+                    let n = list.len();
+                    for id in list.iter().filter_map(Affiliation::contact_id) {
+                        if seen.insert(id.clone()) {
+                            ids.push(id);
                         }
-                        if n < PAGE || ids.len() >= super::TEXT_SEARCH_LIMIT {
-                            break;
-                        }
+                    }
+                    if n < PAGE || ids.len() >= super::TEXT_SEARCH_LIMIT {
+                        break;
                     }
                 }
                 ids.truncate(super::TEXT_SEARCH_LIMIT);
