@@ -146,8 +146,10 @@ fn requests(stats: &Value) -> (u64, u64) {
 
 async fn demo(args: &Args) -> Result<(), String> {
     let started = Instant::now();
-    let mut limits = RateLimits::default();
-    limits.accelo_per_hour = Some(50_000);
+    let limits = RateLimits {
+        accelo_per_hour: Some(50_000),
+        ..RateLimits::default()
+    };
     let sb = Sandbox::start(SandboxOptions {
         seed: args.seed,
         companies: args.companies,
