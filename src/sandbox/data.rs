@@ -651,6 +651,25 @@ pub struct SeedData {
     pub accelo: AcSeed,
 }
 
+/// What a world is generated from; kept instead of the data itself, so a reset regenerates it
+/// (the same spec always gives the same world) and memory holds only the live stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeedSpec {
+    /// Generator seed.
+    pub seed: u64,
+    /// Companies per system.
+    pub companies: usize,
+    /// Contacts per system.
+    pub contacts: usize,
+}
+
+impl SeedSpec {
+    /// Generates the world.
+    pub fn generate(&self) -> SeedData {
+        generate(self.seed, self.companies, self.contacts)
+    }
+}
+
 /// The Accelo id of a country of [`COUNTRIES`].
 pub fn country_id(index: usize) -> u64 {
     index as u64 + 1

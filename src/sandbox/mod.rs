@@ -303,11 +303,14 @@ impl Sandbox {
         let hs_url = url_of(&hs_listener, "hubspot")?;
         let ac_url = url_of(&ac_listener, "accelo")?;
 
-        let (seed_n, companies, contacts) = (opts.seed, opts.companies, opts.contacts);
-        let seed = tokio::task::spawn_blocking(move || data::generate(seed_n, companies, contacts))
+        let spec = data::SeedSpec {
+            seed: opts.seed,
+            companies: opts.companies,
+            contacts: opts.contacts,
+        };
+        let seed = tokio::task::spawn_blocking(move || spec.generate())
             .await
             .map_err(|e| SandboxError::Invalid(format!("data generation failed: {e}")))?;
-        let seed = Arc::new(seed);
 
         let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x7461_6e64_656d_5342);
         let hs_creds = hubspot::Credentials {
@@ -357,7 +360,8 @@ impl Sandbox {
             concurrency: 10,
         };
         let hs = Arc::new(hubspot::Hs::new(
-            seed.clone(),
+            spec,
+            &seed.hubspot,
             hs_creds,
             hubspot::Limits {
                 per_window: opts.rate_limits.hubspot_per_window,
@@ -410,7 +414,8 @@ impl Sandbox {
             }
         }
         let ac = Arc::new(accelo::Ac::new(
-            seed,
+            spec,
+            &seed.accelo,
             ac_creds.clone(),
             accelo::Limits {
                 per_hour: opts.rate_limits.accelo_per_hour,
@@ -562,15 +567,19 @@ impl Sandbox {
         Ok(())
     }
 
-    /// Both simulators back to the seeded state (`POST /_sandbox/reset` on each).
-    pub fn reset(&self) {
-        hubspot::reset(&self.hs);
-        accelo::reset(&self.ac);
+    /// Both simulators back to the seeded state (`POST /_sandbox/reset` on each); the world is
+    /// regenerated from the seed (about a second at 100k records per side).
+    pub async fn reset(&self) {
+        let spec = self.hs.spec;
+        if let Ok(seed) = tokio::task::spawn_blocking(move || spec.generate()).await {
+            hubspot::reset(&self.hs, &seed.hubspot);
+            accelo::reset(&self.ac, &seed.accelo);
+        }
     }
 
-    /// The seeded data both simulators started from.
-    pub fn seed_data(&self) -> &SeedData {
-        &self.hs.seed
+    /// The seeded data both simulators started from (regenerated from the seed).
+    pub fn seed_data(&self) -> SeedData {
+        self.hs.spec.generate()
     }
 
     /// Stops both simulators and their webhook tasks.

@@ -62,12 +62,13 @@ fn list_of(ac: &Ac, obj: Obj, p: &Params, ids: Option<Vec<u64>>, forced: Option<
         Err(e) => return invalid(e),
     };
     let store = ac.read();
-    let ids = ids.unwrap_or_else(|| store.ids(obj));
-    let hits = q.run(&store, obj, ids);
-    let page: Vec<Value> = hits
+    let ids: Box<dyn Iterator<Item = u64> + '_> = match ids {
+        Some(v) => Box::new(v.into_iter()),
+        None => store.id_iter(obj),
+    };
+    let page: Vec<Value> = q
+        .page(&store, obj, ids, start, limit)
         .iter()
-        .skip(start)
-        .take(limit)
         .map(|id| render(&store, obj, *id, &fields, hide))
         .collect();
     ok(Value::Array(page))
@@ -83,7 +84,10 @@ fn count_of(ac: &Ac, obj: Obj, p: &Params, ids: Option<Vec<u64>>) -> Response {
         Err(e) => return invalid(e),
     };
     let store = ac.read();
-    let ids = ids.unwrap_or_else(|| store.ids(obj));
+    let ids: Box<dyn Iterator<Item = u64> + '_> = match ids {
+        Some(v) => Box::new(v.into_iter()),
+        None => store.id_iter(obj),
+    };
     ok(json!({"count": q.run(&store, obj, ids).len().to_string()}))
 }
 

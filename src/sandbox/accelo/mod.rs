@@ -30,7 +30,7 @@ use crate::sandbox::common::{
     Clock, FaultAction, FaultConfig, Faults, RollingWindow, Stats, dropped_connection,
     gateway_html, json_response, lock, query_pairs, route_key,
 };
-use crate::sandbox::data::SeedData;
+use crate::sandbox::data::{AcSeed, SeedSpec};
 
 /// Credentials of the simulated deployment.
 #[derive(Debug, Clone)]
@@ -57,8 +57,8 @@ pub struct Limits {
 pub struct Ac {
     /// The deployment's data.
     pub store: RwLock<AcStore>,
-    /// The seed (for reset).
-    pub seed: Arc<SeedData>,
+    /// What the data was generated from (for reset).
+    pub spec: SeedSpec,
     /// Monotonic clock.
     pub clock: Arc<Clock>,
     /// Request counters.
@@ -72,6 +72,8 @@ pub struct Ac {
     /// Limits.
     pub limits: Limits,
     hourly: RollingWindow,
+    /// Failed client authentications at the token endpoint (lockout after 100 in 5 minutes).
+    failed_logins: Mutex<Lockout>,
     tokens: Mutex<HashMap<String, Instant>>,
     /// Webhook subscriptions and delivery.
     pub hooks: Arc<webhooks::Hooks>,
@@ -83,8 +85,10 @@ pub struct Ac {
 
 impl Ac {
     /// Builds the simulator state around seeded data.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        seed: Arc<SeedData>,
+        spec: SeedSpec,
+        seed: &AcSeed,
         creds: Credentials,
         limits: Limits,
         faults: FaultConfig,
@@ -93,13 +97,14 @@ impl Ac {
         base_url: String,
     ) -> Ac {
         Ac {
-            store: RwLock::new(AcStore::from_seed(&seed.accelo, Some(sink.clone()))),
-            seed,
+            store: RwLock::new(AcStore::from_seed(seed, Some(sink.clone()))),
+            spec,
             clock: Arc::new(Clock::default()),
             stats: Stats::default(),
             faults: Arc::new(Faults::new(faults.clone())),
             initial_faults: faults,
             hourly: RollingWindow::new(limits.per_hour, Duration::from_secs(3600)),
+            failed_logins: Mutex::new(Lockout::default()),
             tokens: Mutex::new(HashMap::new()),
             creds,
             limits,
@@ -119,6 +124,18 @@ impl Ac {
         self.store.write().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+/// Failed logins and the lockout they caused.
+#[derive(Debug, Default)]
+struct Lockout {
+    failures: std::collections::VecDeque<Instant>,
+    until: Option<Instant>,
+}
+
+/// Failed client authentications that lock the token endpoint.
+const LOCKOUT_FAILURES: usize = 100;
+/// The lockout window.
+const LOCKOUT_WINDOW: Duration = Duration::from_secs(300);
 
 // ---------------------------------------------------------------------------------------------
 // Envelope
@@ -504,6 +521,37 @@ async fn token(State(ac): State<Arc<Ac>>, headers: HeaderMap, body: Bytes) -> Re
             form.get("client_secret").cloned().unwrap_or_default(),
         ),
     };
+    // 100 failed authentications within 5 minutes lock the client out; every attempt during
+    // the lockout restarts the 5 minutes.
+    {
+        let now = Instant::now();
+        let mut lo = lock(&ac.failed_logins);
+        if lo.until.is_some_and(|u| u > now) {
+            lo.until = Some(now + LOCKOUT_WINDOW);
+            let mut r = token_error(
+                StatusCode::UNAUTHORIZED,
+                "too_many_failed_logins",
+                "Too many failed authentication attempts; try again in 5 minutes.",
+            );
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from_static("300"));
+            return r;
+        }
+        if id != ac.creds.client_id || secret != ac.creds.client_secret {
+            while lo
+                .failures
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= LOCKOUT_WINDOW)
+            {
+                lo.failures.pop_front();
+            }
+            lo.failures.push_back(now);
+            if lo.failures.len() >= LOCKOUT_FAILURES {
+                lo.failures.clear();
+                lo.until = Some(now + LOCKOUT_WINDOW);
+            }
+        }
+    }
     if id != ac.creds.client_id || secret != ac.creds.client_secret {
         return token_error(
             StatusCode::UNAUTHORIZED,
@@ -581,13 +629,23 @@ async fn admin_stats(State(ac): State<Arc<Ac>>) -> Response {
 }
 
 async fn admin_reset(State(ac): State<Arc<Ac>>) -> Response {
-    reset(&ac);
-    json_response(StatusCode::OK, &json!({"reset": true}))
+    let spec = ac.spec;
+    match tokio::task::spawn_blocking(move || spec.generate()).await {
+        Ok(seed) => {
+            reset(&ac, &seed.accelo);
+            json_response(StatusCode::OK, &json!({"reset": true}))
+        }
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"error": format!("regenerating the seed failed: {e}")}),
+        ),
+    }
 }
 
-/// Restores the seeded data and start-up faults; clears counters and the rate window.
-pub fn reset(ac: &Ac) {
-    *ac.write() = AcStore::from_seed(&ac.seed.accelo, Some(ac.sink.clone()));
+/// Restores the seeded data (`seed` = the spec's Accelo world) and start-up faults; clears
+/// counters and the rate window.
+pub fn reset(ac: &Ac, seed: &AcSeed) {
+    *ac.write() = AcStore::from_seed(seed, Some(ac.sink.clone()));
     ac.stats.reset();
     ac.faults.set(ac.initial_faults.clone());
     ac.hourly.reset();

@@ -447,22 +447,44 @@ impl ListQuery {
         Ok(q)
     }
 
-    /// Filters, orders and returns the matching ids.
-    pub fn run(&self, store: &AcStore, obj: Obj, ids: Vec<u64>) -> Vec<u64> {
-        let mut hits: Vec<u64> = ids
-            .into_iter()
-            .filter(|id| self.terms.iter().all(|t| eval(store, obj, *id, t)))
-            .filter(|id| {
-                self.search.as_ref().is_none_or(|s| {
-                    search_fields(obj).iter().any(|f| {
-                        values_of(store, obj, *id, f)
-                            .unwrap_or_default()
-                            .iter()
-                            .any(|v| v.to_lowercase().contains(s.as_str()))
-                    })
+    /// One page of matching ids: without an order it stops scanning once the page is full.
+    pub fn page(
+        &self,
+        store: &AcStore,
+        obj: Obj,
+        ids: impl Iterator<Item = u64>,
+        start: usize,
+        limit: usize,
+    ) -> Vec<u64> {
+        if self.order.is_some() {
+            return self
+                .run(store, obj, ids)
+                .into_iter()
+                .skip(start)
+                .take(limit)
+                .collect();
+        }
+        ids.filter(|id| self.matches(store, obj, *id))
+            .skip(start)
+            .take(limit)
+            .collect()
+    }
+
+    fn matches(&self, store: &AcStore, obj: Obj, id: u64) -> bool {
+        self.terms.iter().all(|t| eval(store, obj, id, t))
+            && self.search.as_ref().is_none_or(|s| {
+                search_fields(obj).iter().any(|f| {
+                    values_of(store, obj, id, f)
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|v| v.to_lowercase().contains(s.as_str()))
                 })
             })
-            .collect();
+    }
+
+    /// Filters, orders and returns the matching ids.
+    pub fn run(&self, store: &AcStore, obj: Obj, ids: impl Iterator<Item = u64>) -> Vec<u64> {
+        let mut hits: Vec<u64> = ids.filter(|id| self.matches(store, obj, *id)).collect();
         if let Some((field, asc)) = &self.order {
             let mut keyed: Vec<(Option<SortKey>, u64)> = hits
                 .iter()

@@ -402,6 +402,17 @@ impl AcStore {
         }
     }
 
+    /// All ids of an object type, ascending, without collecting them.
+    pub fn id_iter(&self, obj: Obj) -> Box<dyn Iterator<Item = u64> + '_> {
+        match obj {
+            Obj::Company => Box::new(self.companies.keys().copied()),
+            Obj::Contact => Box::new(self.contacts.keys().copied()),
+            Obj::Affiliation => Box::new(self.affiliations.keys().copied()),
+            Obj::Address => Box::new(self.addresses.keys().copied()),
+            _ => Box::new(self.ids(obj).into_iter()),
+        }
+    }
+
     /// All ids of an object type, ascending.
     pub fn ids(&self, obj: Obj) -> Vec<u64> {
         match obj {

@@ -32,7 +32,7 @@ use crate::sandbox::common::{
     Clock, FaultAction, FaultConfig, Faults, RollingWindow, Stats, correlation_id,
     dropped_connection, gateway_html, json_response, lock, route_key,
 };
-use crate::sandbox::data::SeedData;
+use crate::sandbox::data::{HsSeed, SeedSpec};
 
 /// Credentials of the simulated portal.
 #[derive(Debug, Clone)]
@@ -71,8 +71,8 @@ pub struct Limits {
 pub struct Hs {
     /// The portal's data.
     pub store: RwLock<HsStore>,
-    /// The seed the data came from (for reset).
-    pub seed: Arc<SeedData>,
+    /// What the data was generated from (for reset).
+    pub spec: SeedSpec,
     /// Monotonic clock.
     pub clock: Arc<Clock>,
     /// Request counters.
@@ -104,7 +104,8 @@ impl Hs {
     /// Builds the simulator state around seeded data.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        seed: Arc<SeedData>,
+        spec: SeedSpec,
+        seed: &HsSeed,
         creds: Credentials,
         limits: Limits,
         faults: FaultConfig,
@@ -113,10 +114,10 @@ impl Hs {
         webhooks_stats: webhooks::WebhookStats,
         base_url: String,
     ) -> Hs {
-        let store = HsStore::from_seed(&seed.hubspot, Some(sink.clone()));
+        let store = HsStore::from_seed(seed, Some(sink.clone()));
         Hs {
             store: RwLock::new(store),
-            seed,
+            spec,
             clock: Arc::new(Clock::default()),
             stats: Stats::default(),
             faults: Arc::new(Faults::new(faults.clone())),
@@ -707,13 +708,23 @@ async fn admin_stats(State(hs): State<Arc<Hs>>) -> Response {
 }
 
 async fn admin_reset(State(hs): State<Arc<Hs>>) -> Response {
-    reset(&hs);
-    json_response(StatusCode::OK, &json!({"reset": true}))
+    let spec = hs.spec;
+    match tokio::task::spawn_blocking(move || spec.generate()).await {
+        Ok(seed) => {
+            reset(&hs, &seed.hubspot);
+            json_response(StatusCode::OK, &json!({"reset": true}))
+        }
+        Err(e) => admin_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("regenerating the seed failed: {e}"),
+        ),
+    }
 }
 
-/// Restores the seeded data, the start-up faults, and clears counters and rate windows.
-pub fn reset(hs: &Hs) {
-    let fresh = HsStore::from_seed(&hs.seed.hubspot, Some(hs.sink.clone()));
+/// Restores the seeded data (`seed` = the spec's HubSpot world), the start-up faults, and
+/// clears counters and rate windows.
+pub fn reset(hs: &Hs, seed: &HsSeed) {
+    let fresh = HsStore::from_seed(seed, Some(hs.sink.clone()));
     *hs.write() = fresh;
     hs.stats.reset();
     hs.faults.set(hs.initial_faults.clone());
