@@ -1033,3 +1033,37 @@ async fn seeded_data_overlaps_with_hubspot() {
     let _ = Duration::ZERO;
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_hundred_failed_logins_lock_the_token_endpoint() {
+    let t = T::start().await;
+    let token_url = format!("{}/oauth2/v0/token", t.sb.accelo_url());
+    for _ in 0..100 {
+        let r = t
+            .http
+            .post(&token_url)
+            .basic_auth(t.sb.accelo_client_id(), Some("wrong"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    // Now even the right secret is refused, with Retry-After.
+    let r = t
+        .http
+        .post(&token_url)
+        .basic_auth(t.sb.accelo_client_id(), Some(t.sb.accelo_client_secret()))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["retry-after"], "300");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "too_many_failed_logins"
+    );
+    // Tokens issued before keep working.
+    ok(&t.get("/companies?_limit=1").await);
+}

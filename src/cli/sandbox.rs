@@ -40,8 +40,8 @@ pub struct Args {
     #[arg(long)]
     pub rate_limit: Option<String>,
     /// Faults on both simulators: JSON as for `POST /_sandbox/faults`, or
-    /// `500=0.05,429=0.05,latency=20,jitter=10,drop=0.01,storm=20,webhook_loss=0.1,
-    /// webhook_duplicate=0.1,webhook_reorder=0.2,seed=3`.
+    /// `500=0.05,429=0.05,latency=20,jitter=10,drop=0.01,drop_after=0.01,storm=20,
+    /// webhook_loss=0.1,webhook_duplicate=0.1,webhook_reorder=0.2,seed=3`.
     #[arg(long)]
     pub faults: Option<String>,
 }

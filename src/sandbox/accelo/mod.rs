@@ -72,6 +72,8 @@ pub struct Ac {
     /// Limits.
     pub limits: Limits,
     hourly: RollingWindow,
+    /// Failed client authentications at the token endpoint (lockout after 100 in 5 minutes).
+    failed_logins: Mutex<Lockout>,
     tokens: Mutex<HashMap<String, Instant>>,
     /// Webhook subscriptions and delivery.
     pub hooks: Arc<webhooks::Hooks>,
@@ -102,6 +104,7 @@ impl Ac {
             faults: Arc::new(Faults::new(faults.clone())),
             initial_faults: faults,
             hourly: RollingWindow::new(limits.per_hour, Duration::from_secs(3600)),
+            failed_logins: Mutex::new(Lockout::default()),
             tokens: Mutex::new(HashMap::new()),
             creds,
             limits,
@@ -121,6 +124,18 @@ impl Ac {
         self.store.write().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+/// Failed logins and the lockout they caused.
+#[derive(Debug, Default)]
+struct Lockout {
+    failures: std::collections::VecDeque<Instant>,
+    until: Option<Instant>,
+}
+
+/// Failed client authentications that lock the token endpoint.
+const LOCKOUT_FAILURES: usize = 100;
+/// The lockout window.
+const LOCKOUT_WINDOW: Duration = Duration::from_secs(300);
 
 // ---------------------------------------------------------------------------------------------
 // Envelope
@@ -506,6 +521,37 @@ async fn token(State(ac): State<Arc<Ac>>, headers: HeaderMap, body: Bytes) -> Re
             form.get("client_secret").cloned().unwrap_or_default(),
         ),
     };
+    // 100 failed authentications within 5 minutes lock the client out; every attempt during
+    // the lockout restarts the 5 minutes.
+    {
+        let now = Instant::now();
+        let mut lo = lock(&ac.failed_logins);
+        if lo.until.is_some_and(|u| u > now) {
+            lo.until = Some(now + LOCKOUT_WINDOW);
+            let mut r = token_error(
+                StatusCode::UNAUTHORIZED,
+                "too_many_failed_logins",
+                "Too many failed authentication attempts; try again in 5 minutes.",
+            );
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from_static("300"));
+            return r;
+        }
+        if id != ac.creds.client_id || secret != ac.creds.client_secret {
+            while lo
+                .failures
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= LOCKOUT_WINDOW)
+            {
+                lo.failures.pop_front();
+            }
+            lo.failures.push_back(now);
+            if lo.failures.len() >= LOCKOUT_FAILURES {
+                lo.failures.clear();
+                lo.until = Some(now + LOCKOUT_WINDOW);
+            }
+        }
+    }
     if id != ac.creds.client_id || secret != ac.creds.client_secret {
         return token_error(
             StatusCode::UNAUTHORIZED,
