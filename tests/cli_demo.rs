@@ -11,7 +11,15 @@ fn demo_runs_the_story_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("demo");
     let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["demo", "--companies", "40", "--contacts", "160", "--plain", "--dir"])
+        .args([
+            "demo",
+            "--companies",
+            "40",
+            "--contacts",
+            "160",
+            "--plain",
+            "--dir",
+        ])
         .arg(&project)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -48,7 +56,12 @@ fn demo_runs_the_story_and_exits_0() {
         .arg(&store)
         .output()
         .unwrap();
-    assert_eq!(log.status.code(), Some(0), "{}", String::from_utf8_lossy(&log.stderr));
+    assert_eq!(
+        log.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&log.stderr)
+    );
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&log.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

@@ -15,17 +15,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tandem::compile::load;
+use tandem::connect::Secret;
 use tandem::connect::accelo::{Accelo, AcceloSettings};
 use tandem::connect::hubspot::{HubSpot, HubSpotAuth, HubSpotSettings};
-use tandem::connect::Secret;
+use tandem::exec::ExecOptions;
 use tandem::exec::jobs::{self, fixed};
 use tandem::exec::progress::Silent;
-use tandem::exec::ExecOptions;
 use tandem::rules::Paths;
 use tandem::runtime::Systems;
 use tandem::sandbox::{RateLimits, Sandbox, SandboxOptions};
-use tandem::store::testing::TestStore;
 use tandem::store::JobKind;
+use tandem::store::testing::TestStore;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -111,9 +111,14 @@ async fn main() {
     ] {
         let (h0, a0) = (counters(&sb.hubspot_stats()), counters(&sb.accelo_stats()));
         let start = Instant::now();
-        let ran = jobs::run_here(&worker, kind, jobs::payload(kind, None, false), Arc::new(Silent))
-            .await
-            .unwrap();
+        let ran = jobs::run_here(
+            &worker,
+            kind,
+            jobs::payload(kind, None, false),
+            Arc::new(Silent),
+        )
+        .await
+        .unwrap();
         let wall = start.elapsed();
         let (h1, a1) = (counters(&sb.hubspot_stats()), counters(&sb.accelo_stats()));
         let actions = ran.counts.total();
