@@ -6,7 +6,7 @@
 //!    event it answered 2xx is already stored with its job;
 //! 2. the poller stops (a round cut short has not moved its cursor: the next start repeats it);
 //! 3. the worker stops between two records and gives its job back to the queue
-//!    ([`Store::release`](crate::store::Store::release)), or finishes it;
+//!    ([`Store::release`]), or finishes it;
 //! 4. the reload announcements stop.
 //!
 //! The worker is passed in as a task (`tandem serve` runs `exec::Worker` with the `record`
