@@ -1091,10 +1091,12 @@ impl<'a> Ctx<'a, '_> {
                     current.insert(kt.clone(), blank(&u.read(t)));
                 }
                 None => {
-                    // A create: only what is written is known.
-                    if let Flow::Forward(c) = &flow {
-                        current.insert(ks.clone(), blank(&s_raw));
-                        written_fwd.insert(kt.clone(), blank(&c.to));
+                    // A create: the new record has what is written and is blank elsewhere —
+                    // except fields this direction cannot write (the system fills them, e.g.
+                    // an Accelo contact's company name): those stay unknown.
+                    current.insert(ks.clone(), blank(&s_raw));
+                    if u.target_field(self.input.direction).is_some() {
+                        current.insert(kt.clone(), String::new());
                     }
                 }
             }
