@@ -13,8 +13,9 @@
 //! dotted path of the rule's JSONPath (`accelo:affiliation.email`, `accelo:company.name`; the
 //! JSONPath itself for a non-singular path), and `accelo:status` (the status title) /
 //! `hubspot:<status property>` for the status mapping. Values are the raw field values (before
-//! transforms); an empty string means "blank". A key that is absent means "not known" (a link
-//! made before a field was mapped, or a field a create did not write): the planner then treats
+//! transforms); an empty string means "blank" (after a create: every field it could write but
+//! did not). A key that is absent means "not known" (a link made before a field was mapped, or
+//! a field the create's direction cannot write, which the target system fills): the planner then treats
 //! the field as a bulk run does. Every create / link / update action carries the whole map its
 //! link must hold once it succeeds ([`Action::last_synced`]), so the executor never evaluates a
 //! rule.

@@ -1091,16 +1091,12 @@ impl<'a> Ctx<'a, '_> {
                     current.insert(kt.clone(), blank(&u.read(t)));
                 }
                 None => {
-                    // A create: what is written is known, and so is a value that flows this way
-                    // but is blank on the source — the new record is created without it. (Left
-                    // unknown, a later edit of it on the new record would be taken for the
-                    // baseline by the next sync and lost.)
-                    if let Flow::Forward(c) = &flow {
-                        current.insert(ks.clone(), blank(&s_raw));
-                        written_fwd.insert(kt.clone(), blank(&c.to));
-                    } else if u.flows(self.input.direction) && s_raw.is_none() {
-                        current.insert(ks.clone(), String::new());
-                        written_fwd.insert(kt.clone(), String::new());
+                    // A create: the new record has what is written and is blank elsewhere —
+                    // except fields this direction cannot write (the system fills them, e.g.
+                    // an Accelo contact's company name): those stay unknown.
+                    current.insert(ks.clone(), blank(&s_raw));
+                    if u.target_field(self.input.direction).is_some() {
+                        current.insert(kt.clone(), String::new());
                     }
                 }
             }
