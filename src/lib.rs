@@ -16,6 +16,8 @@ pub mod model;
 pub mod notify;
 pub mod plan;
 pub mod rules;
+pub mod runtime;
 pub mod sandbox;
 pub mod server;
+pub mod snapshot;
 pub mod store;

@@ -292,8 +292,10 @@ pub struct Link {
     pub accelo_id: String,
     /// For contacts: the Accelo affiliation that carries email, phone and position.
     pub affiliation_id: Option<String>,
-    /// The value of each mapped field as it was when the pair was last synced, keyed by the
-    /// mapping's name. Lets the planner tell which side changed since then.
+    /// The value of each synced field on each side as it was right after the pair was last
+    /// synced, keyed `hubspot:<property>` / `accelo:<path>` (`accelo:affiliation.email`,
+    /// `accelo:status`); `""` = blank, an absent key = not known. Lets the planner tell which
+    /// side changed since then (`crate::plan` documents the keys).
     pub last_synced: BTreeMap<String, String>,
 }
 

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 pub mod check;
 pub mod demo;
 pub mod log;
+pub mod plan;
 pub mod sandbox;
 pub mod schema;
 pub mod test;
@@ -63,6 +64,9 @@ pub enum Command {
     /// Run the HubSpot and Accelo simulators with seeded data; prints one JSON line with their
     /// URLs and credentials, then serves until SIGINT/SIGTERM.
     Sandbox(sandbox::Args),
+    /// Show what a pull or push would do, without writing anything (a dry run); `--out` saves
+    /// the plan for `tandem apply`.
+    Plan(plan::Args),
     /// Show the sync log: runs with counts and duration, and per record what happened and why,
     /// field by field.
     Log(log::Args),
@@ -96,6 +100,7 @@ pub fn run(cli: Cli) -> Exit {
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Sandbox(args) => sandbox::run(args),
+        Command::Plan(args) => plan::run(args),
         Command::Log(args) => log::run(args),
         Command::Check(args) => check::run(args),
         Command::Schema(args) => schema::run(args),

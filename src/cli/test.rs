@@ -50,6 +50,7 @@ pub fn run_case(program: &Program, case: &TestCase) -> CaseOutcome {
     let input = PlanInput {
         direction: case.direction,
         initiator: case.initiator,
+        mode: crate::plan::Mode::Bulk,
         source,
         target,
         links: &case.links,

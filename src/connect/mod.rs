@@ -56,11 +56,19 @@ pub struct Page {
     pub next: Option<Cursor>,
 }
 
+/// Most records [`Connector::search_text`] returns.
+pub const TEXT_SEARCH_LIMIT: usize = 1000;
+
+/// The [`Lookup`] key that finds the contacts of a company (value: the company's id in the
+/// connector's system): HubSpot contacts whose primary company it is, Accelo contacts whose
+/// (default) affiliation is with it — the contacts whose [`Record::company_id`] it is.
+pub const COMPANY_ID_KEY: &str = "company_id";
+
 /// A field value to find records by: dedup lookups and crash recovery.
 ///
 /// `key` is a write key: a HubSpot property (`email`, `domain`, `name`) or an Accelo path
-/// (`affiliation.email`, `website`, `name`). Matching is exact, ignoring case and surrounding
-/// white space.
+/// (`affiliation.email`, `website`, `name`), or [`COMPANY_ID_KEY`] for a company's contacts.
+/// Matching is exact, ignoring case and surrounding white space.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Lookup {
     /// The field.
@@ -200,6 +208,25 @@ pub trait Connector: Send + Sync + fmt::Debug {
         lookup: &Lookup,
         properties: &[String],
     ) -> Result<Vec<Record>, ConnectError>;
+
+    /// Records whose searchable text contains `text`, ignoring case: a *superset* of the
+    /// records a duplicate-detection key could match, for planning one record without reading
+    /// a whole side. HubSpot: search `query` (companies: name, domain, website, phone; contacts:
+    /// names, email, phone, company); Accelo: `_search` (companies: name, website, phone, fax;
+    /// contacts: through their affiliations — names, email, phone, mobile, fax). At most
+    /// [`TEXT_SEARCH_LIMIT`] records; an empty `text` finds nothing.
+    async fn search_text(
+        &self,
+        object: Object,
+        text: &str,
+        properties: &[String],
+    ) -> Result<Vec<Record>, ConnectError> {
+        let _ = (object, text, properties);
+        Err(ConnectError::Invalid {
+            system: self.system(),
+            message: "this connector cannot search by text".into(),
+        })
+    }
 
     /// Creates records; one result per input, in input order.
     async fn create(

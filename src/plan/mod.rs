@@ -1,16 +1,73 @@
 //! The plan: what a run will do, decided before anything is written (B18).
 //!
 //! This module owns the `Plan` types and their JSON form (a public contract: users' scripts read
-//! `tandem plan --json`). The planner that produces a plan is a pure function — no I/O, no clock,
-//! no randomness — so `tandem plan` and a real run call exactly the same code.
+//! `tandem plan --json`; keys are only ever added). The planner that produces a plan is a pure
+//! function — no I/O, no clock, no randomness — so `tandem plan` and a real run call exactly the
+//! same code. Reading the records a plan needs is not done here (see `crate::snapshot`).
+//!
+//! # `last_synced`
+//!
+//! A link remembers, per synced field and per side, the value the field had on that side right
+//! after the pair was last synced ([`crate::model::Link::last_synced`]). Keys are
+//! [`synced_key`]`(system, field)`: `hubspot:<property>` and `accelo:<path>` where `<path>` is the
+//! dotted path of the rule's JSONPath (`accelo:affiliation.email`, `accelo:company.name`; the
+//! JSONPath itself for a non-singular path), and `accelo:status` (the status title) /
+//! `hubspot:<status property>` for the status mapping. Values are the raw field values (before
+//! transforms); an empty string means "blank" (after a create: every field it could write but
+//! did not). A key that is absent means "not known" (a link made before a field was mapped, or
+//! a field the create's direction cannot write, which the target system fills): the planner then treats
+//! the field as a bulk run does. Every create / link / update action carries the whole map its
+//! link must hold once it succeeds ([`Action::last_synced`]), so the executor never evaluates a
+//! rule.
 
 pub mod planner;
+pub mod render;
+pub mod saved;
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Direction, Object, System};
 
 pub use planner::{PlanInput, plan};
+pub use saved::{Basis, SavedPlan, Scope};
+
+/// How the planner decides the values of a linked pair.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A bulk run (Pull, Push, push one, B3): where the two sides differ, the initiator's value
+    /// wins (per-field `precedence` overrides); values flow from the direction's source only.
+    #[default]
+    Bulk,
+    /// The automatic sync (B11, B12, B16): per field, the side that changed since the link's
+    /// `last_synced` values wins — in either direction; a field neither side changed is left
+    /// alone (an echo of Tandem's own write changes nothing); when both changed, the newer
+    /// record (`updated_at`) wins, ties go to the initiator.
+    Incremental,
+}
+
+impl Mode {
+    /// True for [`Mode::Bulk`].
+    pub fn is_bulk(&self) -> bool {
+        *self == Mode::Bulk
+    }
+
+    /// `bulk` or `incremental`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Bulk => "bulk",
+            Mode::Incremental => "incremental",
+        }
+    }
+}
+
+/// The key of a field in [`crate::model::Link::last_synced`]: `hubspot:name`,
+/// `accelo:affiliation.email`, `accelo:status`.
+pub fn synced_key(system: System, field: &str) -> String {
+    format!("{system}:{field}")
+}
 
 /// What a run will do, in execution order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,6 +78,9 @@ pub struct Plan {
     pub initiator: System,
     /// Hash of the compiled rule set the plan was made with.
     pub rules_hash: String,
+    /// How linked pairs were planned (`bulk` is left out of the JSON).
+    #[serde(default, skip_serializing_if = "Mode::is_bulk")]
+    pub mode: Mode,
     /// Count of actions per operation.
     pub summary: Summary,
     /// Every decision, in a stable order: companies before the contacts that depend on them.
@@ -127,6 +187,32 @@ pub struct Action {
     pub changes: Vec<Change>,
     /// Why, in words a user understands (`matched by domain`, `criteria not met: …`).
     pub reason: String,
-    /// `seq` of the action this one needs first (a contact's company).
+    /// `seq` of the action this one needs first: a contact's company, or — for the second
+    /// action of a linked pair written in both directions (incremental mode) — the first one.
     pub depends_on: Option<u32>,
+    /// What the link's `last_synced` must hold once this action succeeds (the whole map; see
+    /// the module docs). On create, link and update actions; on a no-op only when the link's
+    /// map must change (`None` there = the link is already right); never on a skip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_synced: Option<BTreeMap<String, String>>,
+    /// For contacts: the id of the contact's company in the action's *target* system, when it is
+    /// known at plan time (the company is linked, or matched in this plan). `None` with
+    /// `depends_on` set: the company is created by that action first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_company_id: Option<String>,
+    /// For contacts: the Accelo affiliation of the pair, when known at plan time (the Accelo
+    /// record's `affiliation.id`, else the link's). The link stores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affiliation_id: Option<String>,
+}
+
+impl Action {
+    /// The id of the HubSpot and the Accelo record of the action, when they exist.
+    pub fn ids(&self) -> (Option<&str>, Option<&str>) {
+        let (h, a) = match self.source.system {
+            System::HubSpot => (&self.source.id, &self.target.id),
+            System::Accelo => (&self.target.id, &self.source.id),
+        };
+        (h.as_deref(), a.as_deref())
+    }
 }

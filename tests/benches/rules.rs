@@ -214,6 +214,7 @@ fn main() {
             let input = PlanInput {
                 direction,
                 initiator: direction.source(),
+                mode: tandem::plan::Mode::Bulk,
                 source,
                 target,
                 links: &w.links,
@@ -242,6 +243,85 @@ fn main() {
                 p.summary.skip,
             );
         }
+    }
+    // 4. Incremental planning (the automatic sync's mode) of the same worlds, after the pull's
+    //    updates were applied and their last-synced values recorded: every linked field is
+    //    compared with both sides' remembered values (the steady state: nothing changed).
+    for &companies in sizes {
+        let mut w = world(companies, 7);
+        let bulk = plan(
+            &program,
+            &PlanInput::bulk(Direction::Pull, &w.hubspot, &w.accelo, &w.links),
+        );
+        let mut links = w.links.clone();
+        let by_hubspot: BTreeMap<(Object, String), usize> = links
+            .iter()
+            .enumerate()
+            .map(|(i, l)| ((l.object, l.hubspot_id.clone()), i))
+            .collect();
+        let by_accelo: BTreeMap<(Object, String), usize> = w
+            .accelo
+            .iter()
+            .enumerate()
+            .map(|(i, r)| ((r.object, r.id.clone()), i))
+            .collect();
+        for a in &bulk.actions {
+            if !matches!(a.op, tandem::plan::Op::Update | tandem::plan::Op::Noop) {
+                continue;
+            }
+            let (Some(m), Some(id), Some(tid)) = (&a.last_synced, &a.source.id, &a.target.id)
+            else {
+                continue;
+            };
+            if let Some(i) = by_hubspot.get(&(a.object, id.clone())) {
+                links[*i].last_synced = m.clone();
+            }
+            if let Some(i) = by_accelo.get(&(a.object, tid.clone())) {
+                for c in &a.changes {
+                    let path: Vec<&str> = if c.field == "status" {
+                        vec!["status", "title"]
+                    } else {
+                        c.field.split('.').collect()
+                    };
+                    let mut cur = &mut w.accelo[*i].doc;
+                    for p in &path[..path.len() - 1] {
+                        cur = cur
+                            .entry(p.to_string())
+                            .or_insert_with(|| json!({}))
+                            .as_object_mut()
+                            .unwrap();
+                    }
+                    let last = path[path.len() - 1].to_string();
+                    match &c.to {
+                        Some(v) => cur.insert(last, Value::String(v.clone())),
+                        None => cur.remove(&last),
+                    };
+                }
+            }
+        }
+        let mut input = PlanInput::bulk(Direction::Pull, &w.hubspot, &w.accelo, &links);
+        input.mode = tandem::plan::Mode::Incremental;
+        let reps = if companies >= 50_000 || !full { 1 } else { 3 };
+        let mut times = Vec::new();
+        let mut last = None;
+        for _ in 0..reps {
+            let t = Instant::now();
+            last = Some(plan(&program, &input));
+            times.push(t.elapsed());
+        }
+        let p = last.unwrap();
+        let d = median(times);
+        println!(
+            "plan pull incremental {companies} companies + {} contacts per side: {d:?} \
+             ({:.0} source records/s) — create {} update {} link {} noop {} skip {}",
+            companies * 2,
+            w.hubspot.len() as f64 / d.as_secs_f64(),
+            p.summary.create,
+            p.summary.update,
+            p.summary.link,
+            p.summary.noop,
+            p.summary.skip,
+        );
     }
     if let Some(kib) = peak_rss_kib() {
         println!(

@@ -417,6 +417,39 @@ impl Accelo {
             .collect())
     }
 
+    /// The contacts whose (default) affiliation is with company `id`: its affiliations' contacts,
+    /// read and joined as a scan joins them, those that belong to the company.
+    async fn contacts_of_company(&self, id: &str) -> Result<Vec<Record>, ConnectError> {
+        let Some(id) = numeric(&[id.to_string()]).first().map(|s| s.to_string()) else {
+            return Ok(Vec::new());
+        };
+        let mut ids: Vec<String> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut page = 0;
+        loop {
+            let call = Self::list_call(AFFILIATIONS, "contact", &[format!("company({id})")], page);
+            let affs = self.list::<Affiliation>(&call).await?;
+            let n = affs.len();
+            for a in affs {
+                if let Some(c) = a.contact_id()
+                    && seen.insert(c.clone())
+                {
+                    ids.push(c);
+                }
+            }
+            if n < PAGE {
+                break;
+            }
+            page += 1;
+        }
+        let contacts = self.contacts_by_id(&ids).await?;
+        let records = self.join(contacts, HashMap::new()).await?;
+        Ok(records
+            .into_iter()
+            .filter(|r| r.company_id.as_deref() == Some(id.as_str()))
+            .collect())
+    }
+
     async fn contacts_by_id(&self, ids: &[String]) -> Result<Vec<Contact>, ConnectError> {
         let ids = numeric(ids);
         let mut out = Vec::new();
@@ -1038,6 +1071,9 @@ impl Connector for Accelo {
         if value.is_empty() {
             return Ok(Vec::new());
         }
+        if object == Object::Contact && lookup.key == super::COMPANY_ID_KEY {
+            return self.contacts_of_company(value).await;
+        }
         let want = norm(value);
         let key = match (object, lookup.key.as_str()) {
             // The contact's own email is deprecated; it lives on the affiliation.
@@ -1154,6 +1190,57 @@ impl Connector for Accelo {
             }
         };
         Ok(records.into_iter().filter(|r| exact(r)).collect())
+    }
+
+    async fn search_text(
+        &self,
+        object: Object,
+        text: &str,
+        _properties: &[String],
+    ) -> Result<Vec<Record>, ConnectError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        match object {
+            Object::Company => {
+                let mut out = Vec::new();
+                for page in 0..FIND_PAGES {
+                    let call = Self::list_call(COMPANIES, COMPANY_FIELDS, &[], page)
+                        .query("_search", text.to_string());
+                    let list = self.list::<Company>(&call).await?;
+                    let n = list.len();
+                    out.extend(list.into_iter().map(Company::into_record));
+                    if n < PAGE || out.len() >= super::TEXT_SEARCH_LIMIT {
+                        break;
+                    }
+                }
+                out.truncate(super::TEXT_SEARCH_LIMIT);
+                Ok(out)
+            }
+            Object::Contact => {
+                // Affiliations search the contact's names and the affiliation's email and
+                // phones: every contact with a company has one, so one search covers them.
+                let mut ids: Vec<String> = Vec::new();
+                let mut seen = HashSet::new();
+                for page in 0..FIND_PAGES {
+                    let call = Self::list_call(AFFILIATIONS, "contact", &[], page)
+                        .query("_search", text.to_string());
+                    let list = self.list::<Affiliation>(&call).await?;
+                    let n = list.len();
+                    for id in list.iter().filter_map(Affiliation::contact_id) {
+                        if seen.insert(id.clone()) {
+                            ids.push(id);
+                        }
+                    }
+                    if n < PAGE || ids.len() >= super::TEXT_SEARCH_LIMIT {
+                        break;
+                    }
+                }
+                ids.truncate(super::TEXT_SEARCH_LIMIT);
+                self.get(Object::Contact, &ids, &[]).await
+            }
+        }
     }
 
     async fn create(

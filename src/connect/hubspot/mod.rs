@@ -39,6 +39,8 @@ const BATCH: usize = 100;
 const SEARCH_PAGE: u64 = 200;
 /// Results one search query can reach.
 const SEARCH_CAP: u64 = 10_000;
+/// Longest search `query` HubSpot accepts.
+const MAX_QUERY: usize = 3000;
 /// Rounds of "create, look up what was lost, create what is absent".
 const CREATE_ROUNDS: usize = 3;
 
@@ -232,6 +234,41 @@ impl HubSpot {
             return Err(self.rejected(&call, &ans));
         }
         self.parse(&call, &ans)
+    }
+
+    /// Every page of a search (`body` without `limit` / `after`), up to `max` records.
+    async fn search_pages(
+        &self,
+        object: Object,
+        mut body: serde_json::Value,
+        max: u64,
+    ) -> Result<Vec<Record>, ConnectError> {
+        let max = max.min(SEARCH_CAP);
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let have = out.len() as u64;
+            body["limit"] = json!(SEARCH_PAGE.min(max - have));
+            match &after {
+                Some(a) => body["after"] = json!(a),
+                None => {
+                    if let Some(o) = body.as_object_mut() {
+                        o.remove("after");
+                    }
+                }
+            }
+            let col = self.search(object, body.clone()).await?;
+            let next = col.next_after();
+            out.extend(col.results.into_iter().map(|o| o.into_record(object)));
+            let have = out.len() as u64;
+            match next {
+                Some(a) if have < max && a.parse::<u64>().is_ok_and(|n| n < SEARCH_CAP) => {
+                    after = Some(a)
+                }
+                _ => break,
+            }
+        }
+        Ok(out)
     }
 
     async fn batch_read(
@@ -857,6 +894,21 @@ impl Connector for HubSpot {
         if lookup.value.trim().is_empty() {
             return Ok(Vec::new());
         }
+        if object == Object::Contact && lookup.key == super::COMPANY_ID_KEY {
+            let id = lookup.value.trim();
+            let body = json!({
+                "filterGroups": [{"filters": [
+                    {"propertyName": "associatedcompanyid", "operator": "EQ", "value": id}
+                ]}],
+                "properties": Self::read_properties(object, properties),
+                "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+            });
+            let found = self.search_pages(object, body, SEARCH_CAP).await?;
+            return Ok(found
+                .into_iter()
+                .filter(|r| r.company_id.as_deref() == Some(id))
+                .collect());
+        }
         let mut props = Self::read_properties(object, properties);
         if !props.contains(&lookup.key) {
             props.push(lookup.key.clone());
@@ -883,6 +935,25 @@ impl Connector for HubSpot {
             .into_iter()
             .filter(|r| r.get(&lookup.key).is_some_and(|v| norm(&v) == want))
             .collect())
+    }
+
+    async fn search_text(
+        &self,
+        object: Object,
+        text: &str,
+        properties: &[String],
+    ) -> Result<Vec<Record>, ConnectError> {
+        let text = text.trim();
+        // HubSpot refuses a query over 3,000 characters; no dedup key is that long.
+        if text.is_empty() || text.chars().count() > MAX_QUERY {
+            return Ok(Vec::new());
+        }
+        let body = json!({
+            "query": text,
+            "properties": Self::read_properties(object, properties),
+        });
+        self.search_pages(object, body, super::TEXT_SEARCH_LIMIT as u64)
+            .await
     }
 
     async fn create(
