@@ -244,6 +244,45 @@ pub fn value_as_string(v: &Value) -> Option<String> {
     }
 }
 
+/// `v` as JSON text with object keys sorted at every level: equal values give equal text
+/// whatever order their keys arrived in. What rule hashes and plan fingerprints are computed over.
+pub fn canonical_json(v: &Value) -> String {
+    fn write(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String((*k).clone()).to_string());
+                    out.push(':');
+                    if let Some(child) = m.get(*k) {
+                        write(child, out);
+                    }
+                }
+                out.push('}');
+            }
+            Value::Array(a) => {
+                out.push('[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(x, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut s = String::new();
+    write(v, &mut s);
+    s
+}
+
 /// `system:object:id`, e.g. `hubspot:contact:5101`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RecordKey {
@@ -336,6 +375,14 @@ mod tests {
         assert_eq!(r.get("missing"), None);
         assert_eq!(r.get("c").as_deref(), Some("45"));
         assert_eq!(r.get("d").as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level() {
+        let a = serde_json::json!({"b": [1, {"y": 2, "x": "é"}], "a": null});
+        let b = serde_json::json!({"a": null, "b": [1, {"x": "é", "y": 2}]});
+        assert_eq!(canonical_json(&a), canonical_json(&b));
+        assert_eq!(canonical_json(&a), r#"{"a":null,"b":[1,{"x":"é","y":2}]}"#);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::Plan;
-use crate::model::{Link, Object, Record, System};
+use crate::model::{Link, Object, Record, System, canonical_json};
 
 /// The saved-plan format this version writes and reads.
 pub const FORMAT: &str = "tandem-plan/1";
@@ -197,9 +197,9 @@ pub fn fingerprint(scope: &Scope, plan: &Plan, basis: &Basis) -> String {
     let mut h = Sha256::new();
     h.update(FORMAT.as_bytes());
     h.update([0]);
-    h.update(canonical(&serde_json::to_value(scope).unwrap_or(Value::Null)).as_bytes());
+    h.update(canonical_json(&serde_json::to_value(scope).unwrap_or(Value::Null)).as_bytes());
     h.update([0]);
-    h.update(canonical(&serde_json::to_value(plan).unwrap_or(Value::Null)).as_bytes());
+    h.update(canonical_json(&serde_json::to_value(plan).unwrap_or(Value::Null)).as_bytes());
     for r in &basis.records {
         h.update([1]);
         h.update(
@@ -302,7 +302,7 @@ fn time(ms: i64) -> String {
 
 fn record_digest(r: &Record) -> RecordDigest {
     let mut h = Sha256::new();
-    h.update(canonical(&Value::Object(r.doc.clone())).as_bytes());
+    h.update(canonical_json(&Value::Object(r.doc.clone())).as_bytes());
     h.update([0]);
     h.update(r.company_id.as_deref().unwrap_or("").as_bytes());
     RecordDigest {
@@ -329,44 +329,6 @@ fn link_digest(l: &Link) -> LinkDigest {
         accelo_id: l.accelo_id.clone(),
         hash: hex::encode(h.finalize()),
     }
-}
-
-/// JSON with object keys sorted at every level (the documents keep the systems' key order).
-fn canonical(v: &Value) -> String {
-    fn write(v: &Value, out: &mut String) {
-        match v {
-            Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                out.push('{');
-                for (i, k) in keys.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&Value::String((*k).clone()).to_string());
-                    out.push(':');
-                    if let Some(x) = m.get(*k) {
-                        write(x, out);
-                    }
-                }
-                out.push('}');
-            }
-            Value::Array(a) => {
-                out.push('[');
-                for (i, x) in a.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write(x, out);
-                }
-                out.push(']');
-            }
-            other => out.push_str(&other.to_string()),
-        }
-    }
-    let mut s = String::new();
-    write(v, &mut s);
-    s
 }
 
 #[cfg(test)]

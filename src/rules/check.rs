@@ -297,46 +297,13 @@ fn rules_hash(files: &[FileState]) -> String {
     sorted.sort_by_key(|f| f.object);
     let mut h = Sha256::new();
     for f in sorted {
-        let mut s = String::new();
-        canonical(&f.value, &mut s);
+        let s = crate::model::canonical_json(&f.value);
         h.update(f.object.as_str().as_bytes());
         h.update([0u8]);
         h.update(s.as_bytes());
         h.update([0u8]);
     }
     hex::encode(h.finalize())
-}
-
-fn canonical(v: &Value, out: &mut String) {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String((*k).clone()).to_string());
-                out.push(':');
-                if let Some(child) = m.get(*k) {
-                    canonical(child, out);
-                }
-            }
-            out.push('}');
-        }
-        Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical(x, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
 }
 
 /// One side's view for checking expressions: which record `record` is, and a sample of it.
