@@ -572,3 +572,118 @@ async fn the_real_binary_pulls_and_a_bad_config_is_exit_2() {
     );
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_pull_follows_the_running_one() {
+    let sb = sandbox(27, 120, 400).await;
+    // Slow enough that the first run is still going when the second starts.
+    sb.set_faults(tandem::sandbox::FaultConfig {
+        latency_ms: 5,
+        ..Default::default()
+    })
+    .unwrap();
+    let p = Project::new(&sb, "");
+    let store = p.store().await;
+    let first = p
+        .command(&["pull"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        let jobs = store
+            .jobs(&tandem::store::JobFilter::default())
+            .await
+            .unwrap();
+        if let Some(j) = jobs.into_iter().find(|j| j.state == JobState::Running) {
+            break j;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first pull never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let second = run(&p, JobKind::Pull, None, false).await;
+    assert_ok(&second);
+    assert_eq!(second.job, Some(job.id), "{}", second.stderr);
+    let out = first.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with(&format!("pull job {} finished", job.id)),
+        "{stdout}"
+    );
+    // One job, run once.
+    let jobs = store
+        .jobs(&tandem::store::JobFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].attempts, 1);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_takes_the_job_over_when_its_runner_dies() {
+    let sb = sandbox(28, 120, 400).await;
+    sb.set_faults(tandem::sandbox::FaultConfig {
+        latency_ms: 5,
+        ..Default::default()
+    })
+    .unwrap();
+    let p = Project::new(&sb, "");
+    let store = p.store().await;
+    let mut first = p.command(&["pull"]).spawn().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        let jobs = store
+            .jobs(&tandem::store::JobFilter::default())
+            .await
+            .unwrap();
+        if let Some(j) = jobs.into_iter().find(|j| j.state == JobState::Running) {
+            break j;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first pull never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let follower = tokio::spawn(run_job(
+        p.options(),
+        JobKind::Pull,
+        jobs::payload(JobKind::Pull, None, false),
+        ProgressMode::Silent,
+    ));
+    // Once the follower watches (it has nothing to claim yet), the runner dies.
+    while !store
+        .log(&LogQuery {
+            job: Some(job.id),
+            ..LogQuery::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e.body, LogBody::Record(_)))
+    {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.kill().await.unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(120), follower)
+        .await
+        .expect("the follower finishes")
+        .unwrap();
+    assert_ok(&out);
+    assert_eq!(out.job, Some(job.id));
+    let j = store.job(job.id).await.unwrap().unwrap();
+    assert_eq!((j.state, j.attempts), (JobState::Succeeded, 2));
+    let plan = world(&p, &sb).await.plan(&program(), Direction::Pull);
+    assert_eq!(
+        plan.summary.create + plan.summary.update + plan.summary.link,
+        0
+    );
+    sb.shutdown().await;
+}

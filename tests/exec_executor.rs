@@ -764,3 +764,131 @@ async fn open_intents_are_settled_by_looking_the_record_up() {
     let _ = (found, lost);
     env.finish().await;
 }
+
+#[tokio::test]
+async fn an_incremental_plan_writes_both_ways_and_remembers_echoes() {
+    let env = Env::new(15, 30, 60, ExecOptions::default()).await;
+    env.sync(Direction::Pull).await;
+    let world = env.world().await;
+    let link = world
+        .links
+        .iter()
+        .find(|l| l.object == Object::Company && !l.last_synced.is_empty())
+        .unwrap()
+        .clone();
+    // A person edits the phone in HubSpot and the comments in Accelo.
+    let http = reqwest::Client::new();
+    for (base, object, id, fields) in [
+        (
+            env.sb.hubspot_url(),
+            "companies",
+            &link.hubspot_id,
+            json!({"phone": "+61 2 5550 7777"}),
+        ),
+        (
+            env.sb.accelo_url(),
+            "companies",
+            &link.accelo_id,
+            json!({"comments": "Edited in Accelo."}),
+        ),
+    ] {
+        let r = http
+            .post(format!("{base}/_sandbox/edit"))
+            .json(&json!({"object": object, "id": id, "fields": fields}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+    let world = env.world().await;
+    let mut input = world.input(Direction::Pull);
+    input.mode = tandem::plan::Mode::Incremental;
+    let plan = tandem::plan::plan(&env.program, &input);
+    // The edited pair is written both ways (other pairs may get one-off fills of blanks).
+    let pair = (
+        Some(link.hubspot_id.as_str()),
+        Some(link.accelo_id.as_str()),
+    );
+    let writes: Vec<_> = plan
+        .actions
+        .iter()
+        .filter(|a| a.op == Op::Update && a.ids() == pair)
+        .collect();
+    assert_eq!(writes.len(), 2, "{writes:#?}");
+    let updates = plan.actions.iter().filter(|a| a.op == Op::Update).count() as u64;
+    assert!(writes.iter().any(|a| a.target.system == System::Accelo));
+    assert!(writes.iter().any(|a| a.target.system == System::HubSpot));
+    let report = env
+        .exec
+        .execute(
+            &plan,
+            &input,
+            &RunContext {
+                lease: None,
+                cancel: CancellationToken::new(),
+                progress: &Silent,
+                bulk: false,
+                resume: false,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((report.counts.updated, report.counts.failed), (updates, 0));
+    let hs = env
+        .hs
+        .get(
+            Object::Company,
+            std::slice::from_ref(&link.hubspot_id),
+            &["description".to_string()],
+        )
+        .await
+        .unwrap();
+    let ac = env
+        .ac
+        .get(Object::Company, std::slice::from_ref(&link.accelo_id), &[])
+        .await
+        .unwrap();
+    assert_eq!(ac[0].get("phone").as_deref(), Some("+61 2 5550 7777"));
+    assert_eq!(
+        hs[0].get("description").as_deref(),
+        Some("Edited in Accelo.")
+    );
+    // Both writes are remembered as echoes (each excuses one observed change).
+    let echo = |system, id: &str, field: &str, value: &str| tandem::store::Echo {
+        system,
+        object: Object::Company,
+        id: id.to_string(),
+        field: field.to_string(),
+        value: Some(value.to_string()),
+    };
+    let store = env.store();
+    assert!(
+        store
+            .consume_echo(&echo(
+                System::Accelo,
+                &link.accelo_id,
+                "phone",
+                "+61 2 5550 7777"
+            ))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .consume_echo(&echo(
+                System::HubSpot,
+                &link.hubspot_id,
+                "description",
+                "Edited in Accelo."
+            ))
+            .await
+            .unwrap()
+    );
+    // The link's last_synced moved: the next incremental plan has nothing to do.
+    let world = env.world().await;
+    let mut input = world.input(Direction::Pull);
+    input.mode = tandem::plan::Mode::Incremental;
+    let again = tandem::plan::plan(&env.program, &input);
+    assert_eq!(work(&again), 0, "{:?}", again.summary);
+    env.finish().await;
+}

@@ -191,7 +191,7 @@ struct State {
     /// (object, source id) → target id, for records created or linked in this run.
     twins: HashMap<(Object, String), String>,
     /// Source records this job already logged (resume).
-    logged: HashSet<(Object, String)>,
+    logged: HashSet<(Object, System, String)>,
     report: Report,
     done: u64,
     total: u64,
@@ -316,7 +316,10 @@ impl Executor {
     }
 
     /// Source records with a record entry in `job`'s log.
-    async fn logged_sources(&self, job: JobId) -> Result<HashSet<(Object, String)>, StoreError> {
+    async fn logged_sources(
+        &self,
+        job: JobId,
+    ) -> Result<HashSet<(Object, System, String)>, StoreError> {
         let entries = self
             .store
             .log(&LogQuery {
@@ -327,7 +330,7 @@ impl Executor {
         Ok(entries
             .into_iter()
             .filter_map(|e| match e.body {
-                LogBody::Record(r) => r.source.id.map(|id| (r.object, id)),
+                LogBody::Record(r) => r.source.id.map(|id| (r.object, r.source.system, id)),
                 _ => None,
             })
             .collect())
@@ -472,11 +475,6 @@ impl Executor {
             Self::check_cancel(run)?;
             let mut outcomes = Vec::with_capacity(chunk.len());
             for a in chunk {
-                let source_id = a.source.id.clone().unwrap_or_default();
-                if st.logged.contains(&(a.object, source_id)) {
-                    st.done += 1;
-                    continue;
-                }
                 let outcome = Outcome::of(a.op);
                 // A no-op carries `last_synced` only when its link must change.
                 let link = match (a.op, a.target.id.as_deref(), &a.last_synced) {
@@ -485,6 +483,15 @@ impl Executor {
                         .map_or(LinkChange::Keep, LinkChange::Upsert),
                     _ => LinkChange::Keep,
                 };
+                let source_id = a.source.id.clone().unwrap_or_default();
+                if st.logged.contains(&(a.object, a.source.system, source_id)) {
+                    // Logged by an earlier attempt: only the link, if it must change.
+                    if let LinkChange::Upsert(l) = &link {
+                        self.store.upsert_link(l).await?;
+                    }
+                    st.done += 1;
+                    continue;
+                }
                 outcomes.push(RecordOutcome {
                     job: run.job(),
                     entry: Self::entry(a, outcome, None, None),

@@ -28,7 +28,7 @@ use super::progress::Progress;
 use super::recover;
 use super::worker::{FailKind, Finished, JobError, JobHandler, JobRun, RunSummary, Worker};
 use crate::compile::Program;
-use crate::model::{Direction, Object, System};
+use crate::model::{Direction, Object};
 use crate::notify::SmtpSettings;
 use crate::plan::saved::{SavedPlan, Scope};
 use crate::plan::{Mode, Plan};
@@ -215,6 +215,7 @@ impl JobHandler for SyncJobs {
                 .unwrap_or_else(|| "every company and contact of both systems".into())
         ));
         let store = Some(self.store.as_ref());
+        let t_read = Instant::now();
         let (snap, plan): (Snapshot, Plan) = match &req.saved {
             Some(saved) if !run.resumed() => {
                 let check = snapshot::check_saved(&self.systems, &program, store, saved)
@@ -257,7 +258,10 @@ impl JobHandler for SyncJobs {
                     )
                     .await?;
                 }
+                tracing::info!(job = %run.job.id, ms = t_read.elapsed().as_millis() as u64, "read");
+                let t_plan = Instant::now();
                 let plan = crate::plan::plan(&program, &snap.input(Mode::Bulk));
+                tracing::info!(job = %run.job.id, ms = t_plan.elapsed().as_millis() as u64, "planned");
                 (snap, plan)
             }
         };
@@ -277,6 +281,7 @@ impl JobHandler for SyncJobs {
             plan.summary.noop,
             plan.summary.skip
         ));
+        let t_exec = Instant::now();
         let report = exec
             .execute(
                 &plan,
@@ -290,6 +295,7 @@ impl JobHandler for SyncJobs {
                 },
             )
             .await?;
+        tracing::info!(job = %run.job.id, ms = t_exec.elapsed().as_millis() as u64, "executed");
         Ok(RunSummary {
             direction: Some(plan.direction),
             initiator: Some(plan.initiator),
@@ -372,12 +378,25 @@ pub async fn run_here(
     let start = Instant::now();
     let store = worker.store().clone();
     let id = job_for(store.as_ref(), kind, &payload).await?;
-    let Some(job) = worker.claim(id).await? else {
+    let mut announced = false;
+    let job = loop {
+        if let Some(job) = worker.claim(id).await? {
+            break job;
+        }
+        if !announced {
+            progress.message(&format!(
+                "{kind} job {id} is running in another process; following it (Ctrl-C stops \
+                 following, not the job)"
+            ));
+            announced = true;
+        }
+        // Followed to its end, or until its worker stopped renewing the lease (then take it).
+        if let Some(ran) = follow(worker, id, progress.as_ref(), start).await? {
+            return Ok(ran);
+        }
         progress.message(&format!(
-            "{kind} job {id} is running in another process; following it (Ctrl-C stops \
-             following, not the job)"
+            "the process running {kind} job {id} stopped; taking the job over"
         ));
-        return follow(store.as_ref(), id, progress.as_ref(), start).await;
     };
     if job.attempts > 1 {
         progress.message(&format!(
@@ -408,13 +427,15 @@ pub async fn run_here(
     })
 }
 
-/// Watches job `id` until it ends, showing its progress.
+/// Watches job `id` until it ends, showing its progress: `Some` with how it ended, or `None`
+/// when its lease ran out or its owner died (the caller takes it over).
 async fn follow(
-    store: &dyn Store,
+    worker: &Worker,
     id: JobId,
     progress: &dyn Progress,
     start: Instant,
-) -> Result<Ran, JobError> {
+) -> Result<Option<Ran>, JobError> {
+    let store = worker.store().as_ref();
     let mut shown_total = None;
     loop {
         let Some(job) = store.job(id).await? else {
@@ -443,7 +464,7 @@ async fn follow(
                     _ => None,
                 });
             let counts = finished.as_ref().map(|f| f.counts).unwrap_or_default();
-            return Ok(Ran {
+            return Ok(Some(Ran {
                 job: id,
                 here: false,
                 state: job.state,
@@ -451,7 +472,21 @@ async fn follow(
                 problems: 0,
                 error: job.error.map(|e| (FailKind::Other, e)),
                 elapsed: start.elapsed(),
-            });
+            }));
+        }
+        let now = chrono::Utc::now();
+        let claimable = match job.state {
+            JobState::Queued => job.run_after <= now,
+            _ => {
+                job.lease_expires_at.is_some_and(|t| t <= now)
+                    || job
+                        .lease_owner
+                        .as_deref()
+                        .is_some_and(super::owner::is_dead)
+            }
+        };
+        if claimable {
+            return Ok(None);
         }
         tokio::select! {
             () = tokio::time::sleep(std::time::Duration::from_millis(300)) => {}
@@ -488,9 +523,4 @@ pub fn payload(kind: JobKind, id: Option<&str>, force: bool) -> Value {
         m.insert("force".into(), Value::Bool(true));
     }
     p
-}
-
-/// The system a one-record push reads from (for messages).
-pub fn push_source() -> System {
-    Direction::Push.source()
 }
