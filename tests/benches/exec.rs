@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tandem::compile::load;
-use tandem::connect::Secret;
 use tandem::connect::accelo::{Accelo, AcceloSettings};
 use tandem::connect::hubspot::{HubSpot, HubSpotAuth, HubSpotSettings};
+use tandem::connect::{RateLimit, Secret};
 use tandem::exec::ExecOptions;
 use tandem::exec::jobs::{self, fixed};
 use tandem::exec::progress::Silent;
@@ -53,6 +53,13 @@ fn peak_mib() -> Option<f64> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
     let benching = std::env::args().any(|a| a == "--bench");
     let (companies, contacts) = if benching {
         (arg("--companies", 1000), arg("--contacts", 5000))
@@ -72,22 +79,26 @@ async fn main() {
     let program = load(&Paths::resolve(Some("rules/tandem.yaml".into()), None))
         .expect("rules")
         .program;
+    // The connectors' own budgets off too: this measures Tandem, not the APIs' limits.
+    let unlimited = RateLimit {
+        requests: 1_000_000,
+        per: Duration::from_secs(1),
+    };
+    let mut hs = HubSpotSettings::new(
+        sb.hubspot_url(),
+        HubSpotAuth::Token(Secret::new(sb.hubspot_token())),
+    );
+    hs.rate_limit = unlimited;
+    hs.search_rate_limit = unlimited;
+    let mut ac = AcceloSettings::new(
+        sb.accelo_url(),
+        sb.accelo_client_id(),
+        Secret::new(sb.accelo_client_secret()),
+    );
+    ac.rate_limit = unlimited;
     let systems = Systems {
-        hubspot: Arc::new(
-            HubSpot::new(HubSpotSettings::new(
-                sb.hubspot_url(),
-                HubSpotAuth::Token(Secret::new(sb.hubspot_token())),
-            ))
-            .unwrap(),
-        ),
-        accelo: Arc::new(
-            Accelo::new(AcceloSettings::new(
-                sb.accelo_url(),
-                sb.accelo_client_id(),
-                Secret::new(sb.accelo_client_secret()),
-            ))
-            .unwrap(),
-        ),
+        hubspot: Arc::new(HubSpot::new(hs).unwrap()),
+        accelo: Arc::new(Accelo::new(ac).unwrap()),
     };
     let worker = jobs::worker(
         systems,
