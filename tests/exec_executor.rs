@@ -712,6 +712,8 @@ async fn open_intents_are_settled_by_looking_the_record_up() {
             ],
         ))
         .await
+        .unwrap()
+        .opened()
         .unwrap();
     // …and one that never reached Accelo.
     let lost = env
@@ -721,6 +723,8 @@ async fn open_intents_are_settled_by_looking_the_record_up() {
             vec![Lookup::new("website", "https://never-created.example")],
         ))
         .await
+        .unwrap()
+        .opened()
         .unwrap();
     let settled = settle(&env.exec, None).await.unwrap();
     assert_eq!(
@@ -890,5 +894,149 @@ async fn an_incremental_plan_writes_both_ways_and_remembers_echoes() {
     input.mode = tandem::plan::Mode::Incremental;
     let again = tandem::plan::plan(&env.program, &input);
     assert_eq!(work(&again), 0, "{:?}", again.summary);
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn a_record_another_run_is_creating_or_has_linked_is_not_created_again() {
+    let env = Env::new(16, 30, 90, ExecOptions::default()).await;
+    let world = env.world().await;
+    let plan = world.plan(&env.program, Direction::Pull);
+    let creates: Vec<_> = plan
+        .actions
+        .iter()
+        .filter(|a| a.object == Object::Company && a.op == Op::Create)
+        .collect();
+    // A company with contacts to create (they depend on it), and a second company.
+    let held = creates
+        .iter()
+        .find(|c| {
+            plan.actions
+                .iter()
+                .any(|a| a.op == Op::Create && a.depends_on == Some(c.seq))
+        })
+        .copied()
+        .expect("a company created with its contacts");
+    let linked = creates
+        .iter()
+        .find(|c| c.seq != held.seq)
+        .copied()
+        .expect("a second company to create");
+    let dependents = plan
+        .actions
+        .iter()
+        .filter(|a| a.depends_on == Some(held.seq))
+        .count() as u64;
+    // Another run is creating the first company (its intent is open) …
+    let other = env
+        .store()
+        .enqueue(&tandem::store::NewJob::new(
+            tandem::store::JobKind::Record,
+            json!({"record": "hubspot:company:x"}),
+        ))
+        .await
+        .unwrap()
+        .id;
+    let held_id = held.source.id.clone().unwrap();
+    env.store()
+        .open_intent(&NewIntent {
+            job: Some(other),
+            source: RecordKey {
+                system: System::HubSpot,
+                object: Object::Company,
+                id: held_id.clone(),
+            },
+            target: System::Accelo,
+            dedup: json!({}),
+        })
+        .await
+        .unwrap()
+        .opened()
+        .unwrap();
+    // … and another linked the second one after this plan was made.
+    let twin = world
+        .accelo
+        .iter()
+        .find(|r| {
+            r.object == Object::Company
+                && !world.links.iter().any(|l| l.accelo_id == r.id)
+                && !plan
+                    .actions
+                    .iter()
+                    .any(|a| a.target.id.as_deref() == Some(r.id.as_str()))
+        })
+        .unwrap()
+        .id
+        .clone();
+    let linked_id = linked.source.id.clone().unwrap();
+    env.store()
+        .upsert_link(&tandem::model::Link {
+            object: Object::Company,
+            hubspot_id: linked_id.clone(),
+            accelo_id: twin.clone(),
+            affiliation_id: None,
+            last_synced: BTreeMap::new(),
+        })
+        .await
+        .unwrap();
+    let before = env.sb.accelo_stats();
+    let report = env.run(&world, &plan).await.unwrap();
+    let after = env.sb.accelo_stats();
+    // Neither was created: one create request fewer per deferred record.
+    let created_requests =
+        requests(&after, "POST /api/v0/companies") - requests(&before, "POST /api/v0/companies");
+    assert_eq!(created_requests as usize, creates.len() - 2);
+    let failed: Vec<_> = env
+        .store()
+        .log(&LogQuery::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.body {
+            LogBody::Record(r) if r.outcome == Outcome::Failed => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert_eq!(report.deferred, 2 + dependents, "{report:?}");
+    assert_eq!(report.counts.failed, 0, "{report:?}");
+    assert!(!report.has_failures());
+    // The link made by the other run is untouched, and the log says why.
+    assert_eq!(
+        env.store()
+            .link(Object::Company, System::HubSpot, &linked_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .accelo_id,
+        twin
+    );
+    let log = env.store().log(&LogQuery::default()).await.unwrap();
+    let reason = |id: &str| {
+        log.iter()
+            .find_map(|e| match &e.body {
+                LogBody::Record(r)
+                    if r.object == Object::Company && r.source.id.as_deref() == Some(id) =>
+                {
+                    Some((r.outcome, r.reason.clone()))
+                }
+                _ => None,
+            })
+            .unwrap()
+    };
+    let (outcome, why) = reason(&held_id);
+    assert_eq!(outcome, Outcome::Skipped);
+    assert!(
+        why.contains(&format!("another run (job {other}) is creating it")),
+        "{why}"
+    );
+    let (outcome, why) = reason(&linked_id);
+    assert_eq!(outcome, Outcome::Skipped);
+    assert!(
+        why.contains(&format!("linked meanwhile to accelo `{twin}`")),
+        "{why}"
+    );
+    // The other run's intent is still its own.
+    assert_eq!(env.store().open_intents().await.unwrap().len(), 1);
     env.finish().await;
 }

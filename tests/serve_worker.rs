@@ -1,5 +1,6 @@
 //! `tandem worker`: a worker alone (no HTTP, no poller) takes the jobs others queue in the shared
-//! store — a bulk pull and record jobs — and two workers sharing one store do each job once.
+//! store — a bulk pull and record jobs — and two workers sharing one store do each job once and
+//! never both create the same record.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -119,6 +120,84 @@ async fn workers_alone_take_the_queued_jobs_each_once() {
     );
     // Each job claimed once: no attempt was repeated between the two workers.
     assert!(jobs.iter().all(|j| j.attempts == 1), "{jobs:#?}");
+
+    // A new company with three contacts: its job and each contact's job (each of which creates
+    // the company first when it is not linked yet) run on both workers at once. One Accelo
+    // company, one Accelo contact each: a run that finds another creating the company leaves
+    // it to that run and syncs its record again once it is linked.
+    let company = edit(
+        sb.hubspot_url(),
+        "companies",
+        None,
+        json!({"name": "Shared Tandem Ltd", "domain": "shared-tandem.example",
+               "lifecyclestage": "customer"}),
+    )
+    .await;
+    let company_id = company["id"].as_str().unwrap().to_string();
+    let mut keys = vec![RecordKey {
+        system: System::HubSpot,
+        object: Object::Company,
+        id: company_id.clone(),
+    }];
+    for i in 0..3 {
+        let c = edit(
+            sb.hubspot_url(),
+            "contacts",
+            None,
+            json!({"firstname": format!("Shared{i}"), "lastname": "Person",
+                   "email": format!("shared{i}@shared-tandem.example"),
+                   "lifecyclestage": "customer", "associatedcompanyid": company_id}),
+        )
+        .await;
+        keys.push(RecordKey {
+            system: System::HubSpot,
+            object: Object::Contact,
+            id: c["id"].as_str().unwrap().to_string(),
+        });
+    }
+    // Contacts first, so that their jobs race to create the company; slow answers keep both
+    // workers' creates in flight together.
+    sb.set_faults(tandem::sandbox::FaultConfig {
+        latency_ms: 20,
+        ..Default::default()
+    })
+    .unwrap();
+    for key in keys.iter().rev() {
+        store
+            .enqueue(&tandem::server::record_job(key, Duration::ZERO))
+            .await
+            .unwrap();
+    }
+    wait_for("every contact to be linked", || {
+        let store = store.clone();
+        let keys = keys.clone();
+        async move {
+            for k in &keys {
+                store.link(k.object, k.system, &k.id).await.unwrap()?;
+            }
+            let jobs = store.jobs(&JobFilter::default()).await.unwrap();
+            jobs.iter().all(|j| j.state.is_terminal()).then_some(())
+        }
+    })
+    .await;
+    let named = |records: &[serde_json::Value], field: &str, value: &str| {
+        records
+            .iter()
+            .filter(|r| r[field].as_str() == Some(value))
+            .count()
+    };
+    let accelo = records(sb.accelo_url(), "companies").await;
+    assert_eq!(named(&accelo, "name", "Shared Tandem Ltd"), 1);
+    let affiliations = records(sb.accelo_url(), "affiliations").await;
+    for i in 0..3 {
+        let email = format!("shared{i}@shared-tandem.example");
+        assert_eq!(named(&affiliations, "email", &email), 1, "{email}");
+    }
+    let jobs = store.jobs(&JobFilter::default()).await.unwrap();
+    assert!(
+        jobs.iter().all(|j| j.state == JobState::Succeeded),
+        "{jobs:#?}"
+    );
 
     shutdown.cancel();
     for w in workers {

@@ -57,6 +57,8 @@ async fn child(url: &str) {
                 dedup: json!({ "name": format!("Company {n}") }),
             })
             .await
+            .unwrap()
+            .opened()
             .unwrap();
         let a = format!("a{n}");
         let outcome = RecordOutcome {

@@ -10,8 +10,8 @@ use tandem::model::{Link, Object, RecordKey, System};
 use tandem::plan::{Change, RecordRef};
 use tandem::store::testing::for_each_store;
 use tandem::store::{
-    JobKind, LinkChange, LogQuery, NewIntent, NewJob, Outcome, RecordEntry, RecordOutcome,
-    StoreError,
+    IntentOpened, JobKind, LinkChange, LogQuery, NewIntent, NewJob, Outcome, RecordEntry,
+    RecordOutcome, StoreError,
 };
 
 fn link(object: Object, hubspot: &str, accelo: &str) -> Link {
@@ -219,6 +219,8 @@ async fn a_create_settles_its_intent_links_and_logs_in_one_go() {
                 dedup: json!({"domain": "acme.com"}),
             })
             .await
+            .unwrap()
+            .opened()
             .unwrap();
         let open = store.open_intents().await.unwrap();
         assert_eq!(open.len(), 1);
@@ -276,6 +278,8 @@ async fn a_failed_create_abandons_its_intent() {
                 dedup: json!({}),
             })
             .await
+            .unwrap()
+            .opened()
             .unwrap();
         let mut entry = created(tandem::store::JobId(1), "7", None);
         entry.error = Some("accelo answered 400: name is required".into());
@@ -303,6 +307,8 @@ async fn a_failed_create_abandons_its_intent() {
                 dedup: json!({"email": "x@y.z"}),
             })
             .await
+            .unwrap()
+            .opened()
             .unwrap();
         assert!(store.resolve_intent(second, Some("9001")).await.unwrap());
         assert!(store.open_intents().await.unwrap().is_empty());
@@ -334,6 +340,8 @@ async fn a_batch_of_outcomes_is_written_whole_or_not_at_all() {
                 dedup: json!({}),
             })
             .await
+            .unwrap()
+            .opened()
             .unwrap();
         let ok = |h: &str, a: &str| RecordOutcome {
             job: Some(job),
@@ -415,6 +423,155 @@ async fn an_outcome_can_remove_a_link() {
             "invalid store request: a contact outcome cannot change a company link"
         );
         assert_eq!(store.log(&LogQuery::default()).await.unwrap().len(), 1);
+    })
+    .await;
+}
+
+fn intent(
+    job: Option<tandem::store::JobId>,
+    system: System,
+    id: &str,
+    target: System,
+) -> NewIntent {
+    NewIntent {
+        job,
+        source: RecordKey {
+            system,
+            object: Object::Company,
+            id: id.into(),
+        },
+        target,
+        dedup: json!({}),
+    }
+}
+
+#[tokio::test]
+async fn one_open_intent_per_record_and_none_for_a_linked_record() {
+    for_each_store(|store| async move {
+        let a = store
+            .enqueue(&NewJob::new(JobKind::Pull, json!(null)))
+            .await
+            .unwrap()
+            .id;
+        let b = store
+            .enqueue(&NewJob::new(JobKind::Record, json!(null)))
+            .await
+            .unwrap()
+            .id;
+        let first = store
+            .open_intent(&intent(Some(a), System::HubSpot, "1", System::Accelo))
+            .await
+            .unwrap()
+            .opened()
+            .unwrap();
+        // A second run creating the same record is told who holds it.
+        match store
+            .open_intent(&intent(Some(b), System::HubSpot, "1", System::Accelo))
+            .await
+            .unwrap()
+        {
+            IntentOpened::Held(held) => {
+                assert_eq!((held.id, held.job), (first, Some(a)));
+            }
+            other => panic!("expected Held, got {other:?}"),
+        }
+        assert_eq!(store.open_intents().await.unwrap().len(), 1);
+        // Another record, or the same record's copy in the other system direction, is free.
+        assert!(
+            store
+                .open_intent(&intent(Some(b), System::HubSpot, "2", System::Accelo))
+                .await
+                .unwrap()
+                .opened()
+                .is_some()
+        );
+        // Once the first create is settled, the record is linked: no intent for it any more.
+        store
+            .record_outcome(&RecordOutcome {
+                job: Some(a),
+                entry: created(a, "1", Some("11")),
+                link: LinkChange::Insert(link(Object::Company, "1", "11")),
+                resolve_intent: Some(first),
+            })
+            .await
+            .unwrap();
+        match store
+            .open_intent(&intent(Some(b), System::HubSpot, "1", System::Accelo))
+            .await
+            .unwrap()
+        {
+            IntentOpened::Linked(l) => assert_eq!(l.accelo_id, "11"),
+            other => panic!("expected Linked, got {other:?}"),
+        }
+        // An abandoned intent frees the record again.
+        let free = store
+            .open_intent(&intent(None, System::Accelo, "50", System::HubSpot))
+            .await
+            .unwrap()
+            .opened()
+            .unwrap();
+        assert!(store.resolve_intent(free, None).await.unwrap());
+        assert!(
+            store
+                .open_intent(&intent(None, System::Accelo, "50", System::HubSpot))
+                .await
+                .unwrap()
+                .opened()
+                .is_some()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_new_pair_is_refused_when_either_record_got_another_partner() {
+    for_each_store(|store| async move {
+        let job = store
+            .enqueue(&NewJob::new(JobKind::Pull, json!(null)))
+            .await
+            .unwrap()
+            .id;
+        store
+            .upsert_link(&link(Object::Company, "1", "11"))
+            .await
+            .unwrap();
+        let insert = |h: &str, a: &str| RecordOutcome {
+            job: Some(job),
+            entry: created(job, h, Some(a)),
+            link: LinkChange::Insert(link(Object::Company, h, a)),
+            resolve_intent: None,
+        };
+        // HubSpot 1 was linked meanwhile: a second twin is refused (an upsert would replace).
+        let err = store.record_outcome(&insert("1", "12")).await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::LinkConflict { existing, .. } if existing.contains("`11`")),
+            "{err}"
+        );
+        // Accelo 11 has its partner too.
+        let err = store.record_outcome(&insert("2", "11")).await.unwrap_err();
+        assert!(matches!(err, StoreError::LinkConflict { .. }), "{err}");
+        // The same pair again only refreshes it.
+        store.record_outcome(&insert("1", "11")).await.unwrap();
+        // A record another run is creating a copy of cannot be linked by this one…
+        let other = store
+            .open_intent(&intent(None, System::Accelo, "30", System::HubSpot))
+            .await
+            .unwrap()
+            .opened()
+            .unwrap();
+        let err = store.record_outcome(&insert("3", "30")).await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::LinkConflict { existing, .. } if existing.contains("creating")),
+            "{err}"
+        );
+        // …but the run holding the intent settles it with that very pair.
+        let mut own = insert("3", "30");
+        own.resolve_intent = Some(other);
+        store.record_outcome(&own).await.unwrap();
+        assert!(store.open_intents().await.unwrap().is_empty());
+        assert_eq!(store.links(Object::Company).await.unwrap().len(), 2);
+        // Nothing of the refused outcomes reached the log.
+        assert_eq!(store.log(&LogQuery::default()).await.unwrap().len(), 2);
     })
     .await;
 }

@@ -40,8 +40,8 @@ use crate::model::{Link, Object, Record, RecordKey, System};
 use crate::plan::{Action, Op, Plan, PlanInput};
 use crate::rules::config::Guardrails;
 use crate::store::{
-    Counts, Echo, IntentId, JobId, LinkChange, LogBody, LogQuery, NewIntent, NewLogEntry, Outcome,
-    RecordEntry, RecordOutcome, RunProgress, Store, StoreError,
+    Counts, Echo, IntentId, IntentOpened, JobId, LinkChange, LogBody, LogQuery, NewIntent,
+    NewLogEntry, Outcome, RecordEntry, RecordOutcome, RunProgress, Store, StoreError,
 };
 
 /// How the executor behaves.
@@ -109,6 +109,10 @@ pub struct Report {
     /// Records written but with a part that failed (e.g. an Accelo postal address): they are
     /// linked and the next run shows the missing values as changes.
     pub problems: u64,
+    /// Creates not sent because another run was creating the same record, or had linked it
+    /// since this run's plan was made (logged as skipped; a later sync of the record picks it
+    /// up). Not failures.
+    pub deferred: u64,
 }
 
 impl Report {
@@ -174,6 +178,24 @@ pub struct IntentPayload {
     pub affiliation_id: Option<String>,
 }
 
+/// What opening a create's intent decided.
+enum Opening {
+    /// Send the create.
+    Go(IntentId, CreateInput),
+    /// Left to another run: this outcome logs it.
+    Deferred(RecordOutcome),
+}
+
+/// The link change of a successful action: a new pair for a create or a link (refused by the
+/// store if either record got another partner meanwhile), new values for an update.
+fn link_change(a: &Action, link: Option<Link>) -> LinkChange {
+    match (link, a.op) {
+        (None, _) => LinkChange::Keep,
+        (Some(l), Op::Create | Op::Link) => LinkChange::Insert(l),
+        (Some(l), _) => LinkChange::Upsert(l),
+    }
+}
+
 /// One action ready to write.
 struct Item<'p> {
     action: &'p Action,
@@ -192,6 +214,8 @@ struct State {
     twins: HashMap<(Object, String), String>,
     /// Source records this job already logged (resume).
     logged: HashSet<(Object, System, String)>,
+    /// Actions (seq) deferred to another run: their dependents are deferred too.
+    deferred: HashSet<u32>,
     report: Report,
     done: u64,
     total: u64,
@@ -417,8 +441,15 @@ impl Executor {
                 let mut o = outcomes.into_iter().next().ok_or_else(|| {
                     StoreError::Invalid("an outcome disappeared while being written".into())
                 })?;
+                o.entry.error = Some(match (o.entry.outcome, o.entry.target.id.as_deref()) {
+                    (Outcome::Created, Some(id)) => format!(
+                        "created {} `{id}`, but {e}: `{id}` is left unlinked (a duplicate to \
+                         merge or delete)",
+                        o.entry.target.system
+                    ),
+                    _ => e.to_string(),
+                });
                 o.entry.outcome = Outcome::Failed;
-                o.entry.error = Some(e.to_string());
                 o.link = LinkChange::Keep;
                 self.store.record_outcome(&o).await?;
                 st.report.counts.add(Outcome::Failed);
@@ -525,7 +556,7 @@ impl Executor {
                             RecordOutcome {
                                 job: run.job(),
                                 entry: Self::entry(a, Outcome::Linked, None, None),
-                                link: LinkChange::Upsert(link),
+                                link: LinkChange::Insert(link),
                                 resolve_intent: None,
                             }
                         }
@@ -543,14 +574,35 @@ impl Executor {
         Ok(())
     }
 
-    /// Why `a` cannot run because of the action it depends on, if so.
-    fn blocked(st: &State, a: &Action) -> Option<String> {
+    /// Why `a` cannot run because of the action it depends on, if so (`true`: that action was
+    /// deferred to another run, and so is this one).
+    fn blocked(st: &State, a: &Action) -> Option<(String, bool)> {
         let dep = a.depends_on?;
         match st.results.get(&dep) {
-            Some(Err(e)) => Some(format!(
-                "its company could not be synced (action {dep}): {e}"
+            Some(Err(e)) if st.deferred.contains(&dep) => Some((
+                format!("its company is being synced by another run (action {dep}: {e})"),
+                true,
+            )),
+            Some(Err(e)) => Some((
+                format!("its company could not be synced (action {dep}): {e}"),
+                false,
             )),
             _ => None,
+        }
+    }
+
+    /// The outcome of an action left to another run: logged as skipped with `why`.
+    fn defer(a: &Action, run: &RunContext<'_>, st: &mut State, why: String) -> RecordOutcome {
+        st.note_failure(a, why.clone());
+        st.deferred.insert(a.seq);
+        st.report.deferred += 1;
+        let mut entry = Self::entry(a, Outcome::Skipped, None, None);
+        entry.reason = format!("{why}; a later sync of this record picks it up");
+        RecordOutcome {
+            job: run.job(),
+            entry,
+            link: LinkChange::Keep,
+            resolve_intent: None,
         }
     }
 
@@ -599,9 +651,13 @@ impl Executor {
         let mut items = Vec::with_capacity(actions.len());
         let mut failed = Vec::new();
         for a in actions {
-            if let Some(why) = Self::blocked(st, a) {
-                st.note_failure(a, why.clone());
-                failed.push(Self::failed(a, run.job(), why));
+            if let Some((why, deferred)) = Self::blocked(st, a) {
+                if deferred {
+                    failed.push(Self::defer(a, run, st, why));
+                } else {
+                    st.note_failure(a, why.clone());
+                    failed.push(Self::failed(a, run.job(), why));
+                }
                 continue;
             }
             let create = a.op == Op::Create;
@@ -665,10 +721,21 @@ impl Executor {
                 Self::check_cancel(run)?;
                 let mut intents = Vec::with_capacity(chunk.len());
                 let mut inputs = Vec::with_capacity(chunk.len());
+                let mut going = Vec::with_capacity(chunk.len());
+                let mut deferred = Vec::new();
                 for it in chunk {
-                    let (intent, input) = self.open_create(ix, it, run).await?;
-                    intents.push(intent);
-                    inputs.push(input);
+                    match self.open_create(ix, it, run, st).await? {
+                        Opening::Go(intent, input) => {
+                            intents.push(intent);
+                            inputs.push(input);
+                            going.push(it);
+                        }
+                        Opening::Deferred(o) => deferred.push(o),
+                    }
+                }
+                self.write_outcomes(deferred, st).await?;
+                if going.is_empty() {
+                    continue;
                 }
                 let results = match target.create(object, inputs).await {
                     Ok(r) => r,
@@ -680,12 +747,12 @@ impl Executor {
                         if e.is_unreachable() {
                             return Err(ExecError::Unreachable(e));
                         }
-                        vec![Err(e); chunk.len()]
+                        vec![Err(e); going.len()]
                     }
                 };
-                let mut outcomes = Vec::with_capacity(chunk.len());
+                let mut outcomes = Vec::with_capacity(going.len());
                 let mut echoes = Vec::new();
-                for ((it, intent), result) in chunk.iter().zip(intents).zip(results) {
+                for ((it, intent), result) in going.into_iter().zip(intents).zip(results) {
                     outcomes.push(self.created(ix, it, intent, result, run, st, &mut echoes));
                 }
                 self.remember(&echoes).await?;
@@ -708,7 +775,13 @@ impl Executor {
                 let Some((i, it)) = pending.next() else {
                     break;
                 };
-                let (intent, input) = self.open_create(ix, it, run).await?;
+                let (intent, input) = match self.open_create(ix, it, run, st).await? {
+                    Opening::Go(intent, input) => (intent, input),
+                    Opening::Deferred(o) => {
+                        self.write_outcomes(vec![o], st).await?;
+                        continue;
+                    }
+                };
                 let target = target.clone();
                 flight.spawn(async move { (i, intent, target.create(object, vec![input]).await) });
             }
@@ -743,13 +816,15 @@ impl Executor {
         Self::check_cancel(run)
     }
 
-    /// Opens the intent of one create and builds its input.
+    /// Opens the intent of one create and builds its input — or, when the record was linked
+    /// meanwhile or another run is creating it, leaves it to that run.
     async fn open_create(
         &self,
         ix: &Index<'_>,
         it: &Item<'_>,
         run: &RunContext<'_>,
-    ) -> Result<(IntentId, CreateInput), ExecError> {
+        st: &mut State,
+    ) -> Result<Opening, ExecError> {
         let a = it.action;
         let target_sys = a.target.system;
         let lookups = lookups_for(target_sys, a.object, &it.changes);
@@ -772,7 +847,35 @@ impl Executor {
                 dedup: serde_json::to_value(&payload).unwrap_or(Value::Null),
             })
             .await?;
-        Ok((
+        let intent = match intent {
+            IntentOpened::Opened(id) => id,
+            IntentOpened::Linked(link) => {
+                let twin = link.id_on(target_sys).to_string();
+                let why = format!(
+                    "not created: linked meanwhile to {target_sys} `{twin}` by another run"
+                );
+                let o = Self::defer(a, run, st, why);
+                // Its contacts can use the twin.
+                st.note_success(a, &twin);
+                return Ok(Opening::Deferred(o));
+            }
+            IntentOpened::Held(other) => {
+                let why = match other.job {
+                    Some(job) if Some(job) != run.job() => {
+                        format!(
+                            "not created: another run (job {job}) is creating it in {target_sys}"
+                        )
+                    }
+                    _ => format!(
+                        "not created: an earlier create of it in {target_sys} has an unknown \
+                         outcome (intent {}), settled before it is created again",
+                        other.id.0
+                    ),
+                };
+                return Ok(Opening::Deferred(Self::defer(a, run, st, why)));
+            }
+        };
+        Ok(Opening::Go(
             intent,
             CreateInput {
                 changes: it.changes.clone(),
@@ -814,7 +917,7 @@ impl Executor {
                 RecordOutcome {
                     job: run.job(),
                     entry,
-                    link: link.map_or(LinkChange::Keep, LinkChange::Upsert),
+                    link: link_change(a, link),
                     resolve_intent: Some(intent),
                 }
             }
@@ -958,7 +1061,7 @@ impl Executor {
                 RecordOutcome {
                     job: run.job(),
                     entry,
-                    link: link.map_or(LinkChange::Keep, LinkChange::Upsert),
+                    link: link_change(a, link),
                     resolve_intent: None,
                 }
             }

@@ -38,6 +38,9 @@ use crate::store::{JobKind, LogBody, NewJob, NewLogEntry, Notice, NoticeLevel, R
 /// Retries of a record job whose systems could not be reached, before it fails.
 pub const MAX_RETRIES: u32 = 10;
 
+/// How long after a run that left a create to another run the record is synced again.
+const DEFERRAL_DELAY: Duration = Duration::from_secs(5);
+
 /// Runs `record` jobs.
 #[derive(Debug, Clone)]
 pub struct RecordHandler {
@@ -124,22 +127,20 @@ impl RecordHandler {
             )));
         }
         let delay = Duration::from_secs(30u64.saturating_mul(1 << retry.min(7)).min(3600));
-        let mut job = NewJob::new(
-            JobKind::Record,
-            json!({"record": key.to_string(), "retry": retry + 1}),
-        )
-        .coalesce(key.to_string());
-        job.run_after = chrono::Duration::from_std(delay)
-            .ok()
-            .map(|d| chrono::Utc::now() + d);
-        let queued = self.store().enqueue(&job).await?;
+        let queued = self
+            .queue_again(
+                key,
+                json!({"record": key.to_string(), "retry": retry + 1}),
+                delay,
+            )
+            .await?;
         self.notice(
             run,
             NoticeLevel::Warn,
             format!(
                 "{why}; `{key}` will be synced again in {} s (job {})",
                 delay.as_secs(),
-                queued.id
+                queued
             ),
         )
         .await?;
@@ -150,6 +151,63 @@ impl RecordHandler {
             subject: Some(key.to_string()),
             report: Report::default(),
         })
+    }
+}
+
+impl RecordHandler {
+    /// Queues a `record` job for `key` with `payload`, runnable after `delay` (coalescing with
+    /// one already queued).
+    async fn queue_again(
+        &self,
+        key: &RecordKey,
+        payload: serde_json::Value,
+        delay: Duration,
+    ) -> Result<crate::store::JobId, JobError> {
+        let mut job = NewJob::new(JobKind::Record, payload).coalesce(key.to_string());
+        job.run_after = chrono::Duration::from_std(delay)
+            .ok()
+            .map(|d| chrono::Utc::now() + d);
+        Ok(self.store().enqueue(&job).await?.id)
+    }
+
+    /// After a run that left creates to another run (it was creating the same record): syncs
+    /// the record again a little later, when that run has linked it, so that this change is
+    /// not lost. At most [`MAX_RETRIES`] times in a row.
+    async fn after_deferral(&self, run: &JobRun, key: &RecordKey) -> Result<(), JobError> {
+        let deferrals = run
+            .job
+            .payload
+            .get("deferred")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0) as u32;
+        if deferrals >= MAX_RETRIES {
+            return self
+                .notice(
+                    run,
+                    NoticeLevel::Warn,
+                    format!(
+                        "`{key}` was left to another run {MAX_RETRIES} times in a row; the poller \
+                         or its next change syncs it"
+                    ),
+                )
+                .await;
+        }
+        let queued = self
+            .queue_again(
+                key,
+                json!({"record": key.to_string(), "deferred": deferrals + 1}),
+                DEFERRAL_DELAY,
+            )
+            .await?;
+        self.notice(
+            run,
+            NoticeLevel::Info,
+            format!(
+                "another run was creating part of `{key}`; it is synced again in {} s (job {queued})",
+                DEFERRAL_DELAY.as_secs()
+            ),
+        )
+        .await
     }
 }
 
@@ -216,6 +274,7 @@ fn add(total: &mut Report, part: &Report) {
     t.skipped += p.skipped;
     t.failed += p.failed;
     total.problems += part.problems;
+    total.deferred += part.deferred;
 }
 
 #[async_trait]
@@ -341,6 +400,9 @@ impl JobHandler for RecordHandler {
                 )
                 .await?;
             }
+        }
+        if report.deferred > 0 {
+            self.after_deferral(run, &key).await?;
         }
         metrics::counter!(m::RECORD_JOBS, "outcome" => "succeeded").increment(1);
         Ok(summary(report))

@@ -356,8 +356,12 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     // ----- intents ------------------------------------------------------------------------
 
-    /// Records that a create is about to happen.
-    async fn open_intent(&self, intent: &NewIntent) -> Result<IntentId, StoreError>;
+    /// Records that a create is about to happen — unless, checked in the same transaction, the
+    /// source record is linked by now ([`IntentOpened::Linked`]) or another intent to create it
+    /// in the same system is open ([`IntentOpened::Held`]). Concurrent runs therefore never
+    /// both create the same record (at most one open intent per source record and target
+    /// system, enforced by a unique index too).
+    async fn open_intent(&self, intent: &NewIntent) -> Result<IntentOpened, StoreError>;
 
     /// Settles an open intent: `Some(id)` = the record was created with that id, `None` = it was
     /// not created (abandoned). False if the intent was not open.

@@ -71,7 +71,7 @@ macro_rules! impl_store {
                 now_ms, signed,
             };
             use $crate::store::{
-                AcceptedEvent, Echo, Enqueued, Event, EventId, Intent, IntentId, Job, JobEnd,
+                AcceptedEvent, Echo, Enqueued, Event, EventId, Intent, IntentId, IntentOpened, Job, JobEnd,
                 JobFilter, JobId, JobKind, LinkChange, LogEntry, LogId, LogQuery, NewEvent,
                 NewIntent, NewJob, NewLogEntry, RecordOutcome, StoreError,
             };
@@ -95,6 +95,98 @@ macro_rules! impl_store {
             }
 
             impl $ty {
+                /// The link of `object` whose id on `system`'s side is `id`, inside a transaction.
+                async fn link_in(
+                    conn: &mut $conn,
+                    object: Object,
+                    system: System,
+                    id: &str,
+                ) -> Result<Option<Link>, StoreError> {
+                    let sql = match system {
+                        System::HubSpot => concat!(
+                            "SELECT ", link_columns!(),
+                            " FROM links WHERE object = $1 AND hubspot_id = $2"
+                        ),
+                        System::Accelo => concat!(
+                            "SELECT ", link_columns!(),
+                            " FROM links WHERE object = $1 AND accelo_id = $2"
+                        ),
+                    };
+                    let row: Option<LinkRow> = sqlx::query_as(sql)
+                        .bind(object.as_str())
+                        .bind(id)
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(q("reading a link"))?;
+                    row.map(LinkRow::into_link).transpose()
+                }
+
+                /// The oldest open intent to create a copy of (`object`, `system`, `id`) — in
+                /// `target` only, when given — other than `except`.
+                async fn open_intent_in(
+                    conn: &mut $conn,
+                    object: Object,
+                    system: System,
+                    id: &str,
+                    target: Option<System>,
+                    except: Option<IntentId>,
+                ) -> Result<Option<Intent>, StoreError> {
+                    let row: Option<IntentRow> = sqlx::query_as(concat!(
+                        "SELECT ", intent_columns!(),
+                        " FROM intents WHERE state = 'open' AND object = $1 AND source_system = $2 \
+                         AND source_id = $3 AND ($4 IS NULL OR target_system = $4) \
+                         AND ($5 IS NULL OR id <> $5) ORDER BY id LIMIT 1"
+                    ))
+                    .bind(object.as_str())
+                    .bind(system.as_str())
+                    .bind(id)
+                    .bind(target.map(|t| t.as_str()))
+                    .bind(except.map(|i| i.0))
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(q("reading intents"))?;
+                    row.map(IntentRow::into_intent).transpose()
+                }
+
+                /// Why the new pair `link` cannot be written, if it cannot (see
+                /// [`LinkChange::Insert`]); `own` is the intent the outcome resolves.
+                async fn insert_blocker(
+                    conn: &mut $conn,
+                    link: &Link,
+                    own: Option<IntentId>,
+                ) -> Result<Option<String>, StoreError> {
+                    let object = link.object;
+                    if let Some(l) = Self::link_in(conn, object, System::HubSpot, &link.hubspot_id).await?
+                        && l.accelo_id != link.accelo_id
+                    {
+                        return Ok(Some(format!(
+                            "hubspot `{}` was linked meanwhile to accelo `{}`",
+                            l.hubspot_id, l.accelo_id
+                        )));
+                    }
+                    if let Some(l) = Self::link_in(conn, object, System::Accelo, &link.accelo_id).await?
+                        && l.hubspot_id != link.hubspot_id
+                    {
+                        return Ok(Some(format!(
+                            "accelo `{}` is already linked to hubspot `{}`",
+                            l.accelo_id, l.hubspot_id
+                        )));
+                    }
+                    for (system, id) in [
+                        (System::HubSpot, link.hubspot_id.as_str()),
+                        (System::Accelo, link.accelo_id.as_str()),
+                    ] {
+                        if let Some(i) = Self::open_intent_in(conn, object, system, id, None, own).await? {
+                            let by = i.job.map(|j| format!(" (job {j})")).unwrap_or_default();
+                            return Ok(Some(format!(
+                                "another run{by} is creating a copy of {system} `{id}` in {}",
+                                i.target
+                            )));
+                        }
+                    }
+                    Ok(None)
+                }
+
                 async fn upsert_link_in(
                     conn: &mut $conn,
                     link: &Link,
@@ -311,7 +403,7 @@ macro_rules! impl_store {
                     outcomes: &[RecordOutcome],
                 ) -> Result<Vec<LogId>, StoreError> {
                     for o in outcomes {
-                        if let LinkChange::Upsert(link) = &o.link {
+                        if let LinkChange::Upsert(link) | LinkChange::Insert(link) = &o.link {
                             if link.object != o.entry.object {
                                 return Err(StoreError::Invalid(format!(
                                     "a {} outcome cannot change a {} link",
@@ -331,6 +423,29 @@ macro_rules! impl_store {
                         match &o.link {
                             LinkChange::Keep => {}
                             LinkChange::Upsert(link) => {
+                                match Self::upsert_link_in(&mut tx, link, now).await {
+                                    Ok(()) => {}
+                                    Err(UpsertFailure::Sql(e)) => {
+                                        return Err(q("writing a link")(e));
+                                    }
+                                    Err(UpsertFailure::Conflict) => {
+                                        let _ = tx.rollback().await;
+                                        return Err(self.link_conflict(link).await);
+                                    }
+                                }
+                            }
+                            LinkChange::Insert(link) => {
+                                if let Some(why) =
+                                    Self::insert_blocker(&mut tx, link, o.resolve_intent).await?
+                                {
+                                    let _ = tx.rollback().await;
+                                    return Err(StoreError::LinkConflict {
+                                        object: link.object,
+                                        hubspot_id: link.hubspot_id.clone(),
+                                        accelo_id: link.accelo_id.clone(),
+                                        existing: why,
+                                    });
+                                }
                                 match Self::upsert_link_in(&mut tx, link, now).await {
                                     Ok(()) => {}
                                     Err(UpsertFailure::Sql(e)) => {
@@ -920,23 +1035,51 @@ macro_rules! impl_store {
 
                 // ----- intents ----------------------------------------------------------------
 
-                async fn open_intent(&self, intent: &NewIntent) -> Result<IntentId, StoreError> {
+                async fn open_intent(
+                    &self,
+                    intent: &NewIntent,
+                ) -> Result<IntentOpened, StoreError> {
+                    let src = &intent.source;
+                    let mut tx = self
+                        .begin_write()
+                        .await
+                        .map_err(q("starting a transaction"))?;
+                    // Serialises with outcome writes (links) on PostgreSQL too.
+                    Self::lock_log(&mut tx).await.map_err(q("locking the sync log"))?;
+                    if let Some(link) = Self::link_in(&mut tx, src.object, src.system, &src.id).await? {
+                        let _ = tx.rollback().await;
+                        return Ok(IntentOpened::Linked(link));
+                    }
+                    if let Some(held) = Self::open_intent_in(
+                        &mut tx,
+                        src.object,
+                        src.system,
+                        &src.id,
+                        Some(intent.target),
+                        None,
+                    )
+                    .await?
+                    {
+                        let _ = tx.rollback().await;
+                        return Ok(IntentOpened::Held(held));
+                    }
                     let id: i64 = sqlx::query_scalar(
                         "INSERT INTO intents (job_id, object, source_system, source_id, \
                          target_system, dedup, state, opened_at) \
                          VALUES ($1, $2, $3, $4, $5, $6, 'open', $7) RETURNING id",
                     )
                     .bind(intent.job.map(|j| j.0))
-                    .bind(intent.source.object.as_str())
-                    .bind(intent.source.system.as_str())
-                    .bind(&intent.source.id)
+                    .bind(src.object.as_str())
+                    .bind(src.system.as_str())
+                    .bind(&src.id)
                     .bind(intent.target.as_str())
                     .bind(Json(&intent.dedup))
                     .bind(now_ms())
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *tx)
                     .await
                     .map_err(q("recording an intent"))?;
-                    Ok(IntentId(id))
+                    tx.commit().await.map_err(q("committing an intent"))?;
+                    Ok(IntentOpened::Opened(IntentId(id)))
                 }
 
                 async fn resolve_intent(

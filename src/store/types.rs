@@ -547,8 +547,14 @@ pub struct NewLogEntry {
 pub enum LinkChange {
     /// Leave links alone.
     Keep,
-    /// Insert or replace this link (new pair, or new last-synced values).
+    /// Insert or replace this link (new last-synced values of a pair, or a pair settled by
+    /// recovery).
     Upsert(Link),
+    /// A new pair (a create or a link planned while the record was unlinked): written only if
+    /// neither record is linked to another one and no other open intent is creating either of
+    /// them; otherwise the outcome fails with [`StoreError::LinkConflict`](super::StoreError).
+    /// The same pair already linked only gets the new last-synced values.
+    Insert(Link),
     /// Delete the link of this object whose id on this system's side is this id.
     Remove(System, String),
 }
@@ -645,6 +651,28 @@ pub struct Intent {
     pub opened_at: DateTime<Utc>,
     /// When it was settled.
     pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// What [`Store::open_intent`](super::Store::open_intent) found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IntentOpened {
+    /// The intent is open: the create may go ahead.
+    Opened(IntentId),
+    /// The source record was linked meanwhile (by another run): creating would duplicate it.
+    Linked(Link),
+    /// Another intent to create this record in this system is open (another run is creating
+    /// it, or an earlier create's outcome is still unknown): creating would risk a duplicate.
+    Held(Intent),
+}
+
+impl IntentOpened {
+    /// The intent's id, when it was opened.
+    pub fn opened(&self) -> Option<IntentId> {
+        match self {
+            IntentOpened::Opened(id) => Some(*id),
+            _ => None,
+        }
+    }
 }
 
 // ----- echoes -----------------------------------------------------------------------------
