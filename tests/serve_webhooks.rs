@@ -380,10 +380,14 @@ async fn bad_requests_are_refused_and_store_nothing() {
         let big = serde_json::to_vec(&json!([{"pad": "x".repeat(2 * 1024 * 1024)}])).unwrap();
         let r = signed(&url, &big, SECRET, now_ms()).send().await.unwrap();
         assert_eq!(r.status(), 413);
-        // Malformed, correctly signed.
+        // Malformed, correctly signed — and the same request again is malformed, not a replay
+        // (a refused request is not remembered as received).
         for bad in [&b"[{\"eventId\": 1,"[..], b"42", b"[1, 2]"] {
-            let r = signed(&url, bad, SECRET, now_ms()).send().await.unwrap();
-            assert_eq!(r.status(), 400, "{}", String::from_utf8_lossy(bad));
+            let ts = now_ms();
+            for _ in 0..2 {
+                let r = signed(&url, bad, SECRET, ts).send().await.unwrap();
+                assert_eq!(r.status(), 400, "{}", String::from_utf8_lossy(bad));
+            }
         }
         assert!(store.unprocessed_events(10).await.unwrap().is_empty());
         assert!(jobs(store.as_ref()).await.is_empty());

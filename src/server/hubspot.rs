@@ -224,6 +224,14 @@ impl ReplayGuard {
             }
         }
     }
+
+    /// Forgets `signature`: its request was refused after the check (its events could not be
+    /// stored), so the same request sent again is not a replay.
+    pub fn forget(&self, signature: &str) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.remove(signature);
+        }
+    }
 }
 
 fn refuse(status: StatusCode, outcome: &'static str, message: &str) -> Response {
@@ -340,9 +348,17 @@ pub async fn receive(
             "this signed request was already received",
         );
     }
+    let forget = || {
+        if let Some(sig) = &signature {
+            rx.replays.forget(sig);
+        }
+    };
     let events = match parse(&body) {
         Ok(e) => e,
-        Err(msg) => return refuse(StatusCode::BAD_REQUEST, "malformed", &msg),
+        Err(msg) => {
+            forget();
+            return refuse(StatusCode::BAD_REQUEST, "malformed", &msg);
+        }
     };
     match accept(&rx, events).await {
         Ok(summary) => {
@@ -354,6 +370,7 @@ pub async fn receive(
         }
         Err(e) => {
             tracing::error!(target: "tandem::server", "could not store HubSpot events: {e}");
+            forget();
             refuse(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "error",
@@ -569,6 +586,10 @@ mod tests {
         assert!(!g.first_time("sig", 2_000));
         assert!(g.first_time("other", 2_000));
         assert!(g.first_time("sig", 1_000 + 2 * MAX_AGE_MS + 1));
+        // A request refused after the check (not stored) may be sent again.
+        g.forget("other");
+        assert!(g.first_time("other", 3_000));
+        assert!(!g.first_time("other", 3_000));
     }
 
     #[test]
