@@ -95,6 +95,17 @@ async fn expired_echoes_are_not_recognised_and_are_purged() {
                 .unwrap()
         );
         assert_eq!(store.purge_expired_echoes().await.unwrap(), 1);
+        // `tandem serve`'s hourly housekeeping does the same (and keeps recent events).
+        store
+            .remember_echoes(&[echo("name", Some("Older"))], Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(
+            tandem::server::serve::housekeep(store.as_ref(), tandem::server::serve::KEEP_EVENTS)
+                .await
+                .unwrap(),
+            (1, 0)
+        );
         assert!(
             store
                 .consume_echo(&echo("name", Some("New")))

@@ -9,6 +9,10 @@
 //!    ([`Store::release`]), or finishes it;
 //! 4. the reload announcements stop.
 //!
+//! Housekeeping runs at start and then hourly: expired echoes are purged and processed webhook
+//! events older than [`KEEP_EVENTS`] (well past HubSpot's redelivery window) are pruned, so
+//! neither table grows without bound.
+//!
 //! The worker is passed in as a task (`tandem serve` runs `exec::Worker` with the `record`
 //! handler), so this loop knows nothing about how jobs run.
 
@@ -24,6 +28,44 @@ use super::poll::Poller;
 use super::{Receiver, router};
 use crate::compile::watch::{ReloadEvent, ReloadOutcome, Reloader};
 use crate::store::{LogBody, NewLogEntry, Notice, NoticeLevel, Store};
+
+/// How long processed webhook events are kept for deduplicating redeliveries (HubSpot retries
+/// a failed delivery for up to a day).
+pub const KEEP_EVENTS: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How often housekeeping runs.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
+
+/// Purges expired echoes and prunes processed events received more than `keep_events` ago;
+/// returns (echoes, events) removed.
+pub async fn housekeep(
+    store: &dyn Store,
+    keep_events: Duration,
+) -> Result<(u64, u64), crate::store::StoreError> {
+    let echoes = store.purge_expired_echoes().await?;
+    let before = chrono::Duration::from_std(keep_events)
+        .ok()
+        .and_then(|d| chrono::Utc::now().checked_sub_signed(d))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+    let events = store.prune_events(before).await?;
+    Ok((echoes, events))
+}
+
+async fn housekeeping(store: Arc<dyn Store>, stop: CancellationToken) {
+    loop {
+        match housekeep(store.as_ref(), KEEP_EVENTS).await {
+            Ok((echoes, events)) => tracing::debug!(
+                target: "tandem::server",
+                echoes, events, "housekeeping: expired echoes and old events removed"
+            ),
+            Err(e) => tracing::warn!(target: "tandem::server", "housekeeping failed: {e}"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(HOUSEKEEPING_EVERY) => {}
+        }
+    }
+}
 
 /// A background task started with its own stop token (the worker).
 pub type Task = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>;
@@ -90,6 +132,8 @@ impl Service {
             tokio::spawn(async move { p.run(every, t).await })
         });
         let worker = self.worker.map(|w| tokio::spawn(w(work_stop.clone())));
+        let keep_stop = CancellationToken::new();
+        let keeper = tokio::spawn(housekeeping(Arc::clone(&store), keep_stop.clone()));
         let reloads = self.reloader.map(|r| {
             let t = reload_stop.clone();
             let store = Arc::clone(&store);
@@ -127,6 +171,7 @@ impl Service {
         tracing::info!(target: "tandem::server", "shutting down: finishing or releasing the running job");
         stop(worker, &work_stop, "worker").await;
         stop(reloads, &reload_stop, "reload watcher").await;
+        stop(Some(keeper), &keep_stop, "housekeeping").await;
         tracing::info!(target: "tandem::server", "stopped");
         match failure {
             Some(e) => Err(e),
