@@ -490,3 +490,70 @@ async fn a_kind_without_handler_fails_and_the_loop_claims_only_its_kinds() {
     })
     .await;
 }
+
+/// Waits for its gate, then fails as if HubSpot could not be reached.
+struct FailsWhenOpened(Arc<Notify>);
+
+#[async_trait]
+impl JobHandler for FailsWhenOpened {
+    async fn run(&self, run: &JobRun) -> Result<RunSummary, JobError> {
+        run.started(started(run.job.kind)).await?;
+        self.0.notified().await;
+        Err(JobError::Unreachable("hubspot cannot be reached".into()))
+    }
+}
+
+/// A display that says when its command started following another process's run.
+struct Following(Arc<Notify>);
+
+impl tandem::exec::progress::Progress for Following {
+    fn start(&self, _: &str, _: u64) {}
+    fn set(&self, _: u64) {}
+    fn message(&self, text: &str) {
+        if text.contains("following it") {
+            self.0.notify_one();
+        }
+    }
+    fn finish(&self) {}
+}
+
+#[tokio::test]
+async fn a_command_following_another_process_run_gets_its_failure_kind() {
+    for_each_store(|store| async move {
+        let gate = Arc::new(Notify::new());
+        let runner = Worker::new(store.clone())
+            .handle(JobKind::Pull, Arc::new(FailsWhenOpened(gate.clone())));
+        let payload = tandem::exec::jobs::payload(JobKind::Pull, None, false);
+        let id = store
+            .enqueue(&NewJob::new(JobKind::Pull, payload.clone()))
+            .await
+            .unwrap()
+            .id;
+        let job = runner.claim(id).await.unwrap().unwrap();
+        let running = tokio::spawn(async move {
+            runner
+                .run_claimed(job, Arc::new(Silent), &CancellationToken::new())
+                .await
+        });
+        // Another process runs the same command: it follows the running job…
+        let follower = Worker::new(store.clone()).handle(JobKind::Pull, Arc::new(Simple));
+        let watching = Arc::new(Notify::new());
+        let display = Arc::new(Following(watching.clone()));
+        let followed = tokio::spawn(async move {
+            tandem::exec::jobs::run_here(&follower, JobKind::Pull, payload, display).await
+        });
+        // …which then fails: the follower reports the failure's kind (exit 3), not "other".
+        watching.notified().await;
+        gate.notify_one();
+        running.await.unwrap().unwrap();
+        let ran = followed.await.unwrap().unwrap();
+        assert_eq!(
+            (ran.job, ran.here, ran.state),
+            (id, false, JobState::Failed)
+        );
+        let (kind, text) = ran.error.unwrap();
+        assert_eq!(kind, tandem::exec::worker::FailKind::Unreachable);
+        assert!(text.contains("cannot be reached"), "{text}");
+    })
+    .await;
+}

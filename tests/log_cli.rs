@@ -161,6 +161,8 @@ async fn a_pull(store: &dyn Store) -> JobId {
             },
             duration_ms: 8200,
             error: None,
+            failure: None,
+            problems: 0,
         })))
         .await
         .unwrap();

@@ -179,6 +179,8 @@ async fn finished_push(store: &dyn Store, kind: JobKind) -> tandem::store::JobId
                 counts,
                 duration_ms: 187_000,
                 error: None,
+                failure: None,
+                problems: 0,
             }),
         })
         .await

@@ -93,6 +93,8 @@ async fn every_kind_of_entry_round_trips() {
                 },
                 duration_ms: 1234,
                 error: None,
+                failure: None,
+                problems: 0,
             }),
         ];
         let before = chrono::Utc::now() - chrono::Duration::seconds(1);

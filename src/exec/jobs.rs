@@ -379,7 +379,7 @@ pub async fn run_here(
     let store = worker.store().clone();
     let id = job_for(store.as_ref(), kind, &payload).await?;
     let mut announced = false;
-    let job = loop {
+    let mut job = loop {
         if let Some(job) = worker.claim(id).await? {
             break job;
         }
@@ -398,6 +398,13 @@ pub async fn run_here(
             "the process running {kind} job {id} stopped; taking the job over"
         ));
     };
+    // `--force` on this command counts for the job it resumes, which may have been queued
+    // without it (the guardrails stopped it: the user now goes ahead).
+    if payload.get("force") == Some(&Value::Bool(true))
+        && let Some(m) = job.payload.as_object_mut()
+    {
+        m.insert("force".into(), Value::Bool(true));
+    }
     if job.attempts > 1 {
         progress.message(&format!(
             "resuming {kind} job {id} (attempt {}), interrupted earlier",
@@ -464,13 +471,17 @@ async fn follow(
                     _ => None,
                 });
             let counts = finished.as_ref().map(|f| f.counts).unwrap_or_default();
+            let kind = finished
+                .as_ref()
+                .and_then(|f| f.failure.as_deref())
+                .map_or(FailKind::Other, FailKind::parse);
             return Ok(Some(Ran {
                 job: id,
                 here: false,
                 state: job.state,
                 counts,
-                problems: 0,
-                error: job.error.map(|e| (FailKind::Other, e)),
+                problems: finished.as_ref().map_or(0, |f| f.problems),
+                error: job.error.map(|e| (kind, e)),
                 elapsed: start.elapsed(),
             }));
         }

@@ -45,6 +45,28 @@ pub enum FailKind {
     Other,
 }
 
+impl FailKind {
+    /// Its name in the sync log (`RunFinished::failure`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailKind::Invalid => "invalid",
+            FailKind::Unreachable => "unreachable",
+            FailKind::Guardrail => "guardrail",
+            FailKind::Other => "other",
+        }
+    }
+
+    /// From its name (unknown names are `Other`).
+    pub fn parse(name: &str) -> FailKind {
+        match name {
+            "invalid" => FailKind::Invalid,
+            "unreachable" => FailKind::Unreachable,
+            "guardrail" => FailKind::Guardrail,
+            _ => FailKind::Other,
+        }
+    }
+}
+
 /// Why a handler could not finish its job.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum JobError {
@@ -429,6 +451,8 @@ impl Worker {
                     counts,
                     duration_ms: total_ms,
                     error: error.as_ref().map(ToString::to_string),
+                    failure: error.as_ref().map(|e| e.kind().as_str().to_string()),
+                    problems: summary.as_ref().map_or(0, |s| s.report.problems),
                 }),
             })
             .await?;

@@ -381,6 +381,17 @@ pub struct RunFinished {
     /// Why the run stopped, when it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The kind of that failure, when it failed: `invalid` (exit 2), `unreachable` (exit 3),
+    /// `guardrail` or `other` (exit 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// Records written only in part in the last attempt (exit 1).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub problems: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Records per outcome.
