@@ -226,25 +226,40 @@ impl PushSummary {
                 ..LogQuery::default()
             })
             .await?;
-        let mut counts = Counts::default();
-        let mut failures = Vec::new();
         let mut finished = None;
         let mut subject = None;
+        // Each record's last entry: a record that failed in an interrupted attempt and went
+        // through in the next is not a failure.
+        let mut last: Vec<crate::store::RecordEntry> = Vec::new();
+        let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for e in entries {
             match e.body {
                 LogBody::Record(r) => {
-                    counts.add(r.outcome);
-                    if r.outcome == Outcome::Failed {
-                        let id = r.source.id.as_deref().unwrap_or("?");
-                        failures.push(Failure {
-                            record: format!("{}:{}:{id}", r.source.system, r.object),
-                            error: r.error.unwrap_or_else(|| r.reason.clone()),
-                        });
+                    let id = r.source.id.as_deref().unwrap_or("?");
+                    let key = format!("{}:{}:{id}", r.source.system, r.object);
+                    match at.get(&key) {
+                        Some(&i) => last[i] = r,
+                        None => {
+                            at.insert(key, last.len());
+                            last.push(r);
+                        }
                     }
                 }
                 LogBody::RunStarted(s) => subject = subject.or(s.subject),
                 LogBody::RunFinished(f) => finished = Some((f, e.at)),
                 _ => {}
+            }
+        }
+        let mut counts = Counts::default();
+        let mut failures = Vec::new();
+        for r in last {
+            counts.add(r.outcome);
+            if r.outcome == Outcome::Failed {
+                let id = r.source.id.as_deref().unwrap_or("?");
+                failures.push(Failure {
+                    record: format!("{}:{}:{id}", r.source.system, r.object),
+                    error: r.error.unwrap_or_else(|| r.reason.clone()),
+                });
             }
         }
         let now = Utc::now();
