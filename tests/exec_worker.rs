@@ -557,3 +557,70 @@ async fn a_command_following_another_process_run_gets_its_failure_kind() {
     })
     .await;
 }
+
+/// Runs until its gate opens (a long bulk run).
+struct Long(Arc<Notify>);
+
+#[async_trait]
+impl JobHandler for Long {
+    async fn run(&self, run: &JobRun) -> Result<RunSummary, JobError> {
+        run.started(started(run.job.kind)).await?;
+        self.0.notified().await;
+        Ok(RunSummary::default())
+    }
+}
+
+#[tokio::test]
+async fn record_jobs_do_not_wait_behind_a_bulk_run() {
+    for_each_store(|store| async move {
+        let gate = Arc::new(Notify::new());
+        let worker = Worker::new(store.clone())
+            .handle(JobKind::Pull, Arc::new(Long(gate.clone())))
+            .handle(JobKind::Record, Arc::new(Simple))
+            .idle_poll(Duration::from_millis(20));
+        let pull = store
+            .enqueue(&NewJob::new(JobKind::Pull, json!({})))
+            .await
+            .unwrap()
+            .id;
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        let looping = tokio::spawn(async move { worker.run(stop).await });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let wait = |id, state| {
+            let store = store.clone();
+            async move {
+                loop {
+                    if store.job(id).await.unwrap().unwrap().state == state {
+                        return;
+                    }
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "job {id} never {state:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        };
+        wait(pull, JobState::Running).await;
+        // A webhook's record job, queued while the pull runs, is done while the pull still is.
+        let record = store
+            .enqueue(&NewJob::new(
+                JobKind::Record,
+                json!({"record": "hubspot:company:1"}),
+            ))
+            .await
+            .unwrap()
+            .id;
+        wait(record, JobState::Succeeded).await;
+        assert_eq!(
+            store.job(pull).await.unwrap().unwrap().state,
+            JobState::Running
+        );
+        gate.notify_one();
+        wait(pull, JobState::Succeeded).await;
+        shutdown.cancel();
+        looping.await.unwrap().unwrap();
+    })
+    .await;
+}

@@ -311,11 +311,44 @@ impl Worker {
 
     /// Claims and runs jobs until `shutdown` is cancelled; a job running then is stopped
     /// between two records and given back to the queue.
+    ///
+    /// `record` jobs (the automatic sync of one record, seconds each) run in a lane of their
+    /// own, beside the lane of every other kind (bulk runs, minutes to hours): a webhook's
+    /// change never waits behind a bulk pull. A store failure in either lane stops both.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), StoreError> {
-        let kinds = self.kinds();
+        let (record, bulk): (Vec<JobKind>, Vec<JobKind>) = self
+            .kinds()
+            .into_iter()
+            .partition(|k| *k == JobKind::Record);
+        if record.is_empty() || bulk.is_empty() {
+            return self.run_lane(&[record, bulk].concat(), &shutdown).await;
+        }
+        let stop = shutdown.child_token();
+        let lane = |kinds: Vec<JobKind>| {
+            let stop = stop.clone();
+            async move {
+                let ended = self.run_lane(&kinds, &stop).await;
+                if ended.is_err() {
+                    stop.cancel();
+                }
+                ended
+            }
+        };
+        let (a, b) = tokio::join!(lane(record), lane(bulk));
+        a.and(b)
+    }
+
+    /// [`Worker::run`] for the jobs of `kinds`, one at a time.
+    async fn run_lane(
+        &self,
+        kinds: &[JobKind],
+        shutdown: &CancellationToken,
+    ) -> Result<(), StoreError> {
         if kinds.is_empty() {
             return Ok(());
         }
+        let shutdown = shutdown.clone();
+        let kinds = kinds.to_vec();
         while !shutdown.is_cancelled() {
             match self
                 .store
