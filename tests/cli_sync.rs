@@ -560,9 +560,10 @@ async fn the_real_binary_pulls_and_a_bad_config_is_exit_2() {
 
     // Unreachable HubSpot: exit 3 (in-process, with quick retries).
     let mut unreachable = Project::new(&sb, "");
-    unreachable
-        .env
-        .insert("TANDEM_HUBSPOT_URL".into(), "http://127.0.0.1:9".into());
+    unreachable.env.insert(
+        "TANDEM_HUBSPOT_URL".into(),
+        format!("http://127.0.0.1:{}", closed_port()),
+    );
     let out = run(&unreachable, JobKind::Pull, None, false).await;
     assert_eq!(out.exit, Exit::Unreachable, "{}", out.stderr);
     assert!(
@@ -686,4 +687,10 @@ async fn a_follower_takes_the_job_over_when_its_runner_dies() {
         0
     );
     sb.shutdown().await;
+}
+
+/// A loopback port nothing listens on: picked by the OS, then closed again.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
 }

@@ -424,11 +424,11 @@ fn bad_arguments_exit_2_with_the_reason() {
 
 #[test]
 fn an_unreachable_database_exits_3_without_its_password() {
-    let out = run(tandem().args([
-        "log",
-        "--store",
-        "postgres://tandem:Hunter2-Pg-Secret@127.0.0.1:1/sync",
-    ]));
+    let url = format!(
+        "postgres://tandem:Hunter2-Pg-Secret@127.0.0.1:{}/sync",
+        closed_port()
+    );
+    let out = run(tandem().args(["log", "--store", url.as_str()]));
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(
         out.stderr.contains("cannot connect to the store"),
@@ -520,4 +520,10 @@ fn an_unusable_store_path_exits_2() {
         "{}",
         out.stderr
     );
+}
+
+/// A loopback port nothing listens on: picked by the OS, then closed again.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
 }

@@ -126,29 +126,6 @@ async fn continuous_edits_on_both_sides_cost_at_most_one_write_each_and_then_sto
         }
     }
     // Both sides converge on the last human values …
-    if std::env::var("SERVE_LOOP_DEBUG").is_ok() {
-        tokio::time::sleep(Duration::from_secs(15)).await;
-        for (hs, ac) in &pairs {
-            let h = by_id(sb.hubspot_url(), "companies", hs).await;
-            let a = by_id(sb.accelo_url(), "companies", ac).await;
-            eprintln!(
-                "HS {hs}: phone={:?} desc={:?} | AC {ac}: phone={:?} comments={:?}",
-                prop(&h, "phone"),
-                prop(&h, "description"),
-                a["phone"],
-                a["comments"]
-            );
-            let l = serving
-                .store
-                .link(Object::Company, System::HubSpot, hs)
-                .await
-                .unwrap();
-            eprintln!("link: {:?}", l.map(|l| l.last_synced));
-        }
-        for e in serving.store.log(&LogQuery::default()).await.unwrap() {
-            eprintln!("{}", serde_json::to_string(&e).unwrap());
-        }
-    }
     for (i, (hs, ac)) in pairs.iter().enumerate() {
         let last = ROUNDS - 1;
         let (phone, note) = (
