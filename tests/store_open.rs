@@ -53,7 +53,9 @@ async fn a_sqlite_store_is_created_with_its_directories_and_reopened_intact() {
         .await
         .unwrap();
     // Every migration ran.
-    let files = std::fs::read_dir("src/store/migrations/sqlite").unwrap().count();
+    let files = std::fs::read_dir("src/store/migrations/sqlite")
+        .unwrap()
+        .count();
     assert_eq!(migrations, files as i64);
 }
 
