@@ -1,7 +1,8 @@
-//! Crash safety (B20) with the real binary: `tandem pull` is killed with SIGKILL at several
-//! points — while reading (its job claimed, nothing logged yet) and then each time a few dozen
-//! more records were logged, polled from the store — and started again until it finishes. The
-//! end state equals that of an uninterrupted run on an identical sandbox, with no duplicate on
+//! Crash safety (B20) with the real binary: `tandem pull` (Accelo writes one by one, four in
+//! flight) and `tandem push` (HubSpot batches of 100) are killed with SIGKILL at several points —
+//! while reading (the job claimed, nothing logged yet) and then each time a few dozen more
+//! records were logged, polled from the store — and started again until they finish. The end
+//! state equals that of an uninterrupted run on an identical sandbox, with no duplicate on
 //! either side, every intent settled, and the whole run under one job id.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
@@ -32,6 +33,9 @@ fn content(records: &[Record]) -> Vec<String> {
                 "date_created",
                 "hs_object_id",
                 "createdate",
+                "lastmodifieddate",
+                "hs_lastmodifieddate",
+                "associatedcompanyid",
             ] {
                 doc.remove(k);
             }
@@ -73,12 +77,12 @@ async fn logged(store: &dyn Store, job: tandem::store::JobId) -> usize {
         .count()
 }
 
-/// The pull job, once the child has created it.
-async fn pull_job(store: &dyn Store, deadline: Instant) -> tandem::store::Job {
+/// The job of `kind`, once the child has created it.
+async fn the_job(store: &dyn Store, kind: JobKind, deadline: Instant) -> tandem::store::Job {
     loop {
         let jobs = store
             .jobs(&JobFilter {
-                kinds: vec![JobKind::Pull],
+                kinds: vec![kind],
                 ..JobFilter::default()
             })
             .await
@@ -86,17 +90,33 @@ async fn pull_job(store: &dyn Store, deadline: Instant) -> tandem::store::Job {
         if let Some(j) = jobs.into_iter().next() {
             return j;
         }
-        assert!(Instant::now() < deadline, "the pull job never appeared");
+        assert!(Instant::now() < deadline, "the {kind} job never appeared");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_pull_at_several_points_ends_like_an_uninterrupted_run() {
+    kill_again_and_again(JobKind::Pull, 60).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_push_at_several_points_ends_like_an_uninterrupted_run() {
+    kill_again_and_again(JobKind::Push, 100).await;
+}
+
+/// Runs `kind` uninterrupted on one sandbox, and on an identical one kills it after every
+/// `step` more logged records until it finishes; compares the two.
+async fn kill_again_and_again(kind: JobKind, step: usize) {
+    let command = kind.as_str();
+    let direction = match kind {
+        JobKind::Pull => tandem::model::Direction::Pull,
+        _ => tandem::model::Direction::Push,
+    };
     // The reference: one uninterrupted run.
     let reference = sandbox_with_latency().await;
     let rp = Project::new(&reference, "");
-    let out = rp.command(&["pull"]).output().await.unwrap();
+    let out = rp.command(&[command]).output().await.unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -121,14 +141,15 @@ async fn killing_pull_at_several_points_ends_like_an_uninterrupted_run() {
     let store = p.store().await;
     let mut kills = Vec::new();
     let mut job_id = None;
-    // Kill points: the job running but nothing logged yet; then every 60 more records.
+    let mut finished = false;
+    // Kill points: the job running but nothing logged yet; then every `step` more records.
     for point in 0..6 {
-        let mut child = p.command(&["pull"]).spawn().unwrap();
-        let job = pull_job(store.as_ref(), deadline).await;
+        let mut child = p.command(&[command]).spawn().unwrap();
+        let job = the_job(store.as_ref(), kind, deadline).await;
         job_id.get_or_insert(job.id);
         assert_eq!(Some(job.id), job_id, "a rerun must take over the same job");
         let start = logged(store.as_ref(), job.id).await;
-        let target = if point == 0 { 0 } else { start + 60 };
+        let target = if point == 0 { 0 } else { start + step };
         let exited = loop {
             if let Some(status) = child.try_wait().unwrap() {
                 break Some(status);
@@ -148,6 +169,7 @@ async fn killing_pull_at_several_points_ends_like_an_uninterrupted_run() {
             Some(status) => {
                 // It finished before the kill point: no more kills.
                 assert_eq!(status.code(), Some(0));
+                finished = true;
                 break;
             }
             None => {
@@ -158,32 +180,37 @@ async fn killing_pull_at_several_points_ends_like_an_uninterrupted_run() {
         }
     }
     assert!(kills.len() >= 3, "killed only at {kills:?}");
-    // Then run to the end.
-    let out = p.command(&["pull"]).output().await.unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.starts_with(&format!("pull job {} finished", job_id.unwrap())),
-        "{stdout}"
-    );
+    // Then run to the end (unless the last start did).
+    if !finished {
+        let out = p.command(&[command]).output().await.unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.starts_with(&format!("{command} job {} finished", job_id.unwrap())),
+            "{stdout}"
+        );
+    }
     eprintln!("killed at (record entries, open intents): {kills:?}");
 
     let got = World::read(&program, &*hubspot(&sb), &*accelo(&sb), store.as_ref()).await;
-    // Same records on both sides (HubSpot untouched by a pull), same number of links.
-    assert_eq!(content(&got.hubspot), content(&want.hubspot));
-    let (g, w) = (content(&got.accelo), content(&want.accelo));
-    assert_eq!(
-        g.len(),
-        w.len(),
-        "a duplicate or a missing record in Accelo"
-    );
-    assert_eq!(g, w);
+    // Same records on both sides, same number of links.
+    for (system, g, w) in [
+        ("hubspot", content(&got.hubspot), content(&want.hubspot)),
+        ("accelo", content(&got.accelo), content(&want.accelo)),
+    ] {
+        assert_eq!(
+            g.len(),
+            w.len(),
+            "a duplicate or a missing record in {system}"
+        );
+        assert_eq!(g, w, "{system}");
+    }
     for object in Object::ALL {
         let n = |links: &[tandem::model::Link]| links.iter().filter(|l| l.object == object).count();
         assert_eq!(n(&got.links), n(&want.links), "{object} links");
@@ -194,7 +221,7 @@ async fn killing_pull_at_several_points_ends_like_an_uninterrupted_run() {
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].state, JobState::Succeeded);
     assert!(jobs[0].attempts as usize > kills.len());
-    let plan = got.plan(&program, tandem::model::Direction::Pull);
+    let plan = got.plan(&program, direction);
     assert_eq!(
         plan.summary.create + plan.summary.update + plan.summary.link,
         0
