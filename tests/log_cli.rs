@@ -22,7 +22,7 @@ use tandem::store::{
 
 fn tandem() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
-    cmd.env_remove("TANDEM_STORE");
+    cmd.env_remove("TANDEM_STORE").env_remove("TANDEM_CONFIG");
     cmd
 }
 
@@ -360,7 +360,7 @@ async fn follow_on_an_empty_log_prints_what_arrives() {
 }
 
 #[tokio::test]
-async fn the_store_comes_from_the_environment_or_tandem_yaml() {
+async fn the_store_comes_from_the_environment_or_the_config() {
     let ts = TestStore::sqlite().await;
     a_pull(ts.store.as_ref()).await;
     let out = run(tandem()
@@ -379,6 +379,21 @@ async fn the_store_comes_from_the_environment_or_tandem_yaml() {
     let out = run(tandem().args(["log", "--json"]).current_dir(project.path()));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout.lines().count(), 7);
+    // …or from the config file the other commands were given (`--config` / `TANDEM_CONFIG`).
+    let elsewhere = tempfile::tempdir().unwrap();
+    let config = project.path().join("rules/tandem.yaml");
+    for by_env in [false, true] {
+        let mut cmd = tandem();
+        cmd.args(["log", "--json"]).current_dir(elsewhere.path());
+        if by_env {
+            cmd.env("TANDEM_CONFIG", &config);
+        } else {
+            cmd.arg("--config").arg(&config);
+        }
+        let out = run(&mut cmd);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(out.stdout.lines().count(), 7);
+    }
 
     // With neither, the default store of the current directory; none there yet.
     let empty = tempfile::tempdir().unwrap();

@@ -54,10 +54,13 @@ pub struct Args {
     /// Only the last N matching entries.
     #[arg(long, short = 'n', value_name = "N")]
     pub last: Option<u32>,
-    /// The store: a SQLite file or a `postgres://` URL [default: `store.url` in
-    /// rules/tandem.yaml, else .tandem/tandem.db].
+    /// The store: a SQLite file or a `postgres://` URL [default: `store.url` in the config,
+    /// else .tandem/tandem.db].
     #[arg(long, env = "TANDEM_STORE", value_name = "URL")]
     pub store: Option<String>,
+    /// The config file whose `store.url` names the store [default: rules/tandem.yaml].
+    #[arg(long, env = "TANDEM_CONFIG", value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     /// With `--follow`: how often to look for new entries, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 500, hide = true)]
     pub poll_ms: u64,
@@ -181,7 +184,11 @@ pub async fn show<W: Write>(
         .as_deref()
         .map(|s| parse_since(s, Utc::now()).ok_or_else(|| LogError::Since(s.to_string())))
         .transpose()?;
-    let url = store_url(args.store.as_deref(), Path::new("rules"))?;
+    let config = args
+        .config
+        .clone()
+        .unwrap_or_else(|| Path::new("rules").join("tandem.yaml"));
+    let url = store_url(args.store.as_deref(), &config)?;
     let store = crate::store::open_with(
         &url,
         &OpenOptions {
@@ -438,14 +445,14 @@ pub fn parse_since(s: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     now.checked_sub_signed(age)
 }
 
-/// The store URL: `explicit` (`--store` / `TANDEM_STORE`) when given, else `store.url` from
-/// `<rules_dir>/tandem.yaml` when that file sets it, else [`DEFAULT_STORE`].
-pub fn store_url(explicit: Option<&str>, rules_dir: &Path) -> Result<String, LogError> {
+/// The store URL: `explicit` (`--store` / `TANDEM_STORE`) when given, else `store.url` from the
+/// `config` file (`--config` / `TANDEM_CONFIG`) when that file sets it, else [`DEFAULT_STORE`].
+pub fn store_url(explicit: Option<&str>, config: &Path) -> Result<String, LogError> {
     if let Some(url) = explicit.map(str::trim).filter(|u| !u.is_empty()) {
         return Ok(url.to_string());
     }
-    let path = rules_dir.join("tandem.yaml");
-    let text = match std::fs::read_to_string(&path) {
+    let path = config;
+    let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(DEFAULT_STORE.to_string()),
         Err(e) => {
@@ -522,17 +529,29 @@ mod tests {
     #[test]
     fn store_url_comes_from_the_flag_then_tandem_yaml_then_the_default() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(store_url(None, dir.path()).unwrap(), DEFAULT_STORE);
-        assert_eq!(store_url(Some("x.db"), dir.path()).unwrap(), "x.db");
+        assert_eq!(
+            store_url(None, &dir.path().join("tandem.yaml")).unwrap(),
+            DEFAULT_STORE
+        );
+        assert_eq!(
+            store_url(Some("x.db"), &dir.path().join("tandem.yaml")).unwrap(),
+            "x.db"
+        );
         std::fs::write(
             dir.path().join("tandem.yaml"),
             "hubspot:\n  token_env: HS\nstore:\n  url: postgres://db/sync\n",
         )
         .unwrap();
-        assert_eq!(store_url(None, dir.path()).unwrap(), "postgres://db/sync");
-        assert_eq!(store_url(Some("x.db"), dir.path()).unwrap(), "x.db");
+        assert_eq!(
+            store_url(None, &dir.path().join("tandem.yaml")).unwrap(),
+            "postgres://db/sync"
+        );
+        assert_eq!(
+            store_url(Some("x.db"), &dir.path().join("tandem.yaml")).unwrap(),
+            "x.db"
+        );
         std::fs::write(dir.path().join("tandem.yaml"), "store: [1, 2\n").unwrap();
-        let err = store_url(None, dir.path()).unwrap_err();
+        let err = store_url(None, &dir.path().join("tandem.yaml")).unwrap_err();
         assert!(
             err.to_string().starts_with(&format!(
                 "cannot read the store url from `{}",
@@ -541,6 +560,9 @@ mod tests {
             "{err}"
         );
         std::fs::write(dir.path().join("tandem.yaml"), "notify: {}\n").unwrap();
-        assert_eq!(store_url(None, dir.path()).unwrap(), DEFAULT_STORE);
+        assert_eq!(
+            store_url(None, &dir.path().join("tandem.yaml")).unwrap(),
+            DEFAULT_STORE
+        );
     }
 }
