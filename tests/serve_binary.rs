@@ -1,8 +1,10 @@
 //! The automatic sync exactly as a user sets it up, with the real binaries: `tandem sandbox
 //! --webhook-url … --webhook-secret S` in one process, `tandem pull` to link, then `tandem serve`
-//! with `TANDEM_HUBSPOT_WEBHOOK_SECRET=S` in another. Renaming a linked HubSpot company through
+//! in another, its secret S in the variable `server.webhook_secret_env` names (the in-process
+//! serve tests use `TANDEM_HUBSPOT_WEBHOOK_SECRET`). Renaming a linked HubSpot company through
 //! the sandbox's admin API reaches Accelo through a signed webhook (the poller is off), with one
-//! Accelo write and no write back to HubSpot; SIGTERM stops both with exit 0.
+//! Accelo write and no write back to HubSpot; no secret appears in what the processes print;
+//! SIGTERM stops both with exit 0.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -64,7 +66,8 @@ fn project(dir: &Path) {
     std::fs::write(
         dir.join("tandem.yaml"),
         "hubspot:\n  token_env: HS_TOKEN\naccelo:\n  url: http://placeholder.invalid\n  \
-         client_id: placeholder\n  client_secret_env: AC_SECRET\n",
+         client_id: placeholder\n  client_secret_env: AC_SECRET\nserver:\n  \
+         webhook_secret_env: HS_WEBHOOK_SECRET\n",
     )
     .unwrap();
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
@@ -136,7 +139,7 @@ async fn a_hubspot_rename_reaches_accelo_through_signed_webhooks_between_the_bin
                 .unwrap()
                 .to_string(),
         ),
-        ("TANDEM_HUBSPOT_WEBHOOK_SECRET", SECRET.to_string()),
+        ("HS_WEBHOOK_SECRET", SECRET.to_string()),
     ]);
 
     // The first pull links the two sides.
@@ -164,9 +167,21 @@ async fn a_hubspot_rename_reaches_accelo_through_signed_webhooks_between_the_bin
             "0",
         ])
         .envs(&env)
+        .env("TANDEM_LOG", "info")
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let serve_log = serve.stderr.take().unwrap();
+    let serve_log = tokio::spawn(async move {
+        let mut text = String::new();
+        let mut lines = BufReader::new(serve_log).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            text.push_str(&l);
+            text.push('\n');
+        }
+        text
+    });
     let listening = first_line(&mut serve).await;
     assert_eq!(
         listening.trim(),
@@ -236,4 +251,19 @@ async fn a_hubspot_rename_reaches_accelo_through_signed_webhooks_between_the_bin
 
     assert_eq!(terminate(serve).await, Some(0));
     assert_eq!(terminate(sandbox).await, Some(0));
+    // Nothing either Tandem process printed holds a secret.
+    let printed = format!(
+        "{}{}{}",
+        String::from_utf8_lossy(&pulled.stdout),
+        String::from_utf8_lossy(&pulled.stderr),
+        serve_log.await.unwrap()
+    );
+    assert!(printed.contains("serving on"), "{printed}");
+    for secret in [
+        SECRET,
+        info["hubspot"]["token"].as_str().unwrap(),
+        info["accelo"]["client_secret"].as_str().unwrap(),
+    ] {
+        assert!(!printed.contains(secret), "a secret in:\n{printed}");
+    }
 }
