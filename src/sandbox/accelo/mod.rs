@@ -619,7 +619,7 @@ async fn admin_stats(State(ac): State<Arc<Ac>>) -> Response {
             json!({
                 "companies": store.companies.len(),
                 "contacts": store.contacts.len(),
-                "affiliations": store.affiliations.len(),
+                "affiliations": store.affiliations().len(),
                 "addresses": store.addresses.len(),
             }),
         );
