@@ -246,9 +246,10 @@ impl HubSpot {
         let max = max.min(SEARCH_CAP);
         let mut out = Vec::new();
         let mut after: Option<String> = None;
+        let mut offset = 0u64;
         loop {
             let have = out.len() as u64;
-            body["limit"] = json!(SEARCH_PAGE.min(max - have));
+            body["limit"] = json!(SEARCH_PAGE.min(max.saturating_sub(have)));
             match &after {
                 Some(a) => body["after"] = json!(a),
                 None => {
@@ -259,16 +260,28 @@ impl HubSpot {
             }
             let col = self.search(object, body.clone()).await?;
             let next = col.next_after();
+            let empty = col.results.is_empty();
             out.extend(col.results.into_iter().map(|o| o.into_record(object)));
             let have = out.len() as u64;
-            match next {
-                Some(a) if have < max && a.parse::<u64>().is_ok_and(|n| n < SEARCH_CAP) => {
-                    after = Some(a)
+            match next_offset(next.as_deref(), offset, empty) {
+                Next::Page(n) if have < max && n < SEARCH_CAP => {
+                    offset = n;
+                    after = next;
                 }
+                Next::Stuck(a) => return Err(self.stuck(object, &a)),
                 _ => break,
             }
         }
         Ok(out)
+    }
+
+    /// The error of a search whose paging does not move forward.
+    fn stuck(&self, object: Object, after: &str) -> ConnectError {
+        ConnectError::Protocol {
+            system: System::HubSpot,
+            request: format!("POST {}/search", Self::path(object)),
+            message: format!("the search's paging does not advance (next `after` is `{after}`)"),
+        }
     }
 
     async fn batch_read(
@@ -337,6 +350,7 @@ impl HubSpot {
                 let mut found = Vec::new();
                 for chunk in values.chunks(BATCH) {
                     let mut after: Option<String> = None;
+                    let mut offset = 0u64;
                     loop {
                         let mut body = json!({
                             "filterGroups": [{"filters": [
@@ -350,14 +364,16 @@ impl HubSpot {
                         }
                         let col = self.search(object, body).await?;
                         let next = col.next_after();
+                        let empty = col.results.is_empty();
                         found.extend(col.results.into_iter().map(|o| o.into_record(object)));
-                        match next {
-                            Some(a)
-                                if a.parse::<u64>()
-                                    .is_ok_and(|n| n + SEARCH_PAGE <= SEARCH_CAP) =>
+                        match next_offset(next.as_deref(), offset, empty) {
+                            Next::Page(n)
+                                if n.checked_add(SEARCH_PAGE).is_some_and(|e| e <= SEARCH_CAP) =>
                             {
-                                after = Some(a)
+                                offset = n;
+                                after = next;
                             }
+                            Next::Stuck(a) => return Err(self.stuck(object, &a)),
                             _ => break,
                         }
                     }
@@ -716,6 +732,40 @@ impl HubSpot {
     }
 }
 
+/// What a search page's `paging.next.after` means for the loop reading the pages.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// No next page (no cursor, or an empty page: nothing more to read).
+    End,
+    /// The next page starts at this offset (strictly after the current one).
+    Page(u64),
+    /// A cursor that does not move forward (or is not a number): following it could loop
+    /// forever.
+    Stuck(String),
+}
+
+/// Reads `after` (HubSpot sends a number-like string, the offset of the next page) against the
+/// offset of the page just read. An offset must grow, so every loop over search pages ends: at
+/// most `SEARCH_CAP` pages per window.
+fn next_offset(after: Option<&str>, current: u64, page_was_empty: bool) -> Next {
+    let Some(a) = after else {
+        return Next::End;
+    };
+    if page_was_empty {
+        return Next::End;
+    }
+    match a.trim().parse::<u64>() {
+        Ok(n) if n > current => Next::Page(n),
+        _ => Next::Stuck(a.to_string()),
+    }
+}
+
+/// Whether a lookup by `key` reads HubSpot consistently (a contact's email is a batch read by
+/// `idProperty=email`); every other lookup goes through the eventually consistent search.
+fn consistent_lookup(object: Object, key: &str) -> bool {
+    object == Object::Contact && key == "email"
+}
+
 /// A lookup value as compared: trimmed, lower-cased.
 fn norm(s: &str) -> String {
     s.trim().to_lowercase()
@@ -867,29 +917,31 @@ impl Connector for HubSpot {
                     .into_iter()
                     .map(|o| o.into_record(object))
                     .collect();
-                let next = match next_after {
-                    None => None,
-                    Some(a) => {
-                        let offset = a.parse::<u64>().ok();
-                        if offset.is_some_and(|n| n + SEARCH_PAGE > SEARCH_CAP) {
-                            // Move the window: restart from the newest time seen (records at
-                            // exactly that time are read again).
-                            let newest = records.iter().filter_map(|r| r.updated_at).max();
-                            let next_since = match newest {
-                                Some(t) if t > since => t,
-                                _ => since + 1,
-                            };
-                            Some(SearchCursor {
-                                since: next_since,
-                                after: None,
-                            })
-                        } else {
-                            Some(SearchCursor {
-                                since,
-                                after: Some(a),
-                            })
-                        }
+                // The offset this page was read at (our own cursor; 0 for the first page).
+                let offset = after
+                    .as_deref()
+                    .and_then(|a| a.parse::<u64>().ok())
+                    .unwrap_or(0);
+                let next = match next_offset(next_after.as_deref(), offset, records.is_empty()) {
+                    Next::End => None,
+                    Next::Stuck(a) => return Err(self.stuck(object, &a)),
+                    Next::Page(n) if n.saturating_add(SEARCH_PAGE) > SEARCH_CAP => {
+                        // Move the window: restart from the newest time seen (records at
+                        // exactly that time are read again).
+                        let newest = records.iter().filter_map(|r| r.updated_at).max();
+                        let next_since = match newest {
+                            Some(t) if t > since => t,
+                            _ => since.saturating_add(1),
+                        };
+                        Some(SearchCursor {
+                            since: next_since,
+                            after: None,
+                        })
                     }
+                    Next::Page(_) => Some(SearchCursor {
+                        since,
+                        after: next_after,
+                    }),
                 };
                 let next = next
                     .map(|c| serde_json::to_string(&c).map(Cursor))
@@ -1240,6 +1292,32 @@ mod tests {
         .unwrap();
         assert!(out[0].is_ok());
         assert_eq!(out[1].as_ref().unwrap_err(), &down);
+    }
+
+    #[test]
+    fn search_cursors_must_advance_and_never_overflow() {
+        assert_eq!(next_offset(None, 0, false), Next::End);
+        assert_eq!(next_offset(Some("200"), 0, false), Next::Page(200));
+        assert_eq!(next_offset(Some(" 400 "), 200, false), Next::Page(400));
+        // An empty page ends the reading even if a cursor came with it.
+        assert_eq!(next_offset(Some("400"), 200, true), Next::End);
+        // Cursors that stand still, go back, or are not numbers would loop forever.
+        for (after, current) in [("200", 200), ("0", 200), ("-1", 0), ("abc", 0), ("", 0)] {
+            assert_eq!(
+                next_offset(Some(after), current, false),
+                Next::Stuck(after.to_string()),
+                "{after} at {current}"
+            );
+        }
+        // A huge cursor is a number, and the arithmetic on it saturates or is checked.
+        let huge = u64::MAX.to_string();
+        assert_eq!(next_offset(Some(&huge), 0, false), Next::Page(u64::MAX));
+        assert!(u64::MAX.checked_add(SEARCH_PAGE).is_none());
+        assert!(u64::MAX.saturating_add(SEARCH_PAGE) > SEARCH_CAP);
+        assert_eq!(
+            next_offset(Some("18446744073709551616"), 0, false),
+            Next::Stuck("18446744073709551616".into())
+        );
     }
 
     #[test]
