@@ -9,6 +9,19 @@
 //! - get by ids: ceil(N/100) batch reads; find: one search (or one batch read by `email`);
 //! - create / update: ceil(N/100) batch requests, plus ceil(M/100) v4 association batches for
 //!   the M updates that move a contact to another company.
+//!
+//! A create whose outcome is unknown (timeout, dropped connection, 5xx) is settled by its
+//! lookup before anything is sent again. HubSpot's search is eventually consistent (a new
+//! record "may take a few moments" to be found), so a lookup through search that finds
+//! nothing is not taken as "absent" until the create is older than
+//! [`HubSpotSettings::search_index_lag`] (default 10 s): the connector searches again with
+//! backoff until then, and creates again only if the record is still not found after the
+//! window. A contact looked up by `email` is read with a batch read (`idProperty=email`), which
+//! is consistent, so it needs no wait. The window bounds the risk, it cannot remove it: an
+//! index more than the window behind would still let a lost create be repeated. The
+//! alternative — reporting such creates `OutcomeUnknown` and leaving them to the next run —
+//! was not chosen: the next run settles open intents with the same search and no knowledge of
+//! when the create was sent, so it would be no safer, only later.
 
 mod auth;
 mod wire;
@@ -43,6 +56,10 @@ const SEARCH_CAP: u64 = 10_000;
 const MAX_QUERY: usize = 3000;
 /// Rounds of "create, look up what was lost, create what is absent".
 const CREATE_ROUNDS: usize = 3;
+/// The default of [`HubSpotSettings::search_index_lag`].
+pub const DEFAULT_SEARCH_INDEX_LAG: Duration = Duration::from_secs(10);
+/// First pause between two searches for a lost create (doubles, up to the window's end).
+const LAG_RETRY_FIRST: Duration = Duration::from_millis(250);
 
 /// How Tandem authenticates to HubSpot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +95,12 @@ pub struct HubSpotSettings {
     pub timeout: Duration,
     /// OAuth: refresh this long before the access token expires.
     pub refresh_margin: Duration,
+    /// How long a write may take to reach HubSpot's search index (search is eventually
+    /// consistent: "may take a few moments"). A create whose outcome is unknown is looked up;
+    /// a lookup that goes through search concludes "absent" — and the record is created again
+    /// — only once the create is older than this (default 10 s), searching again with backoff
+    /// until then.
+    pub search_index_lag: Duration,
 }
 
 impl HubSpotSettings {
@@ -91,6 +114,7 @@ impl HubSpotSettings {
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(30),
             refresh_margin: Duration::from_secs(300),
+            search_index_lag: DEFAULT_SEARCH_INDEX_LAG,
         }
     }
 }
@@ -100,6 +124,7 @@ impl HubSpotSettings {
 pub struct HubSpot {
     t: Transport,
     oauth: Option<Arc<OAuthToken>>,
+    search_index_lag: Duration,
 }
 
 /// The cursor of a changed-since scan: the window start and the offset inside it.
@@ -146,7 +171,11 @@ impl HubSpot {
             auth,
             HeaderStyle::HubSpot,
         )?;
-        Ok(HubSpot { t, oauth })
+        Ok(HubSpot {
+            t,
+            oauth,
+            search_index_lag: settings.search_index_lag,
+        })
     }
 
     /// OAuth: how many access tokens were obtained so far (0 with a static token).
@@ -545,6 +574,9 @@ impl HubSpot {
                 return Ok(());
             }
             let attempts = self.create_once(object, &pending).await?;
+            // The outcome of the lost creates became unknown by now: the index-lag window of
+            // search-based lookups counts from here.
+            let lost_at = tokio::time::Instant::now();
             let mut unknown: Vec<(usize, CreateInput, ConnectError)> = Vec::new();
             let mut inputs: HashMap<usize, CreateInput> = pending.drain(..).collect();
             for (i, a) in attempts {
@@ -564,11 +596,7 @@ impl HubSpot {
                 .iter()
                 .filter_map(|(_, c, _)| c.lookup.as_ref())
                 .collect();
-            let found = if lookups.is_empty() {
-                HashMap::new()
-            } else {
-                self.find_many(object, &lookups, &[]).await?
-            };
+            let found = self.find_lost(object, &lookups, lost_at).await?;
             for (i, input, e) in unknown {
                 let Some(l) = &input.lookup else {
                     out[i] = Some(Err(e));
@@ -587,6 +615,48 @@ impl HubSpot {
             }
         }
         Ok(())
+    }
+
+    /// Looks up the records of lost creates. A lookup answered by a consistent read (a
+    /// contact's `email`: batch read by `idProperty`) is final at once. One answered by search
+    /// is final only when it found the record, or once the create is older than the index-lag
+    /// window: until then the absent ones are searched again with backoff (250 ms, doubling),
+    /// and the last search happens after the window ended.
+    async fn find_lost(
+        &self,
+        object: Object,
+        lookups: &[&Lookup],
+        lost_at: tokio::time::Instant,
+    ) -> Result<HashMap<(String, String), Vec<Record>>, ConnectError> {
+        if lookups.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut found = self.find_many(object, lookups, &[]).await?;
+        let deadline = super::http::instant_after(lost_at, self.search_index_lag);
+        let mut delay = LAG_RETRY_FIRST;
+        loop {
+            let absent: Vec<&Lookup> = lookups
+                .iter()
+                .copied()
+                .filter(|l| !consistent_lookup(object, &l.key))
+                .filter(|l| {
+                    found
+                        .get(&(l.key.clone(), norm(&l.value)))
+                        .is_none_or(Vec::is_empty)
+                })
+                .collect();
+            let now = tokio::time::Instant::now();
+            if absent.is_empty() || now >= deadline {
+                return Ok(found);
+            }
+            tokio::time::sleep(delay.min(deadline - now)).await;
+            delay = delay.saturating_mul(2);
+            tracing::debug!(
+                lookups = absent.len(),
+                "hubspot: searching again for lost creates (index lag)"
+            );
+            found.extend(self.find_many(object, &absent, &[]).await?);
+        }
     }
 
     fn update_once<'a>(
