@@ -12,7 +12,7 @@ use tandem::connect::accelo::{Accelo, AcceloSettings};
 use tandem::connect::hubspot::{HubSpot, HubSpotAuth, HubSpotSettings};
 use tandem::connect::{
     Changes, ConnectError, Connector, CreateInput, Lookup, RetryPolicy, Scan, Secret, UpdateInput,
-    WriteOutcome,
+    WriteOutcome, Written,
 };
 use tandem::model::{Object, Record};
 use tandem::sandbox::{Sandbox, SandboxOptions};
@@ -1447,5 +1447,401 @@ async fn oauth_and_client_credentials_tokens_are_renewed() {
         ac.check().await.expect("request across expiry");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    sb.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Eventually consistent search, revoked tokens, write faults, honoured budgets
+
+/// How many live HubSpot companies carry each domain starting with `prefix`.
+async fn companies_per_domain(
+    admin: &Admin,
+    hs_url: &str,
+    prefix: &str,
+) -> BTreeMap<String, usize> {
+    let mut per: BTreeMap<String, usize> = BTreeMap::new();
+    for c in admin.records(hs_url, "companies").await {
+        if let Some(d) = c["properties"]["domain"].as_str()
+            && d.starts_with(prefix)
+        {
+            *per.entry(d.to_string()).or_default() += 1;
+        }
+    }
+    per
+}
+
+fn company_inputs(prefix: &str, n: usize) -> Vec<CreateInput> {
+    (0..n)
+        .map(|i| {
+            let domain = format!("{prefix}{i}.example.com");
+            CreateInput {
+                changes: changes(&[
+                    ("name", Some(&format!("Lagging {i} Ltd"))),
+                    ("domain", Some(&domain)),
+                ]),
+                company_id: None,
+                lookup: Some(Lookup::new("domain", domain)),
+            }
+        })
+        .collect()
+}
+
+fn hubspot_with_lag_window(sb: &Sandbox, window: Duration) -> HubSpot {
+    let mut s = HubSpotSettings::new(
+        sb.hubspot_url(),
+        HubSpotAuth::Token(Secret::new(sb.hubspot_token())),
+    );
+    s.retry = fast_retry();
+    s.search_index_lag = window;
+    HubSpot::new(s).expect("hubspot connector")
+}
+
+#[tokio::test]
+async fn lost_company_creates_under_a_lagging_search_index_never_duplicate() {
+    let sb = sandbox(31, 5, 5).await;
+    let admin = Admin::new();
+    let hs_url = sb.hubspot_url().to_string();
+    // Search sees a write only 1.5 s after it; a third of the answers are lost after the
+    // request was served (the company exists, the client cannot know).
+    let faults = json!({"seed": 4, "drop_after_rate": 0.3, "search_lag_ms": 1500});
+
+    // Control: a connector that believes the first search (no index-lag window) creates
+    // duplicates — the sandbox's lag is real.
+    admin.faults(&hs_url, faults.clone()).await;
+    let naive = hubspot_with_lag_window(&sb, Duration::ZERO);
+    let mut results = Vec::new();
+    for chunk in company_inputs("naive", 12).chunks(3) {
+        results.extend(
+            naive
+                .create(Object::Company, chunk.to_vec())
+                .await
+                .expect("create"),
+        );
+    }
+    admin.faults(&hs_url, json!({})).await;
+    let per = companies_per_domain(&admin, &hs_url, "naive").await;
+    assert!(
+        per.values().any(|n| *n > 1),
+        "without the window a lost create is repeated: {per:?} {results:?}"
+    );
+
+    // The connector waits for the index before concluding "absent".
+    admin.faults(&hs_url, faults).await;
+    let hs = hubspot_with_lag_window(&sb, Duration::from_secs(3));
+    let mut results = Vec::new();
+    for chunk in company_inputs("robust", 12).chunks(3) {
+        results.extend(
+            hs.create(Object::Company, chunk.to_vec())
+                .await
+                .expect("create"),
+        );
+    }
+    admin.faults(&hs_url, json!({})).await;
+    let st = admin.stats(&hs_url).await;
+    assert!(st["faults"]["drop_after"].as_u64().unwrap_or(0) > 0, "{st}");
+    let written: Vec<_> = results
+        .iter()
+        .map(|r| r.as_ref().expect("every create settled"))
+        .collect();
+    assert!(
+        written.iter().any(|w| w.outcome == WriteOutcome::Found),
+        "some lost create was found once the index caught up: {written:?}"
+    );
+    let per = companies_per_domain(&admin, &hs_url, "robust").await;
+    assert_eq!(per.len(), 12, "{per:?}");
+    assert!(per.values().all(|n| *n == 1), "{per:?}");
+    // Each result names the one company of its domain.
+    let truth: BTreeMap<String, String> = admin
+        .records(&hs_url, "companies")
+        .await
+        .iter()
+        .filter_map(|c| {
+            c["properties"]["domain"]
+                .as_str()
+                .map(|d| (d.to_string(), txt(&c["id"])))
+        })
+        .collect();
+    for (i, w) in written.iter().enumerate() {
+        assert_eq!(
+            truth.get(&format!("robust{i}.example.com")),
+            Some(&w.id),
+            "input {i}"
+        );
+    }
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn revoked_tokens_are_replaced_after_one_401() {
+    let sb = sandbox(32, 3, 3).await;
+    let admin = Admin::new();
+    let (hs_url, ac_url) = (sb.hubspot_url().to_string(), sb.accelo_url().to_string());
+    let mut s = HubSpotSettings::new(
+        sb.hubspot_url(),
+        HubSpotAuth::OAuth {
+            client_id: sb.hubspot_client_id().to_string(),
+            client_secret: Secret::new(sb.hubspot_client_secret()),
+            refresh_token: Secret::new(sb.hubspot_refresh_token()),
+        },
+    );
+    s.retry = fast_retry();
+    let hs = HubSpot::new(s).expect("connector");
+    let ac = accelo(&sb);
+    hs.check().await.expect("hubspot");
+    ac.check().await.expect("accelo");
+    assert_eq!(hs.token_refreshes().await, 1);
+    assert_eq!(ac.tokens_fetched().await, 1);
+
+    for url in [&hs_url, &ac_url] {
+        let r = admin
+            .post(format!("{url}/_sandbox/revoke_tokens"), json!({}))
+            .await;
+        assert_eq!(r["revoked"], 1, "{url}: {r}");
+    }
+    // The next request is refused with 401, the token source is told, a new token is fetched
+    // and the request succeeds — once.
+    hs.check().await.expect("hubspot after revocation");
+    ac.check().await.expect("accelo after revocation");
+    assert_eq!(hs.token_refreshes().await, 2);
+    assert_eq!(ac.tokens_fetched().await, 2);
+    let st = admin.stats(&hs_url).await;
+    assert_eq!(count(&st, "POST /oauth/v1/token"), 2, "{st}");
+    assert_eq!(
+        count(&st, "GET /crm/v3/objects/companies"),
+        3,
+        "first check, the refused request, its repetition: {st}"
+    );
+    let st = admin.stats(&ac_url).await;
+    assert_eq!(count(&st, "POST /oauth2/v0/token"), 2, "{st}");
+    assert_eq!(count(&st, "GET /api/v0/companies"), 3, "{st}");
+    // And the new tokens stay in use.
+    hs.check().await.expect("hubspot");
+    ac.check().await.expect("accelo");
+    assert_eq!(hs.token_refreshes().await, 2);
+    assert_eq!(ac.tokens_fetched().await, 2);
+    sb.shutdown().await;
+}
+
+/// Creates every input the way successive runs would: a run creates (settling lost creates by
+/// lookup as far as it can); what it leaves `OutcomeUnknown` is looked up first by the next run
+/// (as open intents are settled) and created again only when absent. At most six runs.
+async fn create_until_settled(
+    c: &dyn Connector,
+    object: Object,
+    inputs: &[CreateInput],
+    chunk: usize,
+) -> Vec<Written> {
+    let mut out: Vec<Option<Written>> = vec![None; inputs.len()];
+    for run in 0..6 {
+        let mut to_create = Vec::new();
+        let open: Vec<usize> = (0..inputs.len()).filter(|i| out[*i].is_none()).collect();
+        for i in open {
+            if run > 0 {
+                let lookup = inputs[i].lookup.as_ref().expect("inputs have lookups");
+                if let Some(r) = c.find(object, lookup, &[]).await.expect("lookup").first() {
+                    out[i] = Some(Written::new(r.id.clone(), WriteOutcome::Found));
+                    continue;
+                }
+            }
+            to_create.push(i);
+        }
+        for ch in to_create.chunks(chunk) {
+            let batch: Vec<CreateInput> = ch.iter().map(|i| inputs[*i].clone()).collect();
+            let results = c.create(object, batch).await.expect("create");
+            for (i, r) in ch.iter().zip(results) {
+                match r {
+                    Ok(w) => out[*i] = Some(w),
+                    Err(ConnectError::OutcomeUnknown { .. }) => {}
+                    Err(e) => panic!("input {i}: {e}"),
+                }
+            }
+        }
+    }
+    out.into_iter()
+        .enumerate()
+        .map(|(i, w)| w.unwrap_or_else(|| panic!("input {i} unsettled after six runs")))
+        .collect()
+}
+
+#[tokio::test]
+async fn creates_under_5xx_and_429_storms_are_made_exactly_once() {
+    let sb = sandbox(33, 10, 10).await;
+    let admin = Admin::new();
+    let (hs_url, ac_url) = (sb.hubspot_url().to_string(), sb.accelo_url().to_string());
+    // The lookups of lost creates find what exists at once here (no search lag), so a short
+    // index-lag window keeps the test quick.
+    let hs = hubspot_with_lag_window(&sb, Duration::from_millis(200));
+    let ac = accelo(&sb);
+    ac.check().await.expect("token first");
+    let company = txt(&admin.records(&ac_url, "companies").await[0]["id"]);
+    let faults = json!({"seed": 2, "errors": {"500": 0.1, "503": 0.1}, "storm_429": 5});
+
+    let hs_contacts: Vec<CreateInput> = (0..30)
+        .map(|i| {
+            let email = format!("storm{i}@example.org");
+            CreateInput {
+                changes: changes(&[("email", Some(&email)), ("firstname", Some("Storm"))]),
+                company_id: None,
+                lookup: Some(Lookup::new("email", email)),
+            }
+        })
+        .collect();
+    let hs_companies = company_inputs("storm", 10);
+    let ac_contacts: Vec<CreateInput> = (0..20)
+        .map(|i| {
+            let email = format!("storm{i}@accelo.example.org");
+            CreateInput {
+                changes: changes(&[
+                    ("firstname", Some("Storm")),
+                    ("surname", Some(&format!("S{i}"))),
+                    ("affiliation.email", Some(&email)),
+                ]),
+                company_id: Some(company.clone()),
+                lookup: Some(Lookup::new("affiliation.email", email)),
+            }
+        })
+        .collect();
+
+    admin.faults(&hs_url, faults.clone()).await;
+    let contacts = create_until_settled(&hs, Object::Contact, &hs_contacts, 5).await;
+    let companies = create_until_settled(&hs, Object::Company, &hs_companies, 5).await;
+    admin.faults(&hs_url, json!({})).await;
+    admin.faults(&ac_url, faults).await;
+    let ac_out = create_until_settled(&ac, Object::Contact, &ac_contacts, 20).await;
+    admin.faults(&ac_url, json!({})).await;
+
+    // The faults happened on both sides …
+    for url in [&hs_url, &ac_url] {
+        let st = admin.stats(url).await;
+        assert!(st["throttled"].as_u64().unwrap_or(0) >= 5, "{st}");
+        let f = &st["faults"];
+        assert!(
+            f["500"].as_u64().unwrap_or(0) + f["503"].as_u64().unwrap_or(0) > 0,
+            "{st}"
+        );
+    }
+    // … and every input exists exactly once, under the id its result names.
+    let mut per_email: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in admin.records(&hs_url, "contacts").await {
+        if let Some(e) = c["properties"]["email"].as_str()
+            && e.starts_with("storm")
+        {
+            per_email
+                .entry(e.to_string())
+                .or_default()
+                .push(txt(&c["id"]));
+        }
+    }
+    assert_eq!(per_email.len(), 30);
+    for (i, w) in contacts.iter().enumerate() {
+        assert_eq!(
+            per_email[&format!("storm{i}@example.org")],
+            vec![w.id.clone()]
+        );
+    }
+    let per = companies_per_domain(&admin, &hs_url, "storm").await;
+    assert_eq!(per.len(), 10);
+    assert!(per.values().all(|n| *n == 1), "{per:?}");
+    let truth: BTreeMap<String, String> = admin
+        .records(&hs_url, "companies")
+        .await
+        .iter()
+        .filter_map(|c| {
+            c["properties"]["domain"]
+                .as_str()
+                .map(|d| (d.to_string(), txt(&c["id"])))
+        })
+        .collect();
+    for (i, w) in companies.iter().enumerate() {
+        assert_eq!(truth.get(&format!("storm{i}.example.com")), Some(&w.id));
+    }
+    let mut per_email: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for a in admin.records(&ac_url, "affiliations").await {
+        if let Some(e) = a["email"].as_str()
+            && e.starts_with("storm")
+        {
+            per_email
+                .entry(e.to_string())
+                .or_default()
+                .push(txt(&a["contact"]));
+        }
+    }
+    assert_eq!(per_email.len(), 20);
+    for (i, w) in ac_out.iter().enumerate() {
+        assert_eq!(
+            per_email[&format!("storm{i}@accelo.example.org")],
+            vec![w.id.clone()]
+        );
+    }
+    // No stray contact either (an Accelo contact create that failed half-way).
+    let stormy = admin
+        .records(&ac_url, "contacts")
+        .await
+        .iter()
+        .filter(|c| c["firstname"] == "Storm")
+        .count();
+    assert_eq!(stormy, 20);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_accelo_budget_waits_for_the_window_when_nothing_remains() {
+    // 3 requests per 2-second window: the third answer says `X-RateLimit-Remaining: 0` and when
+    // the window resets.
+    let sb = Sandbox::start(SandboxOptions {
+        seed: 34,
+        companies: 3,
+        contacts: 3,
+        rate_limits: tandem::sandbox::RateLimits {
+            accelo_per_hour: Some(3),
+            accelo_window: Duration::from_secs(2),
+            ..tandem::sandbox::RateLimits::unlimited()
+        },
+        ..Default::default()
+    })
+    .await
+    .expect("sandbox");
+    let admin = Admin::new();
+    let ac_url = sb.accelo_url().to_string();
+    let mut s = AcceloSettings::new(
+        sb.accelo_url(),
+        sb.accelo_client_id(),
+        Secret::new(sb.accelo_client_secret()),
+    );
+    // The connector's own budget counts over the same 2 seconds (it cannot learn the window's
+    // length: Accelo reports only the limit, what remains and when it resets). Its GCRA lets 3
+    // requests through at once and then one every 2/3 s, faster than the rolling window frees:
+    // only the pause on `X-RateLimit-Remaining: 0` keeps the fourth out of the full window.
+    s.rate_limit = tandem::connect::RateLimit {
+        requests: 5000,
+        per: Duration::from_secs(2),
+    };
+    // Long enough to wait out the window the system announces; no retries, so a request sent
+    // into a full window fails instead of being repeated.
+    s.retry = RetryPolicy {
+        retries: 0,
+        max_server_wait: Duration::from_secs(60),
+        ..fast_retry()
+    };
+    let ac = Accelo::new(s).expect("connector");
+    for round in 0..3 {
+        // Three requests fill the window; the fourth is held until the announced reset.
+        for _ in 0..4 {
+            ac.check()
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+    }
+    let st = admin.stats(&ac_url).await;
+    assert_eq!(count(&st, "GET /api/v0/companies"), 12, "{st}");
+    assert_eq!(
+        st["throttled"], 0,
+        "the connector never sent a request into a full window: {st}"
+    );
+    assert_eq!(
+        ac.rate_limit().requests,
+        3,
+        "the budget follows X-RateLimit-Limit"
+    );
     sb.shutdown().await;
 }

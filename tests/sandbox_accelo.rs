@@ -864,6 +864,15 @@ async fn hourly_rate_limit_with_headers() {
     let r = t.get("/companies?_limit=1").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.body["meta"]["status"], "too_many_requests");
+    // The 429 carries the same headers: the limit, nothing left, and when the window resets.
+    assert_eq!(r.headers["x-ratelimit-limit"], "3");
+    assert_eq!(r.headers["x-ratelimit-remaining"], "0");
+    let reset: u64 = r.headers["x-ratelimit-reset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(reset > chrono::Utc::now().timestamp() as u64, "{reset}");
     // Token requests are not limited.
     let r = t
         .http
@@ -921,7 +930,10 @@ async fn admin_edits_records_and_lists_every_object() {
         .get("/companies/5?_fields=date_modified,postal_address(city)")
         .await)
     .clone();
-    assert!(c["date_modified"].as_str().unwrap().parse::<i64>().unwrap() >= before);
+    assert!(
+        c["date_modified"].as_str().unwrap().parse::<i64>().unwrap() > before,
+        "a seeded company (modified long ago) is modified now"
+    );
     assert_eq!(c["postal_address"]["city"], "Hobart");
 
     let r = t
@@ -1066,4 +1078,154 @@ async fn a_hundred_failed_logins_lock_the_token_endpoint() {
     );
     // Tokens issued before keep working.
     ok(&t.get("/companies?_limit=1").await);
+}
+
+#[tokio::test]
+async fn affiliation_counts_and_ascending_orders() {
+    let t = T::start().await;
+    let count = |r: &Resp| -> usize { ok(r)["count"].as_str().unwrap().parse().unwrap() };
+    let all = t.admin("/_sandbox/records/affiliations").await;
+    let all = all.as_array().unwrap();
+    assert!(all.len() >= 150, "one affiliation per contact at least");
+    assert_eq!(count(&t.get("/affiliations/count").await), all.len());
+    let of_company_1 = all.iter().filter(|a| a["company"] == "1").count();
+    assert!(of_company_1 > 0);
+    assert_eq!(
+        count(&t.get("/affiliations/count?_filters=company(1)").await),
+        of_company_1
+    );
+    let contact = all[0]["contact"].as_str().unwrap();
+    let of_contact = all.iter().filter(|a| a["contact"] == contact).count();
+    assert_eq!(
+        count(
+            &t.get(&format!("/affiliations/count?_filters=contact({contact})"))
+                .await
+        ),
+        of_contact
+    );
+    invalid(
+        &t.get("/affiliations/count?_filters=favourite_colour(red)")
+            .await,
+    );
+
+    // order_by_asc on a text field (case-insensitive, ties by id) and on a date.
+    let r = t
+        .get("/contacts?_fields=surname&_filters=order_by_asc(surname)&_limit=100")
+        .await;
+    let rows: Vec<(String, u64)> = ok(&r)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["surname"].as_str().unwrap().to_lowercase(),
+                c["id"].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), 100);
+    assert!(rows.windows(2).all(|w| w[0] <= w[1]), "{rows:?}");
+    // The first page of the ascending order starts with the smallest surname overall.
+    let smallest = t
+        .admin("/_sandbox/records/contacts")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["surname"].as_str().unwrap().to_lowercase())
+        .min()
+        .unwrap();
+    assert_eq!(rows[0].0, smallest);
+    let r = t
+        .get("/affiliations?_fields=date_modified&_filters=order_by_asc(date_modified)&_limit=100&_page=1")
+        .await;
+    let dates: Vec<i64> = ok(&r)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["date_modified"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(!dates.is_empty());
+    assert!(dates.windows(2).all(|w| w[0] <= w[1]), "{dates:?}");
+}
+
+#[tokio::test]
+async fn updating_old_records_moves_date_modified_strictly_forward() {
+    let t = T::start().await;
+    let modified = |r: &Resp| -> i64 { ok(r)["date_modified"].as_str().unwrap().parse().unwrap() };
+    let now = chrono::Utc::now().timestamp();
+    for (path, form) in [
+        (
+            "/companies/2",
+            vec![("comments", "Touched"), ("_fields", "date_modified")],
+        ),
+        (
+            "/contacts/2",
+            vec![
+                ("comments", "Touched by the timestamp test"),
+                ("_fields", "date_modified"),
+            ],
+        ),
+        (
+            "/affiliations/2",
+            vec![("position", "Timekeeper"), ("_fields", "date_modified")],
+        ),
+    ] {
+        let before = modified(&t.get(&format!("{path}?_fields=date_modified")).await);
+        assert!(
+            before < now,
+            "{path}: the seeded record was modified in the past"
+        );
+        let after = modified(&t.put(path, &form).await);
+        assert!(
+            after > before,
+            "{path}: {after} must be later than {before}"
+        );
+        assert_eq!(
+            modified(&t.get(&format!("{path}?_fields=date_modified")).await),
+            after
+        );
+    }
+}
+
+#[tokio::test]
+async fn revoking_tokens_refuses_issued_tokens_until_a_new_one_is_fetched() {
+    let t = T::start().await;
+    ok(&t.get("/companies?_limit=1").await);
+    let r = t.admin_post("/_sandbox/revoke_tokens", json!({})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["revoked"], 1);
+    let r = t.get("/companies?_limit=1").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.body["meta"]["status"], "invalid_client");
+    let tok: Value = t
+        .http
+        .post(format!("{}/oauth2/v0/token", t.sb.accelo_url()))
+        .basic_auth(t.sb.accelo_client_id(), Some(t.sb.accelo_client_secret()))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let fresh = tok["access_token"].as_str().unwrap();
+    let r = t
+        .http
+        .get(t.url("/companies?_limit=1"))
+        .bearer_auth(fresh)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let stats = t.admin("/_sandbox/stats").await;
+    assert!(
+        stats["requests"]
+            .get("POST /_sandbox/revoke_tokens")
+            .is_none()
+    );
+    assert_eq!(
+        stats["total"], 5,
+        "two token requests and three reads: {stats}"
+    );
 }

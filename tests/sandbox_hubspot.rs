@@ -1498,3 +1498,588 @@ async fn lifecycle_stage_moves_back_only_after_clearing() {
     let got = t.get(&format!("{path}?properties=lifecyclestage")).await;
     assert_eq!(got.body["properties"]["lifecyclestage"], "opportunity");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Batch limits of the write actions, 207 updates, search operators, timestamps, headers
+
+/// Ids of a search's single page (the caller keeps the result set under 200).
+fn ids_of(r: &Resp) -> Vec<u64> {
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body.get("paging").is_none(),
+        "one page expected: {}",
+        r.body
+    );
+    let mut ids: Vec<u64> = r.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+fn record_id(r: &Value) -> u64 {
+    r["id"].as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn every_batch_write_action_refuses_more_than_100_inputs_and_changes_nothing() {
+    let t = T::start().await;
+    let before = t.admin("/_sandbox/records/contacts").await;
+    let ids: Vec<String> = before
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    let n = 101;
+    let bodies = [
+        (
+            "create",
+            (0..n)
+                .map(|i| json!({"properties": {"email": format!("many{i}@x.test")}}))
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "update",
+            (0..n)
+                .map(|i| json!({"id": ids[i % ids.len()], "properties": {"jobtitle": "Many"}}))
+                .collect(),
+        ),
+        (
+            "upsert",
+            (0..n)
+                .map(|i| json!({"id": format!("many{i}@x.test"), "idProperty": "email", "properties": {"firstname": "Many"}}))
+                .collect(),
+        ),
+        (
+            "archive",
+            (0..n).map(|i| json!({"id": ids[i % ids.len()]})).collect(),
+        ),
+    ];
+    for (action, inputs) in bodies {
+        assert_eq!(inputs.len(), 101);
+        let r = t
+            .post(
+                &format!("/crm/v3/objects/contacts/batch/{action}"),
+                json!({"inputs": inputs}),
+            )
+            .await;
+        error_shape(&r, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        assert!(
+            r.body["message"].as_str().unwrap().contains("100"),
+            "{action}: {}",
+            r.body
+        );
+        // Exactly 100 is allowed (checked on the read-only action, so nothing changes).
+    }
+    let r = t
+        .post(
+            "/crm/v3/objects/contacts/batch/read",
+            json!({"inputs": ids.iter().take(100).map(|i| json!({"id": i})).collect::<Vec<_>>()}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        t.admin("/_sandbox/records/contacts").await,
+        before,
+        "refused batches change nothing"
+    );
+}
+
+#[tokio::test]
+async fn batch_update_with_trace_ids_is_207_and_maps_each_input() {
+    let t = T::start().await;
+    let all = t.admin("/_sandbox/records/contacts").await;
+    let all = all.as_array().unwrap();
+    let (a, b) = (
+        all[0]["id"].as_str().unwrap().to_string(),
+        all[1]["id"].as_str().unwrap().to_string(),
+    );
+    let b_before = t.get(&format!("/crm/v3/objects/contacts/{b}")).await.body;
+    let r = t
+        .post(
+            "/crm/v3/objects/contacts/batch/update",
+            json!({"inputs": [
+                {"id": a, "properties": {"jobtitle": "Head of Tracing"}, "objectWriteTraceId": "u-1"},
+                {"id": b, "properties": {"jobtitle": "Never", "bogus_property": "1"}, "objectWriteTraceId": "u-2"}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::MULTI_STATUS, "{}", r.body);
+    assert_eq!(r.body["status"], "COMPLETE");
+    assert_eq!(r.body["numErrors"], 1);
+    let results = r.body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["id"], a.as_str());
+    assert_eq!(results[0]["objectWriteTraceId"], "u-1");
+    assert_eq!(results[0]["properties"]["jobtitle"], "Head of Tracing");
+    let err = &r.body["errors"][0];
+    assert_eq!(err["category"], "VALIDATION_ERROR");
+    assert_eq!(err["context"]["objectWriteTraceId"], json!(["u-2"]));
+    // The good input was applied, the bad one not at all.
+    let got = t
+        .get(&format!("/crm/v3/objects/contacts/{a}?properties=jobtitle"))
+        .await;
+    assert_eq!(got.body["properties"]["jobtitle"], "Head of Tracing");
+    assert_eq!(
+        t.get(&format!("/crm/v3/objects/contacts/{b}")).await.body,
+        b_before
+    );
+}
+
+#[tokio::test]
+async fn search_negations_ranges_and_refusals() {
+    let t = T::start().await;
+    let companies = t.admin("/_sandbox/records/companies").await;
+    let companies = companies.as_array().unwrap();
+    let mut ids: Vec<u64> = companies.iter().map(record_id).collect();
+    ids.sort_unstable();
+    let pivot = ids[ids.len() / 2];
+    let search = |filters: Value| {
+        t.post(
+            "/crm/v3/objects/companies/search",
+            json!({"filterGroups": [{"filters": filters}], "limit": 200}),
+        )
+    };
+    let id_filter = |op: &str| json!([{"propertyName": "hs_object_id", "operator": op, "value": pivot.to_string()}]);
+    let expect = |keep: &dyn Fn(u64) -> bool| -> Vec<u64> {
+        ids.iter().copied().filter(|i| keep(*i)).collect()
+    };
+    assert_eq!(
+        ids_of(&search(id_filter("LT")).await),
+        expect(&|i| i < pivot)
+    );
+    assert_eq!(
+        ids_of(&search(id_filter("LTE")).await),
+        expect(&|i| i <= pivot)
+    );
+    assert_eq!(
+        ids_of(&search(id_filter("GT")).await),
+        expect(&|i| i > pivot)
+    );
+    assert_eq!(
+        ids_of(&search(id_filter("NEQ")).await),
+        expect(&|i| i != pivot)
+    );
+    assert_eq!(
+        ids_of(&search(id_filter("GTE")).await).len(),
+        ids.len() - ids.len() / 2
+    );
+
+    // NEQ on a string is case-insensitive like EQ.
+    let name = companies[0]["properties"]["name"].as_str().unwrap();
+    let same_name: Vec<u64> = companies
+        .iter()
+        .filter(|c| {
+            c["properties"]["name"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+        .map(record_id)
+        .collect();
+    let r =
+        search(json!([{"propertyName": "name", "operator": "NEQ", "value": name.to_uppercase()}]))
+            .await;
+    assert_eq!(
+        ids_of(&r),
+        expect(&|i| !same_name.contains(&i)),
+        "NEQ {name}"
+    );
+
+    // NOT_IN (lower-case values) among the companies that have a domain.
+    let with_domain: Vec<(u64, String)> = companies
+        .iter()
+        .filter_map(|c| {
+            c["properties"]["domain"]
+                .as_str()
+                .map(|d| (record_id(c), d.to_lowercase()))
+        })
+        .collect();
+    assert!(with_domain.len() >= 3, "the seed has domains");
+    let excluded = [with_domain[0].1.clone(), with_domain[1].1.clone()];
+    let r = search(json!([
+        {"propertyName": "domain", "operator": "HAS_PROPERTY"},
+        {"propertyName": "domain", "operator": "NOT_IN", "values": excluded}
+    ]))
+    .await;
+    let mut want: Vec<u64> = with_domain
+        .iter()
+        .filter(|(_, d)| !excluded.contains(d))
+        .map(|(i, _)| *i)
+        .collect();
+    want.sort_unstable();
+    assert_eq!(ids_of(&r), want, "NOT_IN");
+
+    // NOT_HAS_PROPERTY: exactly the companies without the property.
+    let without: Vec<u64> = {
+        let mut v: Vec<u64> = companies
+            .iter()
+            .filter(|c| c["properties"]["phone"].as_str().is_none())
+            .map(record_id)
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let r = search(json!([{"propertyName": "phone", "operator": "NOT_HAS_PROPERTY"}])).await;
+    assert_eq!(ids_of(&r), without, "NOT_HAS_PROPERTY phone");
+    let r = search(json!([{"propertyName": "phone", "operator": "HAS_PROPERTY"}])).await;
+    assert_eq!(ids_of(&r).len() + without.len(), ids.len());
+
+    // NOT_CONTAINS_TOKEN with a wildcard, on contacts that have an email.
+    let contacts = t.admin("/_sandbox/records/contacts").await;
+    let emails: Vec<(u64, String)> = contacts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| {
+            c["properties"]["email"]
+                .as_str()
+                .map(|e| (record_id(c), e.to_lowercase()))
+        })
+        .collect();
+    let domain = emails[0].1.split('@').nth(1).unwrap().to_string();
+    let suffix = format!("@{domain}");
+    let mut want: Vec<u64> = emails
+        .iter()
+        .filter(|(_, e)| !e.ends_with(&suffix))
+        .map(|(i, _)| *i)
+        .collect();
+    want.sort_unstable();
+    assert!(want.len() < emails.len(), "some emails are @{domain}");
+    let r = t
+        .post(
+            "/crm/v3/objects/contacts/search",
+            json!({"filterGroups": [{"filters": [
+                {"propertyName": "email", "operator": "HAS_PROPERTY"},
+                {"propertyName": "email", "operator": "NOT_CONTAINS_TOKEN", "value": format!("*{suffix}")}
+            ]}], "limit": 200}),
+        )
+        .await;
+    assert_eq!(ids_of(&r), want, "NOT_CONTAINS_TOKEN *{suffix}");
+
+    // An unknown operator and a query over 3,000 characters are 400s; 3,000 is fine.
+    let r = search(json!([{"propertyName": "name", "operator": "LIKE", "value": "a"}])).await;
+    error_shape(&r, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert!(r.body["message"].as_str().unwrap().contains("LIKE"));
+    let r = t
+        .post(
+            "/crm/v3/objects/companies/search",
+            json!({"query": "x".repeat(3001)}),
+        )
+        .await;
+    error_shape(&r, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    let r = t
+        .post(
+            "/crm/v3/objects/companies/search",
+            json!({"query": "ü".repeat(3000)}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "3,000 characters (not bytes) are allowed"
+    );
+    assert_eq!(r.body["total"], 0);
+}
+
+#[tokio::test]
+async fn updating_an_old_record_moves_updated_at_strictly_forward() {
+    let t = T::start().await;
+    let all = t.admin("/_sandbox/records/companies").await;
+    let old = &all.as_array().unwrap()[0];
+    let id = old["id"].as_str().unwrap();
+    let time = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .timestamp_millis()
+    };
+    let before = time(&old["updatedAt"]);
+    let created = time(&old["createdAt"]);
+    assert!(
+        before < chrono::Utc::now().timestamp_millis() - 1000,
+        "seeded records were last modified in the past"
+    );
+    let r = t
+        .patch(
+            &format!("/crm/v3/objects/companies/{id}"),
+            json!({"properties": {"description": "Touched by the timestamp test"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let after = time(&r.body["updatedAt"]);
+    assert!(
+        after > before,
+        "updatedAt {after} must be later than {before}"
+    );
+    assert_eq!(time(&r.body["createdAt"]), created, "createdAt stays");
+    let got = t
+        .get(&format!(
+            "/crm/v3/objects/companies/{id}?properties=hs_lastmodifieddate"
+        ))
+        .await;
+    assert_eq!(time(&got.body["updatedAt"]), after);
+    assert_eq!(
+        prop_time_ms(&got.body["properties"]["hs_lastmodifieddate"]),
+        after
+    );
+    // The same through batch update on a contact.
+    let contacts = t.admin("/_sandbox/records/contacts").await;
+    let c = &contacts.as_array().unwrap()[0];
+    let before = time(&c["updatedAt"]);
+    let r = t
+        .post(
+            "/crm/v3/objects/contacts/batch/update",
+            json!({"inputs": [{"id": c["id"], "properties": {"jobtitle": "Chief Timekeeper"}}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(time(&r.body["results"][0]["updatedAt"]) > before);
+}
+
+/// A HubSpot datetime property value (ISO-8601 or epoch ms) as epoch milliseconds.
+fn prop_time_ms(v: &Value) -> i64 {
+    let s = v.as_str().unwrap();
+    s.parse::<i64>().unwrap_or_else(|_| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .timestamp_millis()
+    })
+}
+
+#[tokio::test]
+async fn default_limits_send_190_per_10_seconds_and_daily_headers_only_to_private_apps() {
+    // The defaults of a Professional private app.
+    let t = T::with(SandboxOptions {
+        seed: 3,
+        companies: 5,
+        contacts: 5,
+        ..Default::default()
+    })
+    .await;
+    let r = t.get("/crm/v3/objects/companies?limit=1").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers["x-hubspot-ratelimit-max"], "190");
+    assert_eq!(
+        r.headers["x-hubspot-ratelimit-interval-milliseconds"],
+        "10000"
+    );
+    assert_eq!(r.headers["x-hubspot-ratelimit-remaining"], "189");
+    // A private-app token gets the daily headers …
+    assert_eq!(r.headers["x-hubspot-ratelimit-daily"], "625000");
+    assert_eq!(r.headers["x-hubspot-ratelimit-daily-remaining"], "624999");
+
+    // … an OAuth access token does not (hubspot-api-notes §8: not sent for OAuth).
+    let tok: Value = t
+        .http
+        .post(format!("{}/oauth/v1/token", t.sb.hubspot_url()))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", t.sb.hubspot_client_id()),
+            ("client_secret", t.sb.hubspot_client_secret()),
+            ("refresh_token", t.sb.hubspot_refresh_token()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = tok["access_token"].as_str().unwrap();
+    let r = t
+        .http
+        .get(format!(
+            "{}/crm/v3/objects/companies?limit=1",
+            t.sb.hubspot_url()
+        ))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let h = r.headers();
+    assert_eq!(h["x-hubspot-ratelimit-max"], "190");
+    assert_eq!(h["x-hubspot-ratelimit-remaining"], "188");
+    assert!(h.get("x-hubspot-ratelimit-daily").is_none(), "{h:?}");
+    assert!(
+        h.get("x-hubspot-ratelimit-daily-remaining").is_none(),
+        "{h:?}"
+    );
+}
+
+#[tokio::test]
+async fn search_lag_hides_recent_writes_from_search_only() {
+    let t = T::start().await;
+    let r = t
+        .admin_post("/_sandbox/faults", json!({"search_lag_ms": 60_000}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["search_lag_ms"], 60_000);
+    let seeded_total = t
+        .post("/crm/v3/objects/companies/search", json!({"limit": 1}))
+        .await
+        .body["total"]
+        .as_u64()
+        .unwrap();
+    let created = t
+        .post(
+            "/crm/v3/objects/companies",
+            json!({"properties": {"name": "Fresh Ink Ltd", "domain": "fresh-ink.example"}}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let by_domain = json!({"filterGroups": [{"filters": [
+        {"propertyName": "domain", "operator": "EQ", "value": "fresh-ink.example"}]}]});
+    // Not searchable yet, by filter, by text or in the total …
+    let r = t
+        .post("/crm/v3/objects/companies/search", by_domain.clone())
+        .await;
+    assert_eq!(r.body["total"], 0, "{}", r.body);
+    let r = t
+        .post(
+            "/crm/v3/objects/companies/search",
+            json!({"query": "Fresh Ink"}),
+        )
+        .await;
+    assert_eq!(r.body["total"], 0);
+    let r = t
+        .post("/crm/v3/objects/companies/search", json!({"limit": 1}))
+        .await;
+    assert_eq!(r.body["total"].as_u64(), Some(seeded_total));
+    // … but read at once by GET, list and batch read.
+    assert_eq!(
+        t.get(&format!("/crm/v3/objects/companies/{id}"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = t
+        .post(
+            "/crm/v3/objects/companies/batch/read",
+            json!({"inputs": [{"id": id}], "properties": ["domain"]}),
+        )
+        .await;
+    assert_eq!(
+        r.body["results"][0]["properties"]["domain"],
+        "fresh-ink.example"
+    );
+    // An update hides a seeded record from search for the lag as well.
+    let seeded = t.admin("/_sandbox/records/companies").await;
+    let sid = seeded.as_array().unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let by_id = json!({"filterGroups": [{"filters": [
+        {"propertyName": "hs_object_id", "operator": "EQ", "value": sid}]}]});
+    assert_eq!(
+        t.post("/crm/v3/objects/companies/search", by_id.clone())
+            .await
+            .body["total"],
+        1
+    );
+    t.patch(
+        &format!("/crm/v3/objects/companies/{sid}"),
+        json!({"properties": {"description": "just edited"}}),
+    )
+    .await;
+    assert_eq!(
+        t.post("/crm/v3/objects/companies/search", by_id.clone())
+            .await
+            .body["total"],
+        0
+    );
+    // With a short lag the record shows up once the lag has passed (polled, with a deadline).
+    t.admin_post("/_sandbox/faults", json!({"search_lag_ms": 300}))
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = t
+            .post("/crm/v3/objects/companies/search", by_domain.clone())
+            .await;
+        if r.body["total"] == 1 {
+            assert_eq!(r.body["results"][0]["id"], id.as_str());
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never indexed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // No lag (the default): immediate.
+    t.admin_post("/_sandbox/faults", json!({})).await;
+    assert_eq!(
+        t.post("/crm/v3/objects/companies/search", by_id).await.body["total"],
+        1
+    );
+}
+
+#[tokio::test]
+async fn revoking_tokens_refuses_issued_oauth_tokens_until_refreshed() {
+    let t = T::start().await;
+    let token_url = format!("{}/oauth/v1/token", t.sb.hubspot_url());
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("client_id", t.sb.hubspot_client_id()),
+        ("client_secret", t.sb.hubspot_client_secret()),
+        ("refresh_token", t.sb.hubspot_refresh_token()),
+    ];
+    let access = |v: Value| v["access_token"].as_str().unwrap().to_string();
+    let old = access(
+        t.http
+            .post(&token_url)
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
+    let list = format!("{}/crm/v3/objects/companies?limit=1", t.sb.hubspot_url());
+    let status = |token: String| {
+        let (http, list) = (t.http.clone(), list.clone());
+        async move {
+            http.get(&list)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(status(old.clone()).await, StatusCode::OK);
+    let r = t.admin_post("/_sandbox/revoke_tokens", json!({})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["revoked"], 1);
+    let refused = t.http.get(&list).bearer_auth(&old).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["category"],
+        "INVALID_AUTHENTICATION"
+    );
+    // The private-app token is not an OAuth token: it still works; a refresh gives a new one.
+    assert_eq!(
+        t.get("/crm/v3/objects/companies?limit=1").await.status,
+        StatusCode::OK
+    );
+    let new = access(
+        t.http
+            .post(&token_url)
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(status(new).await, StatusCode::OK);
+    // The admin route is outside the counters.
+    let stats = t.admin("/_sandbox/stats").await;
+    assert!(
+        stats["requests"]
+            .get("POST /_sandbox/revoke_tokens")
+            .is_none()
+    );
+    assert_eq!(stats["requests"]["POST /oauth/v1/token"], 2);
+}

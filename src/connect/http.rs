@@ -3,6 +3,12 @@
 //! honour `Retry-After` / `X-RateLimit-Reset`, classification of answers into "done", "retry",
 //! "re-authenticate", "refused" and "outcome unknown", and the bearer-token source.
 //!
+//! Every duration or instant computed from what a system sends (`Retry-After`,
+//! `X-RateLimit-Reset`, `X-HubSpot-RateLimit-Interval-Milliseconds`, a token's `expires_in`) is
+//! bounded before it is used: waits by [`RetryPolicy::max_server_wait`], token lifetimes by
+//! [`MAX_TOKEN_LIFETIME`], reported windows by [`MAX_REPORTED_INTERVAL`], and instants are formed
+//! with `checked_add`. A hostile or broken header can slow Tandem down, never panic it.
+//!
 //! The one rule that shapes this module: a request that is not idempotent (a create) is repeated
 //! only when the system certainly did not process it — no connection was made, or it answered
 //! 429 / 423. A timeout, a dropped connection or a 5xx on a create yields
@@ -24,6 +30,18 @@ use tokio::time::Instant;
 
 use super::{ConnectError, Secret};
 use crate::model::System;
+
+/// The longest lifetime a token is trusted for, whatever its `expires_in` says.
+pub(crate) const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+/// The longest rate-limit window a system may report; longer reports are ignored.
+pub(crate) const MAX_REPORTED_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// The longest replenish period of a budget (governor cannot represent more than 584 years).
+const MAX_PERIOD: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `now + d`, or `now + MAX_PERIOD` when `d` is longer, never an overflow.
+pub(crate) fn instant_after(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d.min(MAX_PERIOD)).unwrap_or(now)
+}
 
 /// A request budget: `requests` per `per`, as a burst that refills evenly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +83,7 @@ impl RateLimit {
             Window::Rolling => (1, n.saturating_sub(1).max(1)),
             Window::Fixed => (n, n),
         };
-        let period = (self.per / cells).max(Duration::from_nanos(1));
+        let period = (self.per / cells).clamp(Duration::from_nanos(1), MAX_PERIOD);
         let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
         Quota::with_period(period)
             .map(|q| q.allow_burst(burst))
@@ -211,45 +229,50 @@ pub(crate) fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// `Retry-After` as a delay: delta-seconds or an HTTP date.
-pub(crate) fn retry_after(h: &HeaderMap, now_unix: i64) -> Option<Duration> {
-    let v = h.get("retry-after")?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    if let Ok(secs) = v.parse::<f64>()
-        && secs.is_finite()
-        && secs >= 0.0
-    {
-        return Some(Duration::from_secs_f64(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?.timestamp();
-    Some(Duration::from_secs(
-        at.saturating_sub(now_unix).max(0) as u64
-    ))
+/// Seconds from `now_unix` until `at_unix` (zero when it is past).
+fn secs_until(at_unix: i64, now_unix: i64) -> Duration {
+    Duration::from_secs(u64::try_from(at_unix.saturating_sub(now_unix)).unwrap_or(0))
 }
 
-/// How long a retryable answer asks us to wait, if it says.
+/// `Retry-After` as a delay, at most `cap`: delta-seconds (also fractional) or an HTTP date.
+/// Values no `Duration` can hold (`1e20`) are the cap; negative, NaN and infinite ones are
+/// ignored.
+pub(crate) fn retry_after(h: &HeaderMap, now_unix: i64, cap: Duration) -> Option<Duration> {
+    let v = h.get("retry-after")?.to_str().ok()?.trim();
+    let d = if let Ok(secs) = v.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else if let Ok(secs) = v.parse::<f64>() {
+        if !(secs.is_finite() && secs >= 0.0) {
+            return None;
+        }
+        Duration::try_from_secs_f64(secs).unwrap_or(cap)
+    } else {
+        let at = chrono::DateTime::parse_from_rfc2822(v).ok()?.timestamp();
+        secs_until(at, now_unix)
+    };
+    Some(d.min(cap))
+}
+
+/// How long a retryable answer asks us to wait, if it says; never more than `cap`.
 pub(crate) fn server_wait(
     style: HeaderStyle,
     status: u16,
     h: &HeaderMap,
     now_unix: i64,
+    cap: Duration,
 ) -> Option<Duration> {
-    if let Some(d) = retry_after(h, now_unix) {
+    if let Some(d) = retry_after(h, now_unix, cap) {
         return Some(d);
     }
     if style == HeaderStyle::Accelo
         && status == 429
         && let Some(reset) = header_i64(h, "x-ratelimit-reset")
     {
-        return Some(Duration::from_secs(
-            reset.saturating_sub(now_unix).max(0) as u64
-        ));
+        return Some(secs_until(reset, now_unix).min(cap));
     }
     if status == 423 {
         // HubSpot: the lock lasts 2 s; wait at least that long.
-        return Some(Duration::from_secs(2));
+        return Some(Duration::from_secs(2).min(cap));
     }
     None
 }
@@ -399,11 +422,29 @@ pub(crate) struct CachedToken {
 }
 
 impl CachedToken {
+    /// A token obtained at `now` that the system says lives `expires_in` seconds (`default`
+    /// when it does not say): at least 1 second, at most [`MAX_TOKEN_LIFETIME`].
+    pub(crate) fn new(
+        token: Secret,
+        expires_in: Option<u64>,
+        default: Duration,
+        now: Instant,
+    ) -> CachedToken {
+        let lifetime = expires_in
+            .map_or(default, Duration::from_secs)
+            .clamp(Duration::from_secs(1), MAX_TOKEN_LIFETIME);
+        CachedToken {
+            token,
+            expires_at: instant_after(now, lifetime),
+            lifetime,
+        }
+    }
+
     /// True while the token can still be used: it is refreshed `margin` ahead of its expiry (at
     /// most half its lifetime ahead, so very short-lived tokens are still used).
     pub(crate) fn usable(&self, now: Instant, margin: Duration) -> bool {
         let margin = margin.min(self.lifetime / 2);
-        now + margin < self.expires_at
+        now.checked_add(margin).is_some_and(|t| t < self.expires_at)
     }
 }
 
@@ -575,7 +616,8 @@ impl Transport {
                 let d = d?;
                 Some(match f {
                     Failure::Reauth => Duration::ZERO,
-                    Failure::Retry { wait: Some(w), .. } => (*w).min(policy.max_server_wait),
+                    // Already capped at `max_server_wait` by `server_wait`.
+                    Failure::Retry { wait: Some(w), .. } => *w,
                     _ => d,
                 })
             })
@@ -650,7 +692,13 @@ impl Transport {
                 }))
             }
             Verdict::Retry => Err(Failure::Retry {
-                wait: server_wait(self.style, status, &headers, unix_now()),
+                wait: server_wait(
+                    self.style,
+                    status,
+                    &headers,
+                    unix_now(),
+                    self.retry.max_server_wait,
+                ),
                 err: ConnectError::Unavailable {
                     system: self.system,
                     request: call.label(),
@@ -701,9 +749,10 @@ impl Transport {
     fn observe(&self, h: &HeaderMap) {
         match self.style {
             HeaderStyle::HubSpot => {
+                // A window of zero or longer than a day is not believable: ignored.
                 let interval = header_u64(h, "x-hubspot-ratelimit-interval-milliseconds")
-                    .filter(|ms| *ms > 0)
-                    .map(Duration::from_millis);
+                    .map(Duration::from_millis)
+                    .filter(|d| !d.is_zero() && *d <= MAX_REPORTED_INTERVAL);
                 if let (Some(max), Some(per)) = (header_u64(h, "x-hubspot-ratelimit-max"), interval)
                 {
                     let requests = u32::try_from(max).unwrap_or(u32::MAX);
@@ -721,9 +770,12 @@ impl Transport {
                     // share the budget and the window stays full, the 429s that follow are
                     // retried with exponential backoff.
                     let cur = self.general.current();
-                    let slot = interval.unwrap_or(cur.per) / cur.requests.max(1);
+                    let slot = (interval.unwrap_or(cur.per) / cur.requests.max(1)).clamp(
+                        Duration::from_millis(1),
+                        self.retry.max_server_wait.max(Duration::from_millis(1)),
+                    );
                     self.general
-                        .pause_until(Instant::now() + slot.max(Duration::from_millis(1)));
+                        .pause_until(instant_after(Instant::now(), slot));
                 }
             }
             HeaderStyle::Accelo => {
@@ -735,9 +787,9 @@ impl Transport {
                 if header_u64(h, "x-ratelimit-remaining") == Some(0)
                     && let Some(reset) = header_i64(h, "x-ratelimit-reset")
                 {
-                    let wait = Duration::from_secs(reset.saturating_sub(unix_now()).max(0) as u64)
-                        .min(self.retry.max_server_wait);
-                    self.general.pause_until(Instant::now() + wait);
+                    let wait = secs_until(reset, unix_now()).min(self.retry.max_server_wait);
+                    self.general
+                        .pause_until(instant_after(Instant::now(), wait));
                 }
             }
         }
@@ -791,7 +843,13 @@ impl Transport {
                     })
                 }),
                 429 | 500..=599 => Err(Failure::Retry {
-                    wait: server_wait(self.style, status, &headers, unix_now()),
+                    wait: server_wait(
+                        self.style,
+                        status,
+                        &headers,
+                        unix_now(),
+                        policy.max_server_wait,
+                    ),
                     err: ConnectError::Unavailable {
                         system: self.system,
                         request: format!("POST {path}"),
@@ -819,7 +877,7 @@ impl Transport {
             .adjust(|f: &Failure, d: Option<Duration>| {
                 let d = d?;
                 Some(match f {
-                    Failure::Retry { wait: Some(w), .. } => (*w).min(policy.max_server_wait),
+                    Failure::Retry { wait: Some(w), .. } => *w,
                     _ => d,
                 })
             })
@@ -864,6 +922,8 @@ mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
 
+    const HOUR: Duration = Duration::from_secs(3600);
+
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
@@ -897,18 +957,19 @@ mod tests {
     fn retry_after_forms() {
         let now = 1_700_000_000;
         assert_eq!(
-            retry_after(&headers(&[("retry-after", "7")]), now),
+            retry_after(&headers(&[("retry-after", "7")]), now, HOUR),
             Some(Duration::from_secs(7))
         );
         assert_eq!(
-            retry_after(&headers(&[("retry-after", "0.5")]), now),
+            retry_after(&headers(&[("retry-after", "0.5")]), now, HOUR),
             Some(Duration::from_millis(500))
         );
         // 2023-11-14T22:13:30Z is now + 10 s.
         assert_eq!(
             retry_after(
                 &headers(&[("retry-after", "Tue, 14 Nov 2023 22:13:30 GMT")]),
-                now
+                now,
+                HOUR
             ),
             Some(Duration::from_secs(10))
         );
@@ -916,12 +977,211 @@ mod tests {
         assert_eq!(
             retry_after(
                 &headers(&[("retry-after", "Tue, 14 Nov 2023 22:13:00 GMT")]),
-                now
+                now,
+                HOUR
             ),
             Some(Duration::ZERO)
         );
-        assert_eq!(retry_after(&headers(&[("retry-after", "soon")]), now), None);
-        assert_eq!(retry_after(&HeaderMap::new(), now), None);
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "soon")]), now, HOUR),
+            None
+        );
+        assert_eq!(retry_after(&HeaderMap::new(), now, HOUR), None);
+    }
+
+    #[test]
+    fn hostile_retry_after_values_are_capped_or_ignored() {
+        let now = 1_700_000_000;
+        let cap = Duration::from_secs(60);
+        for huge in [
+            "1e20",
+            "1e300",
+            "18446744073709551616",
+            "99999999999999999999.5",
+        ] {
+            assert_eq!(
+                retry_after(&headers(&[("retry-after", huge)]), now, cap),
+                Some(cap),
+                "{huge}"
+            );
+        }
+        assert_eq!(
+            retry_after(
+                &headers(&[("retry-after", &u64::MAX.to_string())]),
+                now,
+                cap
+            ),
+            Some(cap)
+        );
+        for junk in ["NaN", "nan", "inf", "-inf", "-1", "-0.5", "1e400"] {
+            assert_eq!(
+                retry_after(&headers(&[("retry-after", junk)]), now, cap),
+                None,
+                "{junk}"
+            );
+        }
+        // A date far in the future is the cap; through server_wait as well.
+        let far = headers(&[("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT")]);
+        assert_eq!(retry_after(&far, now, cap), Some(cap));
+        assert_eq!(
+            server_wait(HeaderStyle::HubSpot, 429, &far, now, cap),
+            Some(cap)
+        );
+        // An Accelo reset at the end of time, or before the epoch.
+        let reset = headers(&[("x-ratelimit-reset", &i64::MAX.to_string())]);
+        assert_eq!(
+            server_wait(HeaderStyle::Accelo, 429, &reset, now, cap),
+            Some(cap)
+        );
+        let reset = headers(&[("x-ratelimit-reset", &i64::MIN.to_string())]);
+        assert_eq!(
+            server_wait(HeaderStyle::Accelo, 429, &reset, now, cap),
+            Some(Duration::ZERO)
+        );
+        // The 2-second lock wait is capped too (tests use tiny caps).
+        assert_eq!(
+            server_wait(
+                HeaderStyle::HubSpot,
+                423,
+                &HeaderMap::new(),
+                now,
+                Duration::from_millis(5)
+            ),
+            Some(Duration::from_millis(5))
+        );
+    }
+
+    fn transport(style: HeaderStyle, retry: RetryPolicy) -> Transport {
+        Transport::new(
+            System::HubSpot,
+            "http://127.0.0.1:9",
+            Duration::from_secs(1),
+            retry,
+            RateLimit::HUBSPOT_BURST,
+            RateLimit::HUBSPOT_SEARCH,
+            Arc::new(StaticToken(Secret::new("t"))),
+            style,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn hostile_rate_limit_headers_never_panic_and_pause_at_most_the_cap() {
+        let retry = RetryPolicy {
+            max_server_wait: Duration::from_secs(30),
+            ..RetryPolicy::default()
+        };
+        let paused = |t: &Transport| *lock(&t.general.paused_until);
+        let hs = transport(HeaderStyle::HubSpot, retry);
+        let start = Instant::now();
+        for (interval, max) in [
+            (u64::MAX.to_string(), "1"),
+            (u64::MAX.to_string(), "0"),
+            ("18446744073709551615".to_string(), "4294967296"),
+            ((MAX_REPORTED_INTERVAL.as_millis() + 1).to_string(), "1"),
+            ("0".to_string(), "1"),
+        ] {
+            hs.observe(&headers(&[
+                ("x-hubspot-ratelimit-interval-milliseconds", &interval),
+                ("x-hubspot-ratelimit-max", max),
+                ("x-hubspot-ratelimit-remaining", "0"),
+            ]));
+            // Unbelievable windows are ignored: the budget stays the configured one.
+            assert_eq!(
+                hs.general_rate(),
+                RateLimit::HUBSPOT_BURST,
+                "{interval}/{max}"
+            );
+            let until = paused(&hs).unwrap();
+            assert!(
+                until <= Instant::now() + retry.max_server_wait,
+                "{interval}"
+            );
+            assert!(until >= start);
+        }
+        // A believable tight window is followed, and its slot pauses at most the cap.
+        hs.observe(&headers(&[
+            ("x-hubspot-ratelimit-interval-milliseconds", "86400000"),
+            ("x-hubspot-ratelimit-max", "1"),
+            ("x-hubspot-ratelimit-remaining", "0"),
+        ]));
+        assert_eq!(hs.general_rate().requests, 1);
+        assert!(paused(&hs).unwrap() <= Instant::now() + retry.max_server_wait);
+
+        let ac = transport(HeaderStyle::Accelo, retry);
+        for reset in [i64::MAX.to_string(), i64::MIN.to_string(), "-1".to_string()] {
+            ac.observe(&headers(&[
+                ("x-ratelimit-limit", "5000"),
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", &reset),
+            ]));
+            assert!(paused(&ac).unwrap() <= Instant::now() + retry.max_server_wait);
+        }
+        ac.observe(&headers(&[("x-ratelimit-limit", &u64::MAX.to_string())]));
+        ac.observe(&headers(&[("x-ratelimit-limit", "0")]));
+        // Even an absurd configured wait cannot overflow an instant.
+        let ac = transport(
+            HeaderStyle::Accelo,
+            RetryPolicy {
+                max_server_wait: Duration::MAX,
+                ..RetryPolicy::default()
+            },
+        );
+        ac.observe(&headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", &i64::MAX.to_string()),
+        ]));
+        assert!(paused(&ac).unwrap() <= Instant::now() + MAX_PERIOD);
+    }
+
+    #[test]
+    fn budgets_with_absurd_windows_still_build() {
+        // governor panics on periods over 584 years; the period is clamped.
+        for per in [Duration::MAX, Duration::from_secs(u64::MAX)] {
+            for window in [Window::Rolling, Window::Fixed] {
+                let l = Limiter::new(RateLimit { requests: 1, per }, window);
+                assert_eq!(l.current().per, per);
+                l.retune(RateLimit {
+                    requests: 1,
+                    per: Duration::MAX,
+                });
+                l.retune(RateLimit {
+                    requests: u32::MAX,
+                    per: Duration::from_nanos(1),
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_token_lifetimes_are_clamped() {
+        let now = Instant::now();
+        let default = Duration::from_secs(1800);
+        for huge in [u64::MAX, u64::MAX / 1000, 10_000_000_000_000] {
+            let t = CachedToken::new(Secret::new("t"), Some(huge), default, now);
+            assert_eq!(t.lifetime, MAX_TOKEN_LIFETIME, "{huge}");
+            assert!(t.expires_at <= now + MAX_TOKEN_LIFETIME);
+            assert!(t.usable(now, Duration::from_secs(300)));
+        }
+        let zero = CachedToken::new(Secret::new("t"), Some(0), default, now);
+        assert_eq!(zero.lifetime, Duration::from_secs(1));
+        let none = CachedToken::new(Secret::new("t"), None, default, now);
+        assert_eq!(none.lifetime, default);
+        assert_eq!(none.expires_at, now + default);
+        // An absurd margin is no overflow either (it is at most half the lifetime).
+        assert!(none.usable(now, Duration::MAX));
+        assert!(!none.usable(now + default / 2, Duration::MAX));
+        // `expires_in` as the token endpoint may send it: huge numbers, floats, junk.
+        for body in [
+            r#"{"access_token":"x","expires_in":1e300}"#,
+            r#"{"access_token":"x","expires_in":18446744073709551615}"#,
+            r#"{"access_token":"x","expires_in":"99999999999999999999999"}"#,
+            r#"{"access_token":"x","expires_in":-5}"#,
+        ] {
+            let a: TokenAnswer = serde_json::from_str(body).unwrap();
+            let t = CachedToken::new(a.access_token, a.expires_in, default, now);
+            assert!(t.lifetime <= MAX_TOKEN_LIFETIME, "{body}");
+        }
     }
 
     #[test]
@@ -932,23 +1192,26 @@ mod tests {
             ("x-ratelimit-remaining", "0"),
         ]);
         assert_eq!(
-            server_wait(HeaderStyle::Accelo, 429, &reset, now),
+            server_wait(HeaderStyle::Accelo, 429, &reset, now, HOUR),
             Some(Duration::from_secs(42))
         );
         // HubSpot does not send X-RateLimit-Reset; it is not read for it.
-        assert_eq!(server_wait(HeaderStyle::HubSpot, 429, &reset, now), None);
+        assert_eq!(
+            server_wait(HeaderStyle::HubSpot, 429, &reset, now, HOUR),
+            None
+        );
         // Retry-After wins over the reset.
         let both = headers(&[("x-ratelimit-reset", "1700000042"), ("retry-after", "3")]);
         assert_eq!(
-            server_wait(HeaderStyle::Accelo, 429, &both, now),
+            server_wait(HeaderStyle::Accelo, 429, &both, now, HOUR),
             Some(Duration::from_secs(3))
         );
         assert_eq!(
-            server_wait(HeaderStyle::HubSpot, 423, &HeaderMap::new(), now),
+            server_wait(HeaderStyle::HubSpot, 423, &HeaderMap::new(), now, HOUR),
             Some(Duration::from_secs(2))
         );
         assert_eq!(
-            server_wait(HeaderStyle::HubSpot, 503, &HeaderMap::new(), now),
+            server_wait(HeaderStyle::HubSpot, 503, &HeaderMap::new(), now, HOUR),
             None
         );
     }

@@ -314,12 +314,17 @@ pub struct FaultConfig {
     /// the next one.
     #[serde(default)]
     pub webhook_reorder: f64,
+    /// HubSpot only: search is eventually consistent. A record created or updated less than
+    /// this many milliseconds ago (by the simulator's clock) is not yet found by
+    /// `POST …/search`; GET, lists and batch reads see it at once. Deterministic: no randomness.
+    #[serde(default)]
+    pub search_lag_ms: u64,
 }
 
 impl FaultConfig {
     /// Parses `--faults`: either the JSON form of `POST /_sandbox/faults`, or a compact
     /// comma-separated form `500=0.1,429=0.05,latency=20,jitter=5,drop=0.01,drop_after=0.01,storm=10,
-    /// webhook_loss=0.1,webhook_duplicate=0.1,webhook_reorder=0.2,seed=3`.
+    /// webhook_loss=0.1,webhook_duplicate=0.1,webhook_reorder=0.2,search_lag=2000,seed=3`.
     pub fn parse(s: &str) -> Result<FaultConfig, String> {
         let s = s.trim();
         if s.starts_with('{') {
@@ -351,13 +356,14 @@ impl FaultConfig {
                 "webhook_loss" => cfg.webhook_loss = float()?,
                 "webhook_duplicate" => cfg.webhook_duplicate = float()?,
                 "webhook_reorder" => cfg.webhook_reorder = float()?,
+                "search_lag" | "search_lag_ms" => cfg.search_lag_ms = int()?,
                 "seed" => cfg.seed = int()?,
                 status => {
                     let code: u16 = status.parse().map_err(|_| {
                         format!(
                             "unknown fault `{status}` (expected an HTTP status, `latency`, \
-                             `jitter`, `drop`, `storm`, `webhook_loss`, `webhook_duplicate`, \
-                             `webhook_reorder` or `seed`)"
+                             `jitter`, `drop`, `drop_after`, `storm`, `webhook_loss`, \
+                             `webhook_duplicate`, `webhook_reorder`, `search_lag` or `seed`)"
                         )
                     })?;
                     cfg.errors.insert(code, float()?);
@@ -455,12 +461,19 @@ impl Faults {
         c
     }
 
+    /// How long a HubSpot write stays invisible to search (`search_lag_ms`).
+    pub fn search_lag_ms(&self) -> u64 {
+        lock(&self.inner).config.search_lag_ms
+    }
+
     /// Decides the fate of one API request, and the latency to add before answering.
     pub fn decide(&self) -> (FaultAction, Duration) {
         let mut s = lock(&self.inner);
         let latency = if s.config.latency_jitter_ms > 0 {
             let j = s.config.latency_jitter_ms;
-            s.config.latency_ms + s.rng.random_range(0..=j)
+            s.config
+                .latency_ms
+                .saturating_add(s.rng.random_range(0..=j))
         } else {
             s.config.latency_ms
         };
@@ -625,6 +638,17 @@ mod tests {
         assert!(FaultConfig::parse("bogus=1").is_err());
         let j = FaultConfig::parse(r#"{"errors":{"503":0.5},"seed":1}"#).unwrap();
         assert_eq!(j.errors.get(&503), Some(&0.5));
+        assert_eq!(j.search_lag_ms, 0, "no lag unless asked");
+        assert_eq!(
+            FaultConfig::parse("search_lag=1500").unwrap().search_lag_ms,
+            1500
+        );
+        assert_eq!(
+            FaultConfig::parse(r#"{"search_lag_ms":250}"#)
+                .unwrap()
+                .search_lag_ms,
+            250
+        );
     }
 
     #[test]

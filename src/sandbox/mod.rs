@@ -76,6 +76,9 @@ pub struct RateLimits {
     pub hubspot_search_window: Duration,
     /// Accelo requests per hour (5,000).
     pub accelo_per_hour: Option<u32>,
+    /// The window `accelo_per_hour` counts over (an hour; shorter in tests that need the
+    /// budget to come back).
+    pub accelo_window: Duration,
 }
 
 impl Default for RateLimits {
@@ -87,6 +90,7 @@ impl Default for RateLimits {
             hubspot_search_per_second: Some(5),
             hubspot_search_window: Duration::from_secs(1),
             accelo_per_hour: Some(5_000),
+            accelo_window: Duration::from_secs(3600),
         }
     }
 }
@@ -101,6 +105,7 @@ impl RateLimits {
             hubspot_search_per_second: None,
             hubspot_search_window: Duration::from_secs(1),
             accelo_per_hour: None,
+            accelo_window: Duration::from_secs(3600),
         }
     }
 
@@ -419,6 +424,7 @@ impl Sandbox {
             ac_creds.clone(),
             accelo::Limits {
                 per_hour: opts.rate_limits.accelo_per_hour,
+                window: opts.rate_limits.accelo_window,
                 token_ttl: opts.accelo_token_ttl,
             },
             opts.faults.clone(),

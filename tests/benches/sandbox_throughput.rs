@@ -1,9 +1,11 @@
 //! Sandbox throughput over loopback with a plain reqwest client: start-up with a large seeded
-//! portal, list paging, batch read/update, search, and Accelo list paging and filtered counts.
+//! portal, list paging, batch read/update, search, and Accelo list paging, filters, contact
+//! search and lookups by email.
 //! Results go to docs/PERFORMANCE.md; this is a benchmark, not a test.
 //!
 //! Run: `cargo bench --bench sandbox_throughput` (optionally `-- --contacts 80000
-//! --companies 20000 --concurrency 8`). Under `cargo test --all-targets` (no `--bench`
+//! --companies 20000 --concurrency 8 --probes 20`; `--probes` is the number of requests of the
+//! Accelo `_search` and email-filter scenarios). Under `cargo test --all-targets` (no `--bench`
 //! argument) it runs a small smoke version so the suite stays fast.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark harness: failures abort the run
@@ -18,6 +20,8 @@ struct Args {
     companies: usize,
     contacts: usize,
     concurrency: usize,
+    /// Requests of the Accelo `_search` and email-filter scenarios.
+    probes: usize,
 }
 
 fn args() -> Args {
@@ -25,12 +29,14 @@ fn args() -> Args {
         companies: 20_000,
         contacts: 80_000,
         concurrency: 8,
+        probes: 20,
     };
     let argv: Vec<String> = std::env::args().collect();
     if !argv.iter().any(|a| a == "--bench") {
         a.companies = 200;
         a.contacts = 800;
         a.concurrency = 2;
+        a.probes = 5;
     }
     let mut i = 1;
     while i < argv.len() {
@@ -39,6 +45,7 @@ fn args() -> Args {
             "--companies" => a.companies = next().expect("--companies N"),
             "--contacts" => a.contacts = next().expect("--contacts N"),
             "--concurrency" => a.concurrency = next().expect("--concurrency N"),
+            "--probes" => a.probes = next().expect("--probes N"),
             _ => {
                 i += 1;
                 continue;
@@ -332,6 +339,9 @@ async fn run(a: Args) {
     let token = tok["access_token"].as_str().unwrap().to_string();
     let t = Instant::now();
     let (mut reqs, mut recs) = (0, 0);
+    // (surname, email) of contacts spread over the deployment, for scenarios 8 and 9.
+    let mut probes: Vec<(String, String)> = Vec::new();
+    let stride = (a.contacts / 100 / a.probes.max(1)).max(1);
     for page in 0.. {
         let r: Value = http
             .get(format!(
@@ -346,8 +356,18 @@ async fn run(a: Args) {
             .await
             .unwrap();
         reqs += 1;
-        let n = r["response"].as_array().unwrap().len();
+        let rows = r["response"].as_array().unwrap();
+        let n = rows.len();
         recs += n;
+        if page % stride == stride / 2
+            && let Some(row) = rows.get(page % n.max(1))
+            && let (Some(surname), Some(email)) = (
+                row["surname"].as_str(),
+                row["default_affiliation"]["email"].as_str(),
+            )
+        {
+            probes.push((surname.to_string(), email.to_string()));
+        }
         if n < 100 {
             break;
         }
@@ -380,6 +400,69 @@ async fn run(a: Args) {
     report(
         "accelo filter date_modified_after + order",
         10,
+        recs,
+        t.elapsed(),
+    );
+
+    // 8. Accelo: contact `_search` (looks in firstname, surname, mobile and the email of every
+    //    affiliation of each contact). By surname: the first page fills after part of the
+    //    deployment; by a whole email: nothing else matches, every contact is looked at.
+    let probes: Vec<(String, String)> = probes.into_iter().take(a.probes).collect();
+    assert!(!probes.is_empty(), "no contacts to probe");
+    for (label, by_email) in [
+        ("accelo contacts _search=<surname>", false),
+        ("accelo contacts _search=<email> (full scan)", true),
+    ] {
+        let t = Instant::now();
+        let mut recs = 0;
+        for (surname, email) in &probes {
+            let term = if by_email { email } else { surname };
+            let r: Value = http
+                .get(format!("{}/api/v0/contacts", sb.accelo_url()))
+                .query(&[
+                    ("_limit", "100"),
+                    ("_search", term.as_str()),
+                    ("_fields", "date_modified"),
+                ])
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let n = r["response"].as_array().unwrap().len();
+            assert!(n > 0, "`{term}` found nothing");
+            recs += n;
+        }
+        report(label, probes.len(), recs, t.elapsed());
+    }
+
+    // 9. Accelo: contacts by email (`_filters=email(…)`, matched against every affiliation).
+    let t = Instant::now();
+    let mut recs = 0;
+    for (_, email) in &probes {
+        let r: Value = http
+            .get(format!("{}/api/v0/contacts", sb.accelo_url()))
+            .query(&[
+                ("_limit", "100".to_string()),
+                ("_filters", format!("email({email})")),
+                ("_fields", "date_modified".to_string()),
+            ])
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let n = r["response"].as_array().unwrap().len();
+        assert_eq!(n, 1, "`{email}`: {r}");
+        recs += n;
+    }
+    report(
+        "accelo contacts _filters=email(..)",
+        probes.len(),
         recs,
         t.elapsed(),
     );

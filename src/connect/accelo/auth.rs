@@ -12,6 +12,9 @@ use tokio::time::Instant;
 use crate::connect::http::{CachedToken, TokenSource, Transport};
 use crate::connect::{ConnectError, Secret};
 
+/// The lifetime of a service token when the answer does not say (Accelo: 30 days).
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// Client-credentials tokens, cached until shortly before they expire.
 #[derive(Debug)]
 pub(crate) struct ClientCredentials {
@@ -77,18 +80,19 @@ impl TokenSource for ClientCredentials {
                 Some((&self.client_id, &self.client_secret)),
             )
             .await?;
-        // Default lifetime of a service token: 30 days.
-        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(30 * 24 * 3600).max(1));
         state.fetched += 1;
-        state.cached = Some(CachedToken {
-            token: answer.access_token.clone(),
-            expires_at: Instant::now() + lifetime,
-            lifetime,
-        });
+        // `expires_in` is bounded (1 s to a year) by `CachedToken::new`.
+        let cached = CachedToken::new(
+            answer.access_token.clone(),
+            answer.expires_in,
+            DEFAULT_LIFETIME,
+            Instant::now(),
+        );
         tracing::debug!(
-            expires_in_s = lifetime.as_secs(),
+            expires_in_s = cached.lifetime.as_secs(),
             "accelo access token obtained"
         );
+        state.cached = Some(cached);
         Ok(answer.access_token)
     }
 
@@ -98,5 +102,68 @@ impl TokenSource for ClientCredentials {
             state.cached = None;
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::connect::http::{HeaderStyle, RateLimit, RetryPolicy};
+    use crate::model::System;
+
+    /// A token endpoint on loopback that answers every request with `body`.
+    async fn token_endpoint(body: &'static str) -> String {
+        let app = axum::Router::new().route(
+            "/oauth2/v0/token",
+            axum::routing::post(
+                move || async move { ([("content-type", "application/json")], body) },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    #[tokio::test]
+    async fn hostile_expires_in_is_clamped_not_a_panic() {
+        for body in [
+            r#"{"access_token":"a","expires_in":18446744073709551615}"#,
+            r#"{"access_token":"a","expires_in":"18446744073709551615"}"#,
+            r#"{"access_token":"a","expires_in":1e308}"#,
+            r#"{"access_token":"a","expires_in":0}"#,
+        ] {
+            let base = token_endpoint(body).await;
+            let src = Arc::new(ClientCredentials::new(
+                "client".into(),
+                Secret::new("secret"),
+                String::new(),
+                None,
+                Duration::from_secs(300),
+            ));
+            let t = Transport::new(
+                System::Accelo,
+                &base,
+                Duration::from_secs(5),
+                RetryPolicy::default(),
+                RateLimit::ACCELO,
+                RateLimit::ACCELO,
+                src.clone(),
+                HeaderStyle::Accelo,
+            )
+            .unwrap();
+            assert_eq!(src.token(&t).await.unwrap().expose(), "a", "{body}");
+            let state = src.state.lock().await;
+            let c = state.cached.as_ref().unwrap();
+            assert!(
+                c.lifetime >= Duration::from_secs(1)
+                    && c.lifetime <= crate::connect::http::MAX_TOKEN_LIFETIME,
+                "{body}: {:?}",
+                c.lifetime
+            );
+            assert_eq!(state.fetched, 1);
+        }
     }
 }

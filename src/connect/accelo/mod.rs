@@ -192,6 +192,24 @@ fn form(fields: &[(&str, Option<String>)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The page after `page`, or a protocol error when the page number would overflow.
+fn next_page(page: u32, call: &Call) -> Result<u32, ConnectError> {
+    page.checked_add(1).ok_or_else(|| ConnectError::Protocol {
+        system: System::Accelo,
+        request: call.label(),
+        message: "paging ran past the last page number".into(),
+    })
+}
+
+/// A full page that brought nothing new: following the pages would never end.
+fn stuck(call: &Call) -> ConnectError {
+    ConnectError::Protocol {
+        system: System::Accelo,
+        request: call.label(),
+        message: "a full page repeated what was already read: the paging does not advance".into(),
+    }
+}
+
 /// A value usable inside `_filters=f(…)`: the syntax has no escapes, so values with `(`, `)` or
 /// `,` cannot be filtered on.
 fn filterable(v: &str) -> bool {
@@ -379,6 +397,7 @@ impl Accelo {
             .collect::<Vec<_>>();
         for chunk in missing.chunks(PAGE) {
             let mut page = 0;
+            let mut seen_affiliations = HashSet::new();
             loop {
                 let call = Self::list_call(
                     AFFILIATIONS,
@@ -388,6 +407,13 @@ impl Accelo {
                 );
                 let affs = self.list::<Affiliation>(&call).await?;
                 let n = affs.len();
+                let fresh = affs
+                    .iter()
+                    .filter(|a| seen_affiliations.insert(a.id.clone()))
+                    .count();
+                if n >= PAGE && fresh == 0 {
+                    return Err(stuck(&call));
+                }
                 for a in affs {
                     if let Some(cid) = a.contact_id() {
                         let keep = match prefer.get(&cid) {
@@ -405,7 +431,7 @@ impl Accelo {
                 if n < PAGE {
                     break;
                 }
-                page += 1;
+                page = next_page(page, &call)?;
             }
         }
         Ok(contacts
@@ -425,11 +451,19 @@ impl Accelo {
         };
         let mut ids: Vec<String> = Vec::new();
         let mut seen = HashSet::new();
+        let mut seen_affiliations = HashSet::new();
         let mut page = 0;
         loop {
             let call = Self::list_call(AFFILIATIONS, "contact", &[format!("company({id})")], page);
             let affs = self.list::<Affiliation>(&call).await?;
             let n = affs.len();
+            let fresh = affs
+                .iter()
+                .filter(|a| seen_affiliations.insert(a.id.clone()))
+                .count();
+            if n >= PAGE && fresh == 0 {
+                return Err(stuck(&call));
+            }
             for a in affs {
                 if let Some(c) = a.contact_id()
                     && seen.insert(c.clone())
@@ -440,7 +474,7 @@ impl Accelo {
             if n < PAGE {
                 break;
             }
-            page += 1;
+            page = next_page(page, &call)?;
         }
         let contacts = self.contacts_by_id(&ids).await?;
         let records = self.join(contacts, HashMap::new()).await?;
@@ -948,6 +982,11 @@ impl Connector for Accelo {
                 message: format!("`{}` is not an accelo scan cursor: {e}", c.0),
             })?,
         };
+        let too_far = || ConnectError::Protocol {
+            system: System::Accelo,
+            request: "GET /api/v0 (scan)".into(),
+            message: "the scan ran past the last page number".into(),
+        };
         let next = |phase: u8, page: u32| {
             serde_json::to_string(&ScanCursor { phase, page })
                 .map(Cursor)
@@ -975,7 +1014,7 @@ impl Connector for Accelo {
                 Ok(Page {
                     records,
                     next: if full {
-                        Some(next(0, c.page + 1)?)
+                        Some(next(0, c.page.checked_add(1).ok_or_else(too_far)?)?)
                     } else {
                         None
                     },
@@ -984,7 +1023,7 @@ impl Connector for Accelo {
             (Object::Contact, 0) => {
                 let (records, full) = self.scan_contacts(&filters, c.page).await?;
                 let next = match (full, after) {
-                    (true, _) => Some(next(0, c.page + 1)?),
+                    (true, _) => Some(next(0, c.page.checked_add(1).ok_or_else(too_far)?)?),
                     // Changed since: then the contacts whose affiliation changed.
                     (false, Some(_)) => Some(next(1, 0)?),
                     (false, None) => None,
@@ -1018,7 +1057,7 @@ impl Connector for Accelo {
                 Ok(Page {
                     records,
                     next: if full {
-                        Some(next(1, c.page + 1)?)
+                        Some(next(1, c.page.checked_add(1).ok_or_else(too_far)?)?)
                     } else {
                         None
                     },
@@ -1271,6 +1310,15 @@ impl Connector for Accelo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_numbers_never_overflow() {
+        let call = Call::get(AFFILIATIONS);
+        assert_eq!(next_page(0, &call).unwrap(), 1);
+        let e = next_page(u32::MAX, &call).unwrap_err();
+        assert!(matches!(e, ConnectError::Protocol { .. }), "{e:?}");
+        assert!(matches!(stuck(&call), ConnectError::Protocol { .. }));
+    }
 
     #[test]
     fn write_keys_route_to_their_resource() {

@@ -12,6 +12,9 @@ use tokio::time::Instant;
 use crate::connect::http::{CachedToken, TokenSource, Transport};
 use crate::connect::{ConnectError, Secret};
 
+/// The access-token lifetime when the answer does not say (HubSpot: 30 minutes).
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(1800);
+
 /// OAuth refresh-token grant against `POST /oauth/v1/token`.
 #[derive(Debug)]
 pub(crate) struct OAuthToken {
@@ -70,22 +73,24 @@ impl OAuthToken {
                 None,
             )
             .await?;
-        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(1800).max(1));
         if let Some(r) = answer.refresh_token
             && !r.is_empty()
         {
             state.refresh_token = r;
         }
         state.refreshes += 1;
-        state.cached = Some(CachedToken {
-            token: answer.access_token.clone(),
-            expires_at: Instant::now() + lifetime,
-            lifetime,
-        });
+        // `expires_in` is bounded (1 s to a year) by `CachedToken::new`.
+        let cached = CachedToken::new(
+            answer.access_token.clone(),
+            answer.expires_in,
+            DEFAULT_LIFETIME,
+            Instant::now(),
+        );
         tracing::debug!(
-            expires_in_s = lifetime.as_secs(),
+            expires_in_s = cached.lifetime.as_secs(),
             "hubspot access token refreshed"
         );
+        state.cached = Some(cached);
         Ok(answer.access_token)
     }
 }
@@ -108,5 +113,67 @@ impl TokenSource for OAuthToken {
             state.cached = None;
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::connect::http::{HeaderStyle, RateLimit, RetryPolicy};
+    use crate::model::System;
+
+    /// A token endpoint on loopback that answers every request with `body`.
+    async fn token_endpoint(body: &'static str) -> String {
+        let app = axum::Router::new().route(
+            "/oauth/v1/token",
+            axum::routing::post(
+                move || async move { ([("content-type", "application/json")], body) },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    #[tokio::test]
+    async fn hostile_expires_in_is_clamped_not_a_panic() {
+        for body in [
+            r#"{"access_token":"a","expires_in":18446744073709551615}"#,
+            r#"{"access_token":"a","expires_in":1e308}"#,
+            r#"{"access_token":"a","expires_in":0}"#,
+            r#"{"access_token":"a","expires_in":"not a number"}"#,
+        ] {
+            let base = token_endpoint(body).await;
+            let src = Arc::new(OAuthToken::new(
+                "client".into(),
+                Secret::new("secret"),
+                Secret::new("refresh"),
+                Duration::from_secs(300),
+            ));
+            let t = Transport::new(
+                System::HubSpot,
+                &base,
+                Duration::from_secs(5),
+                RetryPolicy::default(),
+                RateLimit::HUBSPOT_BURST,
+                RateLimit::HUBSPOT_SEARCH,
+                src.clone(),
+                HeaderStyle::HubSpot,
+            )
+            .unwrap();
+            assert_eq!(src.token(&t).await.unwrap().expose(), "a", "{body}");
+            let state = src.state.lock().await;
+            let c = state.cached.as_ref().unwrap();
+            assert!(
+                c.lifetime >= Duration::from_secs(1)
+                    && c.lifetime <= crate::connect::http::MAX_TOKEN_LIFETIME,
+                "{body}: {:?}",
+                c.lifetime
+            );
+            assert_eq!(state.refreshes, 1);
+        }
     }
 }

@@ -9,6 +9,19 @@
 //! - get by ids: ceil(N/100) batch reads; find: one search (or one batch read by `email`);
 //! - create / update: ceil(N/100) batch requests, plus ceil(M/100) v4 association batches for
 //!   the M updates that move a contact to another company.
+//!
+//! A create whose outcome is unknown (timeout, dropped connection, 5xx) is settled by its
+//! lookup before anything is sent again. HubSpot's search is eventually consistent (a new
+//! record "may take a few moments" to be found), so a lookup through search that finds
+//! nothing is not taken as "absent" until the create is older than
+//! [`HubSpotSettings::search_index_lag`] (default 10 s): the connector searches again with
+//! backoff until then, and creates again only if the record is still not found after the
+//! window. A contact looked up by `email` is read with a batch read (`idProperty=email`), which
+//! is consistent, so it needs no wait. The window bounds the risk, it cannot remove it: an
+//! index more than the window behind would still let a lost create be repeated. The
+//! alternative — reporting such creates `OutcomeUnknown` and leaving them to the next run —
+//! was not chosen: the next run settles open intents with the same search and no knowledge of
+//! when the create was sent, so it would be no safer, only later.
 
 mod auth;
 mod wire;
@@ -43,6 +56,10 @@ const SEARCH_CAP: u64 = 10_000;
 const MAX_QUERY: usize = 3000;
 /// Rounds of "create, look up what was lost, create what is absent".
 const CREATE_ROUNDS: usize = 3;
+/// The default of [`HubSpotSettings::search_index_lag`].
+pub const DEFAULT_SEARCH_INDEX_LAG: Duration = Duration::from_secs(10);
+/// First pause between two searches for a lost create (doubles, up to the window's end).
+const LAG_RETRY_FIRST: Duration = Duration::from_millis(250);
 
 /// How Tandem authenticates to HubSpot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +95,12 @@ pub struct HubSpotSettings {
     pub timeout: Duration,
     /// OAuth: refresh this long before the access token expires.
     pub refresh_margin: Duration,
+    /// How long a write may take to reach HubSpot's search index (search is eventually
+    /// consistent: "may take a few moments"). A create whose outcome is unknown is looked up;
+    /// a lookup that goes through search concludes "absent" — and the record is created again
+    /// — only once the create is older than this (default 10 s), searching again with backoff
+    /// until then.
+    pub search_index_lag: Duration,
 }
 
 impl HubSpotSettings {
@@ -91,6 +114,7 @@ impl HubSpotSettings {
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(30),
             refresh_margin: Duration::from_secs(300),
+            search_index_lag: DEFAULT_SEARCH_INDEX_LAG,
         }
     }
 }
@@ -100,6 +124,7 @@ impl HubSpotSettings {
 pub struct HubSpot {
     t: Transport,
     oauth: Option<Arc<OAuthToken>>,
+    search_index_lag: Duration,
 }
 
 /// The cursor of a changed-since scan: the window start and the offset inside it.
@@ -146,7 +171,11 @@ impl HubSpot {
             auth,
             HeaderStyle::HubSpot,
         )?;
-        Ok(HubSpot { t, oauth })
+        Ok(HubSpot {
+            t,
+            oauth,
+            search_index_lag: settings.search_index_lag,
+        })
     }
 
     /// OAuth: how many access tokens were obtained so far (0 with a static token).
@@ -246,9 +275,10 @@ impl HubSpot {
         let max = max.min(SEARCH_CAP);
         let mut out = Vec::new();
         let mut after: Option<String> = None;
+        let mut offset = 0u64;
         loop {
             let have = out.len() as u64;
-            body["limit"] = json!(SEARCH_PAGE.min(max - have));
+            body["limit"] = json!(SEARCH_PAGE.min(max.saturating_sub(have)));
             match &after {
                 Some(a) => body["after"] = json!(a),
                 None => {
@@ -259,16 +289,28 @@ impl HubSpot {
             }
             let col = self.search(object, body.clone()).await?;
             let next = col.next_after();
+            let empty = col.results.is_empty();
             out.extend(col.results.into_iter().map(|o| o.into_record(object)));
             let have = out.len() as u64;
-            match next {
-                Some(a) if have < max && a.parse::<u64>().is_ok_and(|n| n < SEARCH_CAP) => {
-                    after = Some(a)
+            match next_offset(next.as_deref(), offset, empty) {
+                Next::Page(n) if have < max && n < SEARCH_CAP => {
+                    offset = n;
+                    after = next;
                 }
+                Next::Stuck(a) => return Err(self.stuck(object, &a)),
                 _ => break,
             }
         }
         Ok(out)
+    }
+
+    /// The error of a search whose paging does not move forward.
+    fn stuck(&self, object: Object, after: &str) -> ConnectError {
+        ConnectError::Protocol {
+            system: System::HubSpot,
+            request: format!("POST {}/search", Self::path(object)),
+            message: format!("the search's paging does not advance (next `after` is `{after}`)"),
+        }
     }
 
     async fn batch_read(
@@ -337,6 +379,7 @@ impl HubSpot {
                 let mut found = Vec::new();
                 for chunk in values.chunks(BATCH) {
                     let mut after: Option<String> = None;
+                    let mut offset = 0u64;
                     loop {
                         let mut body = json!({
                             "filterGroups": [{"filters": [
@@ -350,14 +393,16 @@ impl HubSpot {
                         }
                         let col = self.search(object, body).await?;
                         let next = col.next_after();
+                        let empty = col.results.is_empty();
                         found.extend(col.results.into_iter().map(|o| o.into_record(object)));
-                        match next {
-                            Some(a)
-                                if a.parse::<u64>()
-                                    .is_ok_and(|n| n + SEARCH_PAGE <= SEARCH_CAP) =>
+                        match next_offset(next.as_deref(), offset, empty) {
+                            Next::Page(n)
+                                if n.checked_add(SEARCH_PAGE).is_some_and(|e| e <= SEARCH_CAP) =>
                             {
-                                after = Some(a)
+                                offset = n;
+                                after = next;
                             }
+                            Next::Stuck(a) => return Err(self.stuck(object, &a)),
                             _ => break,
                         }
                     }
@@ -529,6 +574,9 @@ impl HubSpot {
                 return Ok(());
             }
             let attempts = self.create_once(object, &pending).await?;
+            // The outcome of the lost creates became unknown by now: the index-lag window of
+            // search-based lookups counts from here.
+            let lost_at = tokio::time::Instant::now();
             let mut unknown: Vec<(usize, CreateInput, ConnectError)> = Vec::new();
             let mut inputs: HashMap<usize, CreateInput> = pending.drain(..).collect();
             for (i, a) in attempts {
@@ -548,11 +596,7 @@ impl HubSpot {
                 .iter()
                 .filter_map(|(_, c, _)| c.lookup.as_ref())
                 .collect();
-            let found = if lookups.is_empty() {
-                HashMap::new()
-            } else {
-                self.find_many(object, &lookups, &[]).await?
-            };
+            let found = self.find_lost(object, &lookups, lost_at).await?;
             for (i, input, e) in unknown {
                 let Some(l) = &input.lookup else {
                     out[i] = Some(Err(e));
@@ -571,6 +615,48 @@ impl HubSpot {
             }
         }
         Ok(())
+    }
+
+    /// Looks up the records of lost creates. A lookup answered by a consistent read (a
+    /// contact's `email`: batch read by `idProperty`) is final at once. One answered by search
+    /// is final only when it found the record, or once the create is older than the index-lag
+    /// window: until then the absent ones are searched again with backoff (250 ms, doubling),
+    /// and the last search happens after the window ended.
+    async fn find_lost(
+        &self,
+        object: Object,
+        lookups: &[&Lookup],
+        lost_at: tokio::time::Instant,
+    ) -> Result<HashMap<(String, String), Vec<Record>>, ConnectError> {
+        if lookups.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut found = self.find_many(object, lookups, &[]).await?;
+        let deadline = super::http::instant_after(lost_at, self.search_index_lag);
+        let mut delay = LAG_RETRY_FIRST;
+        loop {
+            let absent: Vec<&Lookup> = lookups
+                .iter()
+                .copied()
+                .filter(|l| !consistent_lookup(object, &l.key))
+                .filter(|l| {
+                    found
+                        .get(&(l.key.clone(), norm(&l.value)))
+                        .is_none_or(Vec::is_empty)
+                })
+                .collect();
+            let now = tokio::time::Instant::now();
+            if absent.is_empty() || now >= deadline {
+                return Ok(found);
+            }
+            tokio::time::sleep(delay.min(deadline - now)).await;
+            delay = delay.saturating_mul(2);
+            tracing::debug!(
+                lookups = absent.len(),
+                "hubspot: searching again for lost creates (index lag)"
+            );
+            found.extend(self.find_many(object, &absent, &[]).await?);
+        }
     }
 
     fn update_once<'a>(
@@ -714,6 +800,40 @@ impl HubSpot {
             Ok(vec![(pending[0].0, Err(self.error_of(&call, &errors[0])))])
         })
     }
+}
+
+/// What a search page's `paging.next.after` means for the loop reading the pages.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// No next page (no cursor, or an empty page: nothing more to read).
+    End,
+    /// The next page starts at this offset (strictly after the current one).
+    Page(u64),
+    /// A cursor that does not move forward (or is not a number): following it could loop
+    /// forever.
+    Stuck(String),
+}
+
+/// Reads `after` (HubSpot sends a number-like string, the offset of the next page) against the
+/// offset of the page just read. An offset must grow, so every loop over search pages ends: at
+/// most `SEARCH_CAP` pages per window.
+fn next_offset(after: Option<&str>, current: u64, page_was_empty: bool) -> Next {
+    let Some(a) = after else {
+        return Next::End;
+    };
+    if page_was_empty {
+        return Next::End;
+    }
+    match a.trim().parse::<u64>() {
+        Ok(n) if n > current => Next::Page(n),
+        _ => Next::Stuck(a.to_string()),
+    }
+}
+
+/// Whether a lookup by `key` reads HubSpot consistently (a contact's email is a batch read by
+/// `idProperty=email`); every other lookup goes through the eventually consistent search.
+fn consistent_lookup(object: Object, key: &str) -> bool {
+    object == Object::Contact && key == "email"
 }
 
 /// A lookup value as compared: trimmed, lower-cased.
@@ -867,29 +987,31 @@ impl Connector for HubSpot {
                     .into_iter()
                     .map(|o| o.into_record(object))
                     .collect();
-                let next = match next_after {
-                    None => None,
-                    Some(a) => {
-                        let offset = a.parse::<u64>().ok();
-                        if offset.is_some_and(|n| n + SEARCH_PAGE > SEARCH_CAP) {
-                            // Move the window: restart from the newest time seen (records at
-                            // exactly that time are read again).
-                            let newest = records.iter().filter_map(|r| r.updated_at).max();
-                            let next_since = match newest {
-                                Some(t) if t > since => t,
-                                _ => since + 1,
-                            };
-                            Some(SearchCursor {
-                                since: next_since,
-                                after: None,
-                            })
-                        } else {
-                            Some(SearchCursor {
-                                since,
-                                after: Some(a),
-                            })
-                        }
+                // The offset this page was read at (our own cursor; 0 for the first page).
+                let offset = after
+                    .as_deref()
+                    .and_then(|a| a.parse::<u64>().ok())
+                    .unwrap_or(0);
+                let next = match next_offset(next_after.as_deref(), offset, records.is_empty()) {
+                    Next::End => None,
+                    Next::Stuck(a) => return Err(self.stuck(object, &a)),
+                    Next::Page(n) if n.saturating_add(SEARCH_PAGE) > SEARCH_CAP => {
+                        // Move the window: restart from the newest time seen (records at
+                        // exactly that time are read again).
+                        let newest = records.iter().filter_map(|r| r.updated_at).max();
+                        let next_since = match newest {
+                            Some(t) if t > since => t,
+                            _ => since.saturating_add(1),
+                        };
+                        Some(SearchCursor {
+                            since: next_since,
+                            after: None,
+                        })
                     }
+                    Next::Page(_) => Some(SearchCursor {
+                        since,
+                        after: next_after,
+                    }),
                 };
                 let next = next
                     .map(|c| serde_json::to_string(&c).map(Cursor))
@@ -1240,6 +1362,32 @@ mod tests {
         .unwrap();
         assert!(out[0].is_ok());
         assert_eq!(out[1].as_ref().unwrap_err(), &down);
+    }
+
+    #[test]
+    fn search_cursors_must_advance_and_never_overflow() {
+        assert_eq!(next_offset(None, 0, false), Next::End);
+        assert_eq!(next_offset(Some("200"), 0, false), Next::Page(200));
+        assert_eq!(next_offset(Some(" 400 "), 200, false), Next::Page(400));
+        // An empty page ends the reading even if a cursor came with it.
+        assert_eq!(next_offset(Some("400"), 200, true), Next::End);
+        // Cursors that stand still, go back, or are not numbers would loop forever.
+        for (after, current) in [("200", 200), ("0", 200), ("-1", 0), ("abc", 0), ("", 0)] {
+            assert_eq!(
+                next_offset(Some(after), current, false),
+                Next::Stuck(after.to_string()),
+                "{after} at {current}"
+            );
+        }
+        // A huge cursor is a number, and the arithmetic on it saturates or is checked.
+        let huge = u64::MAX.to_string();
+        assert_eq!(next_offset(Some(&huge), 0, false), Next::Page(u64::MAX));
+        assert!(u64::MAX.checked_add(SEARCH_PAGE).is_none());
+        assert!(u64::MAX.saturating_add(SEARCH_PAGE) > SEARCH_CAP);
+        assert_eq!(
+            next_offset(Some("18446744073709551616"), 0, false),
+            Next::Stuck("18446744073709551616".into())
+        );
     }
 
     #[test]

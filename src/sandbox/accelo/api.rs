@@ -62,7 +62,7 @@ fn list_of(ac: &Ac, obj: Obj, p: &Params, ids: Option<Vec<u64>>, forced: Option<
         Err(e) => return invalid(e),
     };
     let store = ac.read();
-    let ids: Box<dyn Iterator<Item = u64> + '_> = match ids {
+    let ids: Box<dyn Iterator<Item = u64> + '_> = match ids.or_else(|| q.candidates(&store, obj)) {
         Some(v) => Box::new(v.into_iter()),
         None => store.id_iter(obj),
     };
@@ -84,7 +84,7 @@ fn count_of(ac: &Ac, obj: Obj, p: &Params, ids: Option<Vec<u64>>) -> Response {
         Err(e) => return invalid(e),
     };
     let store = ac.read();
-    let ids: Box<dyn Iterator<Item = u64> + '_> = match ids {
+    let ids: Box<dyn Iterator<Item = u64> + '_> = match ids.or_else(|| q.candidates(&store, obj)) {
         Some(v) => Box::new(v.into_iter()),
         None => store.id_iter(obj),
     };
@@ -350,19 +350,21 @@ fn progress(store: &mut AcStore, obj: Obj, id: u64, status: u64, now: i64) -> Mu
 }
 
 fn remove_affiliation(store: &mut AcStore, aff: u64) {
-    let Some(a) = store.affiliations.remove(&aff) else {
+    let Some(a) = store.remove_affiliation(aff) else {
         return;
     };
-    let others = store.affiliations_of_contact(a.contact);
+    let contact_others: Option<u64> = store
+        .affiliations_of_contact(a.contact)
+        .next()
+        .map(|x| x.id);
     if let Some(c) = store.contacts.get_mut(&a.contact)
         && c.default_affiliation == Some(aff)
     {
-        c.default_affiliation = others.first().copied();
+        c.default_affiliation = contact_others;
     }
     let company_others: Option<u64> = store
-        .affiliations
-        .values()
-        .find(|x| x.company == a.company)
+        .affiliations_of_company(a.company)
+        .next()
         .map(|x| x.id);
     if let Some(c) = store.companies.get_mut(&a.company)
         && c.default_affiliation == Some(aff)
@@ -375,12 +377,7 @@ fn delete_company_in(store: &mut AcStore, id: u64) -> Mut<()> {
     if store.companies.remove(&id).is_none() {
         return Err(MutError::Invalid(format!("Unknown company id `{id}`")));
     }
-    let affs: Vec<u64> = store
-        .affiliations
-        .values()
-        .filter(|a| a.company == id)
-        .map(|a| a.id)
-        .collect();
+    let affs: Vec<u64> = store.affiliations_of_company(id).map(|a| a.id).collect();
     for a in affs {
         remove_affiliation(store, a);
     }
@@ -475,7 +472,7 @@ pub fn create_affiliation_in(
     affiliation_fields(store, &mut a, p, &mut changed)?;
     let id = store.next_id("affiliations");
     a.id = id;
-    store.affiliations.insert(id, a);
+    store.insert_affiliation(a);
     if let Some(c) = store.contacts.get_mut(&contact)
         && c.default_affiliation.is_none()
     {
@@ -491,14 +488,14 @@ pub fn create_affiliation_in(
 
 /// `PUT /affiliations/{id}`.
 pub fn update_affiliation_in(store: &mut AcStore, id: u64, p: &Params, now: i64) -> Mut<bool> {
-    let Some(mut a) = store.affiliations.get(&id).cloned() else {
+    let Some(mut a) = store.affiliation(id).cloned() else {
         return Err(MutError::Invalid(format!("Unknown affiliation id `{id}`")));
     };
     let mut changed = false;
     affiliation_fields(store, &mut a, p, &mut changed)?;
     if changed {
         a.date_modified = now;
-        store.affiliations.insert(id, a);
+        store.insert_affiliation(a);
     }
     Ok(changed)
 }
@@ -894,9 +891,7 @@ fn contacts_of_company(ac: &Ac, raw: &str) -> Result<Vec<u64>, Response> {
         return Err(not_found(Obj::Company, raw));
     }
     let mut ids: Vec<u64> = store
-        .affiliations
-        .values()
-        .filter(|a| a.company == id)
+        .affiliations_of_company(id)
         .map(|a| a.contact)
         .collect();
     ids.sort_unstable();
@@ -941,7 +936,7 @@ pub async fn company_main_contact(
             return not_found(Obj::Company, &id);
         };
         c.default_affiliation
-            .and_then(|a| store.affiliations.get(&a))
+            .and_then(|a| store.affiliation(a))
             .map(|a| a.contact)
     };
     match contact {
@@ -1348,7 +1343,7 @@ pub async fn delete_affiliation(State(ac): State<Arc<Ac>>, Path(id): Path<String
         Err(r) => return r,
     };
     let mut store = ac.write();
-    if !store.affiliations.contains_key(&n) {
+    if store.affiliation(n).is_none() {
         return not_found(Obj::Affiliation, &id);
     }
     remove_affiliation(&mut store, n);

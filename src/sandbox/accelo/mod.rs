@@ -48,6 +48,8 @@ pub struct Credentials {
 pub struct Limits {
     /// Requests per hour (`None` = unlimited). Accelo: 5000.
     pub per_hour: Option<u32>,
+    /// The window `per_hour` counts over (an hour).
+    pub window: Duration,
     /// Default and maximum token lifetime (Accelo default: 30 days).
     pub token_ttl: Duration,
 }
@@ -103,7 +105,7 @@ impl Ac {
             stats: Stats::default(),
             faults: Arc::new(Faults::new(faults.clone())),
             initial_faults: faults,
-            hourly: RollingWindow::new(limits.per_hour, Duration::from_secs(3600)),
+            hourly: RollingWindow::new(limits.per_hour, limits.window),
             failed_logins: Mutex::new(Lockout::default()),
             tokens: Mutex::new(HashMap::new()),
             creds,
@@ -273,6 +275,7 @@ pub fn router(ac: Arc<Ac>) -> Router {
         .route("/_sandbox/records/{object}", get(api::admin_records))
         .route("/_sandbox/stats", get(admin_stats))
         .route("/_sandbox/reset", post(admin_reset))
+        .route("/_sandbox/revoke_tokens", post(admin_revoke_tokens))
         .route(
             "/_sandbox/faults",
             get(admin_get_faults).post(admin_set_faults),
@@ -366,7 +369,9 @@ async fn pass(ac: &Ac, req: Request, next: Next) -> Response {
         return r;
     }
     let d = ac.hourly.admit();
-    let reset_at = unix_now() + d.reset_in.as_secs().max(1);
+    // The unix second by which the oldest request has left the window (rounded up, so that a
+    // client waiting until then finds room).
+    let reset_at = unix_after(d.reset_in);
     if !d.allowed {
         ac.stats.throttled();
         let mut r = fail(
@@ -391,6 +396,16 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// The first whole unix second at or after `now + d` (at least one second ahead).
+fn unix_after(d: Duration) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let at = now.saturating_add(d);
+    let secs = at.as_secs() + u64::from(at.subsec_nanos() > 0);
+    secs.max(now.as_secs() + 1)
 }
 
 fn limit_headers(ac: &Ac, h: &mut HeaderMap, remaining: u32, reset_at: u64) {
@@ -619,7 +634,7 @@ async fn admin_stats(State(ac): State<Arc<Ac>>) -> Response {
             json!({
                 "companies": store.companies.len(),
                 "contacts": store.contacts.len(),
-                "affiliations": store.affiliations.len(),
+                "affiliations": store.affiliations().len(),
                 "addresses": store.addresses.len(),
             }),
         );
@@ -649,6 +664,18 @@ pub fn reset(ac: &Ac, seed: &AcSeed) {
     ac.stats.reset();
     ac.faults.set(ac.initial_faults.clone());
     ac.hourly.reset();
+}
+
+/// `POST /_sandbox/revoke_tokens`: every access token issued so far stops working (401
+/// `invalid_client`, as for an unknown token); the client credentials stay valid.
+async fn admin_revoke_tokens(State(ac): State<Arc<Ac>>) -> Response {
+    let revoked = {
+        let mut tokens = lock(&ac.tokens);
+        let n = tokens.len();
+        tokens.clear();
+        n
+    };
+    json_response(StatusCode::OK, &json!({"revoked": revoked}))
 }
 
 async fn admin_get_faults(State(ac): State<Arc<Ac>>) -> Response {

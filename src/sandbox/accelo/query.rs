@@ -183,7 +183,17 @@ fn fast_value(store: &AcStore, obj: Obj, id: u64, name: &str) -> Option<Option<V
         }
         Obj::Contact => {
             let c = store.contacts.get(&id)?;
+            let default_affiliation = || c.default_affiliation.and_then(|a| store.affiliation(a));
             match name {
+                // Every affiliation's email (from the contact → affiliations index).
+                "email" => Some(Some(
+                    store
+                        .affiliations_of_contact(id)
+                        .filter_map(|a| a.email.clone())
+                        .collect(),
+                )),
+                // The contact's (deprecated) mobile mirrors its default affiliation.
+                "mobile" => one(default_affiliation().and_then(|a| a.mobile.clone())),
                 "id" => num(c.id as i64),
                 "date_modified" => num(c.date_modified),
                 "date_created" => num(c.date_created),
@@ -196,13 +206,26 @@ fn fast_value(store: &AcStore, obj: Obj, id: u64, name: &str) -> Option<Option<V
             }
         }
         Obj::Affiliation => {
-            let a = store.affiliations.get(&id)?;
+            let a = store.affiliation(id)?;
             match name {
                 "id" => num(a.id as i64),
                 "date_modified" => num(a.date_modified),
                 "date_last_interacted" => num(a.date_last_interacted),
                 "standing" => one(Some(a.standing.clone())),
                 "email" => one(a.email.clone()),
+                "phone" => one(a.phone.clone()),
+                "mobile" => one(a.mobile.clone()),
+                "fax" => one(a.fax.clone()),
+                "firstname" | "surname" => {
+                    let c = store.contacts.get(&a.contact);
+                    one(c.map(|c| {
+                        if name == "firstname" {
+                            c.firstname.clone()
+                        } else {
+                            c.surname.clone()
+                        }
+                    }))
+                }
                 "company" => num(a.company as i64),
                 "contact" => num(a.contact as i64),
                 _ => None,
@@ -238,13 +261,6 @@ fn values_of(store: &AcStore, obj: Obj, id: u64, name: &str) -> Option<Vec<Strin
                 .collect(),
         ),
         (Obj::Contact, "affiliation") => one("default_affiliation"),
-        (Obj::Contact, "email") => Some(
-            store
-                .affiliations_of_contact(id)
-                .iter()
-                .filter_map(|a| store.affiliations.get(a).and_then(|a| a.email.clone()))
-                .collect(),
-        ),
         (Obj::Contact, "contact_status_id") => one("status"),
         (Obj::Contact, "fullname") => Some(vec![format!(
             "{} {}",
@@ -254,15 +270,6 @@ fn values_of(store: &AcStore, obj: Obj, id: u64, name: &str) -> Option<Vec<Strin
         (Obj::Affiliation, "status") => one("affiliation_status"),
         (Obj::Address, "country_id") => one("country"),
         (Obj::Address, "state_id") => one("state"),
-        (Obj::Affiliation, "firstname" | "surname") => {
-            let c = get("contact")?.parse::<u64>().ok()?;
-            let contact = store.contacts.get(&c)?;
-            Some(vec![if name == "firstname" {
-                contact.firstname.clone()
-            } else {
-                contact.surname.clone()
-            }])
-        }
         _ => {
             if fields.iter().any(|(k, _)| *k == name) {
                 one(name)
@@ -445,6 +452,38 @@ impl ListQuery {
         }
         q.terms = terms;
         Ok(q)
+    }
+
+    /// The ids that can match, ascending, when an index narrows them: an affiliation list
+    /// filtered by `contact(…)` or `company(…)` reads those owners' affiliations instead of
+    /// scanning every affiliation (the filters are still applied to each candidate).
+    pub fn candidates(&self, store: &AcStore, obj: Obj) -> Option<Vec<u64>> {
+        if obj != Obj::Affiliation {
+            return None;
+        }
+        let t = self
+            .terms
+            .iter()
+            .find(|t| t.name == "contact" || t.name == "company")?;
+        let mut ids: Vec<u64> = t
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                Arg::Val(v) => v.trim().parse::<u64>().ok(),
+                Arg::Term(_) => None,
+            })
+            .flat_map(|owner| {
+                let it: Box<dyn Iterator<Item = u64>> = if t.name == "contact" {
+                    Box::new(store.affiliations_of_contact(owner).map(|a| a.id))
+                } else {
+                    Box::new(store.affiliations_of_company(owner).map(|a| a.id))
+                };
+                it
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        Some(ids)
     }
 
     /// One page of matching ids: without an order it stops scanning once the page is full.

@@ -1,8 +1,14 @@
 //! The Accelo deployment's state: companies, contacts, affiliations, addresses, statuses,
 //! countries and states, in BTreeMaps by numeric id, plus the field model used to render any
 //! object with `_fields` (defaults, `_ALL`, linked objects as ids or expanded objects).
+//!
+//! Affiliations are reached only through [`AcStore::insert_affiliation`] /
+//! [`AcStore::remove_affiliation`], which keep two indexes in step with them: the affiliations
+//! of each contact and of each company. Every "affiliations of X" question (contact email
+//! filters and `_search`, `/companies/{id}/contacts`, default-affiliation fallbacks, company
+//! deletion) is answered from those indexes, never by scanning every affiliation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedSender;
@@ -204,7 +210,13 @@ pub struct AcEvent {
 pub struct AcStore {
     pub companies: BTreeMap<u64, Company>,
     pub contacts: BTreeMap<u64, Contact>,
-    pub affiliations: BTreeMap<u64, Affiliation>,
+    /// Private: changed only through `insert_affiliation` / `remove_affiliation`, which keep
+    /// the indexes below in step.
+    affiliations: BTreeMap<u64, Affiliation>,
+    /// Affiliation ids of each contact.
+    affiliations_by_contact: HashMap<u64, BTreeSet<u64>>,
+    /// Affiliation ids of each company.
+    affiliations_by_company: HashMap<u64, BTreeSet<u64>>,
     pub addresses: BTreeMap<u64, Address>,
     pub company_statuses: Vec<Status>,
     pub contact_statuses: Vec<Status>,
@@ -307,27 +319,24 @@ impl AcStore {
             );
         }
         for a in &seed.affiliations {
-            st.affiliations.insert(
-                a.id,
-                Affiliation {
-                    id: a.id,
-                    company: a.company,
-                    contact: a.contact,
-                    email: a.email.clone(),
-                    phone: a.phone.clone(),
-                    mobile: a.mobile.clone(),
-                    fax: a.fax.clone(),
-                    position: a.position.clone(),
-                    standing: "active".into(),
-                    postal_address: None,
-                    physical_address: None,
-                    communication: "yes".into(),
-                    invoice_method: "email".into(),
-                    portal_access: "no".into(),
-                    date_modified: a.date_modified,
-                    date_last_interacted: a.date_modified,
-                },
-            );
+            st.insert_affiliation(Affiliation {
+                id: a.id,
+                company: a.company,
+                contact: a.contact,
+                email: a.email.clone(),
+                phone: a.phone.clone(),
+                mobile: a.mobile.clone(),
+                fax: a.fax.clone(),
+                position: a.position.clone(),
+                standing: "active".into(),
+                postal_address: None,
+                physical_address: None,
+                communication: "yes".into(),
+                invoice_method: "email".into(),
+                portal_access: "no".into(),
+                date_modified: a.date_modified,
+                date_last_interacted: a.date_modified,
+            });
             if let Some(c) = st.companies.get_mut(&a.company)
                 && c.default_affiliation.is_none()
             {
@@ -635,12 +644,164 @@ impl AcStore {
             .map(|s| s.id)
     }
 
-    /// Affiliations of a contact, ascending.
-    pub fn affiliations_of_contact(&self, contact: u64) -> Vec<u64> {
-        self.affiliations
+    /// Every affiliation, by id.
+    pub fn affiliations(&self) -> &BTreeMap<u64, Affiliation> {
+        &self.affiliations
+    }
+
+    /// One affiliation.
+    pub fn affiliation(&self, id: u64) -> Option<&Affiliation> {
+        self.affiliations.get(&id)
+    }
+
+    /// Stores an affiliation (new, or a changed one under the same id — also when it moved to
+    /// another contact or company) and keeps the indexes in step. Returns the previous value.
+    pub fn insert_affiliation(&mut self, a: Affiliation) -> Option<Affiliation> {
+        let id = a.id;
+        let (contact, company) = (a.contact, a.company);
+        let old = self.affiliations.insert(id, a);
+        if let Some(o) = &old {
+            if o.contact != contact {
+                unindex(&mut self.affiliations_by_contact, o.contact, id);
+            }
+            if o.company != company {
+                unindex(&mut self.affiliations_by_company, o.company, id);
+            }
+        }
+        self.affiliations_by_contact
+            .entry(contact)
+            .or_default()
+            .insert(id);
+        self.affiliations_by_company
+            .entry(company)
+            .or_default()
+            .insert(id);
+        old
+    }
+
+    /// Removes an affiliation and its index entries.
+    pub fn remove_affiliation(&mut self, id: u64) -> Option<Affiliation> {
+        let a = self.affiliations.remove(&id)?;
+        unindex(&mut self.affiliations_by_contact, a.contact, id);
+        unindex(&mut self.affiliations_by_company, a.company, id);
+        Some(a)
+    }
+
+    /// Affiliations of a contact, ascending id (from the index).
+    pub fn affiliations_of_contact(&self, contact: u64) -> impl Iterator<Item = &Affiliation> {
+        self.affiliations_by_contact
+            .get(&contact)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.affiliations.get(id))
+    }
+
+    /// Affiliations of a company, ascending id (from the index).
+    pub fn affiliations_of_company(&self, company: u64) -> impl Iterator<Item = &Affiliation> {
+        self.affiliations_by_company
+            .get(&company)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.affiliations.get(id))
+    }
+}
+
+/// Drops `id` from `owner`'s set (and the set once empty).
+fn unindex(index: &mut HashMap<u64, BTreeSet<u64>>, owner: u64, id: u64) {
+    if let Some(set) = index.get_mut(&owner) {
+        set.remove(&id);
+        if set.is_empty() {
+            index.remove(&owner);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aff(id: u64, company: u64, contact: u64) -> Affiliation {
+        Affiliation {
+            id,
+            company,
+            contact,
+            ..Default::default()
+        }
+    }
+
+    fn ids<'a>(it: impl Iterator<Item = &'a Affiliation>) -> Vec<u64> {
+        it.map(|a| a.id).collect()
+    }
+
+    /// The index answers exactly what a scan of every affiliation would.
+    fn assert_consistent(st: &AcStore) {
+        let owners: BTreeSet<u64> = st
+            .affiliations()
             .values()
-            .filter(|a| a.contact == contact)
-            .map(|a| a.id)
-            .collect()
+            .flat_map(|a| [a.contact, a.company])
+            .chain(st.affiliations_by_contact.keys().copied())
+            .chain(st.affiliations_by_company.keys().copied())
+            .collect();
+        for o in owners {
+            let scan_contact: Vec<u64> = st
+                .affiliations()
+                .values()
+                .filter(|a| a.contact == o)
+                .map(|a| a.id)
+                .collect();
+            let scan_company: Vec<u64> = st
+                .affiliations()
+                .values()
+                .filter(|a| a.company == o)
+                .map(|a| a.id)
+                .collect();
+            assert_eq!(
+                ids(st.affiliations_of_contact(o)),
+                scan_contact,
+                "contact {o}"
+            );
+            assert_eq!(
+                ids(st.affiliations_of_company(o)),
+                scan_company,
+                "company {o}"
+            );
+        }
+        assert!(st.affiliations_by_contact.values().all(|s| !s.is_empty()));
+        assert!(st.affiliations_by_company.values().all(|s| !s.is_empty()));
+    }
+
+    #[test]
+    fn affiliation_indexes_follow_creates_moves_and_deletes() {
+        let mut st = AcStore::default();
+        st.insert_affiliation(aff(1, 10, 100));
+        st.insert_affiliation(aff(2, 10, 101));
+        st.insert_affiliation(aff(3, 11, 100));
+        assert_eq!(ids(st.affiliations_of_contact(100)), vec![1, 3]);
+        assert_eq!(ids(st.affiliations_of_company(10)), vec![1, 2]);
+        assert_consistent(&st);
+        // A move to another contact and company under the same id.
+        let old = st.insert_affiliation(aff(3, 10, 101));
+        assert_eq!(old.map(|a| (a.company, a.contact)), Some((11, 100)));
+        assert_eq!(ids(st.affiliations_of_contact(100)), vec![1]);
+        assert_eq!(ids(st.affiliations_of_contact(101)), vec![2, 3]);
+        assert_eq!(ids(st.affiliations_of_company(11)), Vec::<u64>::new());
+        assert_consistent(&st);
+        // A change that moves nothing.
+        let mut same = aff(2, 10, 101);
+        same.email = Some("x@example.org".into());
+        st.insert_affiliation(same);
+        assert_consistent(&st);
+        assert!(st.remove_affiliation(1).is_some());
+        assert!(st.remove_affiliation(1).is_none());
+        assert_eq!(ids(st.affiliations_of_contact(100)), Vec::<u64>::new());
+        assert_consistent(&st);
+    }
+
+    #[test]
+    fn the_seeded_store_is_indexed() {
+        let seed = crate::sandbox::data::generate(5, 20, 80).accelo;
+        let st = AcStore::from_seed(&seed, None);
+        assert_eq!(st.affiliations().len(), seed.affiliations.len());
+        assert_consistent(&st);
     }
 }

@@ -1,6 +1,7 @@
 //! The HubSpot simulator: CRM v3 objects (companies, contacts) with batch and search, v4
 //! associations, v3 properties, OAuth token refresh and private-app bearer auth, HubSpot's error
-//! shapes, the rolling 10-second and search per-second rate limits with their headers, and
+//! shapes, the rolling 10-second and search per-second rate limits with their headers (the
+//! daily ones only for the private-app token: HubSpot does not send them for OAuth), and
 //! signed webhook delivery — plus the `/_sandbox/` admin API (outside auth, limits and counters).
 //!
 //! Written from reference/hubspot-api-notes.md only; it shares no code with `connect/`.
@@ -205,6 +206,7 @@ pub fn router(hs: Arc<Hs>) -> Router {
         .route("/_sandbox/records/{object}", get(admin_records))
         .route("/_sandbox/stats", get(admin_stats))
         .route("/_sandbox/reset", post(admin_reset))
+        .route("/_sandbox/revoke_tokens", post(admin_revoke_tokens))
         .route(
             "/_sandbox/faults",
             get(admin_get_faults).post(admin_set_faults),
@@ -360,9 +362,12 @@ async fn pass(hs: &Hs, req: Request, next: Next) -> Response {
     if path.starts_with("/oauth/") {
         return next.run(req).await;
     }
-    if let Err(resp) = authenticate(hs, req.headers()) {
-        return resp;
-    }
+    let token = match authenticate(hs, req.headers()) {
+        Ok(kind) => kind,
+        Err(resp) => return resp,
+    };
+    // The daily headers are not sent for OAuth tokens (hubspot-api-notes §8).
+    let daily_header = |remaining: u32| (token == TokenKind::PrivateApp).then_some(remaining);
     let is_search = method == Method::POST && path.ends_with("/search");
     if is_search {
         if !hs.secondly.admit().allowed {
@@ -385,11 +390,16 @@ async fn pass(hs: &Hs, req: Request, next: Next) -> Response {
     if !day.allowed {
         hs.stats.throttled();
         let mut r = rate_limited("You have reached your daily limit.", "DAILY");
-        add_limit_headers(hs, r.headers_mut(), burst.remaining, Some(0));
+        add_limit_headers(hs, r.headers_mut(), burst.remaining, daily_header(0));
         return r;
     }
     let mut resp = next.run(req).await;
-    add_limit_headers(hs, resp.headers_mut(), burst.remaining, Some(day.remaining));
+    add_limit_headers(
+        hs,
+        resp.headers_mut(),
+        burst.remaining,
+        daily_header(day.remaining),
+    );
     resp
 }
 
@@ -460,7 +470,16 @@ fn injected(hs: &Hs, code: u16) -> Response {
     }
 }
 
-fn authenticate(hs: &Hs, headers: &HeaderMap) -> Result<(), Response> {
+/// How a request authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenKind {
+    /// The private app's static access token.
+    PrivateApp,
+    /// An OAuth access token from `/oauth/v1/token`.
+    OAuth,
+}
+
+fn authenticate(hs: &Hs, headers: &HeaderMap) -> Result<TokenKind, Response> {
     let not_found = || {
         error(
             StatusCode::UNAUTHORIZED,
@@ -481,11 +500,11 @@ fn authenticate(hs: &Hs, headers: &HeaderMap) -> Result<(), Response> {
     };
     let token = token.trim();
     if token == hs.creds.token {
-        return Ok(());
+        return Ok(TokenKind::PrivateApp);
     }
     let tokens = lock(&hs.access_tokens);
     match tokens.get(token) {
-        Some(exp) if *exp > Instant::now() => Ok(()),
+        Some(exp) if *exp > Instant::now() => Ok(TokenKind::OAuth),
         Some(exp) => Err(error(
             StatusCode::UNAUTHORIZED,
             "EXPIRED_AUTHENTICATION",
@@ -731,6 +750,19 @@ pub fn reset(hs: &Hs, seed: &HsSeed) {
     hs.ten_secondly.reset();
     hs.secondly.reset();
     hs.daily.reset();
+}
+
+/// `POST /_sandbox/revoke_tokens`: every OAuth access token issued so far stops working (401
+/// `INVALID_AUTHENTICATION`, as for an unknown token); the refresh token and the private-app
+/// token stay valid, so a client recovers by refreshing.
+async fn admin_revoke_tokens(State(hs): State<Arc<Hs>>) -> Response {
+    let revoked = {
+        let mut tokens = lock(&hs.access_tokens);
+        let n = tokens.len();
+        tokens.clear();
+        n
+    };
+    json_response(StatusCode::OK, &json!({"revoked": revoked}))
 }
 
 async fn admin_get_faults(State(hs): State<Arc<Hs>>) -> Response {

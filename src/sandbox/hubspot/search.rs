@@ -1,6 +1,8 @@
 //! `POST /crm/v3/objects/{objectType}/search`: filter groups (OR of ANDs) with the documented
 //! operators, one sort, `query` text search, `limit` ≤ 200, the 10,000-result paging cap and
 //! `total`. Limits: 5 groups, 6 filters per group, 18 filters in all (the strictest documented).
+//! With the `search_lag_ms` fault, records written less than that long ago are not found yet
+//! (HubSpot's search is eventually consistent; the notes say "may take a few moments").
 
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -436,10 +438,14 @@ pub async fn search(
         .map(str::to_lowercase)
         .filter(|q| !q.is_empty());
     let obj = store.obj(kind);
+    // Eventual consistency (`search_lag_ms`): the index has not caught up with recent writes.
+    let lag = i64::try_from(hs.faults.search_lag_ms()).unwrap_or(i64::MAX);
+    let indexed_before = hs.clock.now_ms().saturating_sub(lag);
     let mut hits: Vec<&Record> = obj
         .records
         .values()
         .filter(|r| r.archived_ms.is_none())
+        .filter(|r| lag == 0 || r.updated_ms <= indexed_before)
         .filter(|r| {
             groups.is_empty()
                 || groups
