@@ -1040,3 +1040,90 @@ async fn a_record_another_run_is_creating_or_has_linked_is_not_created_again() {
     assert_eq!(env.store().open_intents().await.unwrap().len(), 1);
     env.finish().await;
 }
+
+#[tokio::test]
+async fn a_fresh_intent_is_not_given_up_while_hubspot_search_lags() {
+    let env = Env::new(17, 10, 10, ExecOptions::default()).await;
+    // HubSpot's search shows a new record only after a second; the connector knows it may.
+    env.sb
+        .set_faults(FaultConfig {
+            search_lag_ms: 1000,
+            ..FaultConfig::default()
+        })
+        .unwrap();
+    let mut settings = tandem::connect::hubspot::HubSpotSettings::new(
+        env.sb.hubspot_url(),
+        tandem::connect::hubspot::HubSpotAuth::Token(tandem::connect::Secret::new(
+            env.sb.hubspot_token(),
+        )),
+    );
+    settings.retry = fast_retry();
+    settings.search_index_lag = std::time::Duration::from_millis(1500);
+    let hs: Arc<dyn Connector> =
+        Arc::new(tandem::connect::hubspot::HubSpot::new(settings).unwrap());
+    let exec = Executor::new(
+        env.ts.store.clone(),
+        hs.clone(),
+        env.ac.clone(),
+        ExecOptions::default(),
+    );
+    // A push's create that reached HubSpot just before the process died…
+    let made = hs
+        .create(
+            Object::Company,
+            vec![CreateInput {
+                changes: BTreeMap::from([
+                    (
+                        "name".to_string(),
+                        Some("Lagging Index Pty Ltd".to_string()),
+                    ),
+                    (
+                        "domain".to_string(),
+                        Some("lagging-index.example".to_string()),
+                    ),
+                ]),
+                ..CreateInput::default()
+            }],
+        )
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    env.store()
+        .open_intent(&NewIntent {
+            job: None,
+            source: RecordKey {
+                system: System::Accelo,
+                object: Object::Company,
+                id: "990001".into(),
+            },
+            target: System::HubSpot,
+            dedup: json!({"lookups": [
+                Lookup::new("domain", "lagging-index.example"),
+                Lookup::new("name", "Lagging Index Pty Ltd"),
+            ]}),
+        })
+        .await
+        .unwrap()
+        .opened()
+        .unwrap();
+    // …is settled at once on restart: the first search finds nothing, but the intent is younger
+    // than the index lag, so it is looked up again rather than abandoned (and created twice).
+    let settled = settle(&exec, None).await.unwrap();
+    assert_eq!(
+        settled,
+        Settled {
+            recovered: 1,
+            abandoned: 0,
+            left_open: 0
+        }
+    );
+    let link = env
+        .store()
+        .link(Object::Company, System::Accelo, "990001")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(link.hubspot_id, made.id);
+    env.finish().await;
+}

@@ -209,6 +209,14 @@ pub trait Connector: Send + Sync + fmt::Debug {
         properties: &[String],
     ) -> Result<Vec<Record>, ConnectError>;
 
+    /// How long after a write `find` with `lookup` may still miss the written record (a
+    /// search index catching up): a lookup that finds nothing proves a record absent only for
+    /// writes older than this. Zero for consistent reads.
+    fn lookup_lag(&self, object: Object, lookup: &Lookup) -> std::time::Duration {
+        let _ = (object, lookup);
+        std::time::Duration::ZERO
+    }
+
     /// Records whose searchable text contains `text`, ignoring case: a *superset* of the
     /// records a duplicate-detection key could match, for planning one record without reading
     /// a whole side. HubSpot: search `query` (companies: name, domain, website, phone; contacts:

@@ -5,7 +5,10 @@
 //! create carried: HubSpot `domain`/`name`/`email`, Accelo `website`/`name`/`affiliation.email`):
 //! - exactly one unlinked record found → it is the created record: link it and log it
 //!   `created` with the reason `created (recovered) …`, resolving the intent, in one transaction;
-//! - none → the create did not happen: the intent is abandoned (the run's re-plan creates it);
+//! - none → the create did not happen: the intent is abandoned (the run's re-plan creates it) —
+//!   but only once the create is older than the lookups' index lag
+//!   ([`Connector::lookup_lag`](crate::connect::Connector::lookup_lag): HubSpot search); a
+//!   younger one is looked up again when that much time has passed;
 //! - several that match equally → not guessed: abandoned with a warning; the re-plan's
 //!   duplicate detection then skips the record as an ambiguous match rather than create a third.
 //!
@@ -103,6 +106,38 @@ async fn notice(
     Ok(())
 }
 
+/// The unlinked records the intent's lookups find: id → (record, how many lookups found it).
+async fn candidates(
+    exec: &Executor,
+    intent: &Intent,
+    payload: &IntentPayload,
+) -> Result<BTreeMap<String, (Record, usize)>, ExecError> {
+    let store = exec.store();
+    let object = intent.source.object;
+    let target_sys = intent.target;
+    let connector = exec.connector(target_sys);
+    let mut found: BTreeMap<String, (Record, usize)> = BTreeMap::new();
+    for lookup in &payload.lookups {
+        let records = connector
+            .find(object, lookup, &[])
+            .await
+            .map_err(|e: ConnectError| {
+                if e.is_unreachable() {
+                    ExecError::Unreachable(e)
+                } else {
+                    ExecError::Interrupted(e.to_string())
+                }
+            })?;
+        for r in records {
+            if store.link(object, target_sys, &r.id).await?.is_some() {
+                continue;
+            }
+            found.entry(r.id.clone()).or_insert((r, 0)).1 += 1;
+        }
+    }
+    Ok(found)
+}
+
 /// Settles one intent: true when the record was found and linked.
 async fn settle_one(exec: &Executor, intent: &Intent) -> Result<bool, ExecError> {
     let store = exec.store();
@@ -125,24 +160,20 @@ async fn settle_one(exec: &Executor, intent: &Intent) -> Result<bool, ExecError>
     }
 
     let connector = exec.connector(target_sys);
-    // Candidate id → (record, how many lookups found it).
-    let mut found: BTreeMap<String, (Record, usize)> = BTreeMap::new();
-    for lookup in &payload.lookups {
-        let records = connector
-            .find(object, lookup, &[])
-            .await
-            .map_err(|e: ConnectError| {
-                if e.is_unreachable() {
-                    ExecError::Unreachable(e)
-                } else {
-                    ExecError::Interrupted(e.to_string())
-                }
-            })?;
-        for r in records {
-            if store.link(object, target_sys, &r.id).await?.is_some() {
-                continue;
-            }
-            found.entry(r.id.clone()).or_insert((r, 0)).1 += 1;
+    let mut found = candidates(exec, intent, &payload).await?;
+    if found.is_empty() {
+        // A search index may not show a record created moments ago: "absent" is only
+        // believed once the create is older than the lookups' lag.
+        let lag = payload
+            .lookups
+            .iter()
+            .map(|l| connector.lookup_lag(object, l))
+            .max()
+            .unwrap_or_default();
+        let age = (Utc::now() - intent.opened_at).to_std().unwrap_or_default();
+        if age < lag {
+            tokio::time::sleep(lag - age).await;
+            found = candidates(exec, intent, &payload).await?;
         }
     }
     let best = found.values().map(|(_, n)| *n).max().unwrap_or(0);

@@ -1041,6 +1041,15 @@ impl Connector for HubSpot {
         self.batch_read(object, &ids, &props, None).await
     }
 
+    fn lookup_lag(&self, object: Object, lookup: &Lookup) -> Duration {
+        // Contacts by email are a (consistent) batch read; everything else is a search.
+        if object == Object::Contact && lookup.key == "email" {
+            Duration::ZERO
+        } else {
+            self.search_index_lag
+        }
+    }
+
     async fn find(
         &self,
         object: Object,
