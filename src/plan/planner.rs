@@ -6,11 +6,8 @@
 //! 1. linked (B10, B12) → update the twin field by field, or no-op when in step;
 //! 2. not linked → criteria (B5, bypassed for a single pushed contact, B9) → no company, no
 //!    import (B7) → duplicate detection by the ordered dedup keys (B6): exactly one unlinked
-//!    match → link (with changes); several → skip `ambiguous match`; one that other qualifying
-//!    unlinked records of the same side match just as well (same key, same value) → all of
-//!    them skip `ambiguous match` (which of them is the twin is not guessed, in either
-//!    direction); one that is already linked to another record (or matched earlier in this
-//!    plan by a stronger key) → skip; none → create;
+//!    match → link (with changes); several → skip `ambiguous match`; one that is already linked
+//!    to another record (or matched earlier in this plan) → skip; none → create;
 //! 3. a contact created on the other side depends on its company's action when that company is
 //!    created or linked in the same plan; if its company is not synced at all it is skipped.
 //!
@@ -120,8 +117,6 @@ struct Ctx<'a, 'p> {
     linked_targets: HashMap<(Object, &'a str), &'a str>,
     /// Dedup keys of the targets (shared by every pass).
     dedup_index: &'p mut DedupIndex<'a>,
-    /// Unlinked qualifying sources competing for the same key value (shared by every pass).
-    rivals: &'p Rivals<'a>,
     /// (object, target id) → source id that matched it earlier in this pass.
     claimed: Claims,
     /// The matches of the previous pass.
@@ -150,12 +145,10 @@ const MAX_PASSES: usize = 4;
 pub fn plan(program: &Program, input: &PlanInput<'_>) -> Plan {
     let mut prior: Claims = HashMap::new();
     let mut index = DedupIndex::default();
-    let rivals = Rivals::build(program, input, &mut index);
     let keys = unit_keys(program);
     let mut actions = Vec::new();
     for pass in 0..MAX_PASSES {
-        let (result, claims, contested) =
-            plan_pass(program, input, &prior, &mut index, &rivals, &keys);
+        let (result, claims, contested) = plan_pass(program, input, &prior, &mut index, &keys);
         actions = result;
         // Stable: nothing matched later was looked at earlier (first pass), or the matches
         // are those the pass started from.
@@ -218,115 +211,11 @@ impl<'a> DedupIndex<'a> {
     }
 }
 
-/// Per object, per dedup key: key value → the unlinked source records that qualify (criteria,
-/// B7) and for which this is the first key that matches some target. Two or more of them
-/// matching one target are as ambiguous as one source matching two targets: neither is linked.
-#[derive(Default)]
-struct Rivals<'a> {
-    by_object: HashMap<Object, Vec<HashMap<String, Vec<&'a str>>>>,
-}
-
-impl<'a> Rivals<'a> {
-    fn build(program: &Program, input: &PlanInput<'a>, index: &mut DedupIndex<'a>) -> Rivals<'a> {
-        let source_sys = input.direction.source();
-        let linked: std::collections::HashSet<(Object, &str)> = input
-            .links
-            .iter()
-            .map(|l| (l.object, l.id_on(source_sys)))
-            .collect();
-        let mut rivals = Rivals::default();
-        for object in Object::ALL {
-            let Some(rules) = program.object(object) else {
-                continue;
-            };
-            if rules.dedup.is_empty() {
-                continue;
-            }
-            let targets = index.get(program, input, object);
-            let mut maps: Vec<HashMap<String, Vec<&'a str>>> =
-                vec![HashMap::new(); rules.dedup.len()];
-            let mut seen = std::collections::HashSet::new();
-            for s in input.source {
-                if s.system != source_sys
-                    || s.object != object
-                    || linked.contains(&(object, s.id.as_str()))
-                    || !seen.insert(s.id.as_str())
-                {
-                    continue;
-                }
-                let rv = RecordValue::new(s);
-                if gate(program, input, rules, s, &rv).is_err() {
-                    continue;
-                }
-                for (idx, map) in maps.iter_mut().enumerate() {
-                    let Ok(Some(v)) = program.dedup_key_with(object, idx, source_sys, &rv) else {
-                        continue;
-                    };
-                    if targets.get(idx).is_some_and(|t| t.contains_key(&v)) {
-                        map.entry(v).or_default().push(s.id.as_str());
-                        break;
-                    }
-                }
-            }
-            for map in maps.iter_mut() {
-                for ids in map.values_mut() {
-                    ids.sort_by(|a, b| cmp_ids(a, b));
-                }
-            }
-            rivals.by_object.insert(object, maps);
-        }
-        rivals
-    }
-
-    /// The qualifying unlinked sources whose first matching key `idx` has `value`.
-    fn of(&self, object: Object, idx: usize, value: &str) -> &[&'a str] {
-        self.by_object
-            .get(&object)
-            .and_then(|m| m.get(idx))
-            .and_then(|m| m.get(value))
-            .map_or(&[], Vec::as_slice)
-    }
-}
-
-/// Criteria (B5, unless bypassed) and no company, no import (B7): `Err` with the reason a
-/// source record is skipped.
-fn gate(
-    program: &Program,
-    input: &PlanInput<'_>,
-    rules: &ObjectRules,
-    s: &Record,
-    rv: &RecordValue,
-) -> Result<(), String> {
-    let direction = input.direction;
-    if !input.bypass_criteria {
-        match program.criteria_with(s.object, direction, rv) {
-            Ok(true) => {}
-            Ok(false) => {
-                let what = rules
-                    .criteria(direction)
-                    .map(|e| format!(": {}", e.source().trim()))
-                    .unwrap_or_default();
-                return Err(format!("criteria not met ({direction}{what})"));
-            }
-            Err(e) => return Err(format!("criteria failed: {e}")),
-        }
-    }
-    if direction == Direction::Pull
-        && s.object == Object::Contact
-        && rules.requires_company
-        && s.company_id.is_none()
-    {
-        return Err("contact has no company (B7)".to_string());
-    }
-    Ok(())
-}
-
 fn plan_pass<'a, 'p>(
     program: &'a Program,
     input: &'a PlanInput<'a>,
     prior: &'p Claims,
     index: &'p mut DedupIndex<'a>,
-    rivals: &'p Rivals<'a>,
     keys: &'p UnitKeys,
 ) -> (Vec<Action>, Claims, bool) {
     let source_sys = input.direction.source();
@@ -359,7 +248,6 @@ fn plan_pass<'a, 'p>(
             .map(|l| ((l.object, l.id_on(target_sys)), l.id_on(source_sys)))
             .collect(),
         dedup_index: index,
-        rivals,
         claimed: HashMap::new(),
         prior,
         consulted: HashMap::new(),
@@ -590,15 +478,41 @@ impl<'a> Ctx<'a, '_> {
             )];
         };
         let rv = RecordValue::new(s);
+        let direction = self.input.direction;
 
         // 1. Linked: update in place.
         if let Some(link) = self.links.get(&(s.object, s.id.as_str())).copied() {
             return self.linked(seq, rules, s, &rv, link);
         }
 
-        // 2. Not linked: criteria (B5), no company, no import (B7).
-        if let Err(why) = gate(self.program, self.input, rules, s, &rv) {
-            return vec![self.action(seq, s, Op::Skip, why)];
+        // 2. Not linked: criteria.
+        if !self.input.bypass_criteria {
+            match self.program.criteria_with(s.object, direction, &rv) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let what = rules
+                        .criteria(direction)
+                        .map(|e| format!(": {}", e.source().trim()))
+                        .unwrap_or_default();
+                    return vec![self.action(
+                        seq,
+                        s,
+                        Op::Skip,
+                        format!("criteria not met ({direction}{what})"),
+                    )];
+                }
+                Err(e) => {
+                    return vec![self.action(seq, s, Op::Skip, format!("criteria failed: {e}"))];
+                }
+            }
+        }
+        // B7.
+        if direction == Direction::Pull
+            && s.object == Object::Contact
+            && rules.requires_company
+            && s.company_id.is_none()
+        {
+            return vec![self.action(seq, s, Op::Skip, "contact has no company (B7)")];
         }
 
         // 3. Duplicate detection.
@@ -637,30 +551,6 @@ impl<'a> Ctx<'a, '_> {
                 [] => continue,
                 [tid] => {
                     let tid = *tid;
-                    let rivals = self.rivals.of(s.object, idx, &value);
-                    if rivals.len() > 1 && rivals.contains(&s.id.as_str()) {
-                        // Several records of this side look like the one target: not guessed.
-                        let ids = rivals
-                            .iter()
-                            .map(|id| format!("`{id}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ");
-                        let mut a = self.action(
-                            seq,
-                            s,
-                            Op::Skip,
-                            format!(
-                                "ambiguous match by {} `{value}`: {} {} {ids} all match {} {} `{tid}`",
-                                key.name,
-                                self.source_sys,
-                                s.object.plural(),
-                                self.target_sys,
-                                s.object
-                            ),
-                        );
-                        a.target.id = Some(tid.to_string());
-                        return vec![a];
-                    }
                     if let Some(other) = self.linked_targets.get(&(s.object, tid)) {
                         // The twin is already synced with another record: creating would
                         // duplicate it, linking would steal it.
