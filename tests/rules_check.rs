@@ -227,3 +227,46 @@ fn missing_config_and_rules_dir_are_reported() {
         "{msgs:?}"
     );
 }
+
+/// The character a diagnostic's (line, column) points at in `text`.
+fn char_at(text: &str, d: &serde_json::Value) -> Option<char> {
+    let line = text.lines().nth(d["line"].as_u64().unwrap() as usize - 1)?;
+    line.chars().nth(d["column"].as_u64().unwrap() as usize - 1)
+}
+
+fn check_one_file(name: &str, text: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(name), text).unwrap();
+    let out = run(Path::new(VALID_CONFIG), dir.path(), Format::Json);
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+fn find_code<'a>(json: &'a serde_json::Value, code: &str) -> Vec<&'a serde_json::Value> {
+    json["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] == code)
+        .collect()
+}
+
+#[test]
+fn jsonpath_errors_point_at_the_rejected_character_after_non_ascii_text() {
+    for value in [
+        "$.web[site",
+        "$.名前[x",
+        "$.ärä[x",
+        "'$.ärä[x'",
+        r#""$.\u540d\u524d[x""#,
+        r#""$.\xe4r\xe4[x""#,
+    ] {
+        let text = format!(
+            "object: company\nfields:\n  - hubspot: name\n    accelo: {value}\n  - hubspot: phone\n    accelo: $.phone\n"
+        );
+        let json = check_one_file("companies.yaml", &text);
+        let e030 = find_code(&json, "E030");
+        assert_eq!(e030.len(), 1, "{value}: {json}");
+        assert_eq!(e030[0]["line"], 4, "{value}");
+        assert_eq!(char_at(&text, e030[0]), Some('['), "{value}: {}", e030[0]);
+    }
+}

@@ -658,6 +658,14 @@ fn record_paths(src: &str) -> Vec<Vec<(String, usize)>> {
     out
 }
 
+/// Index of the character of `text` that contains byte `offset` (the character count for an
+/// offset at or past the end).
+fn char_index_of_byte(text: &str, offset: usize) -> usize {
+    text.char_indices()
+        .take_while(|(b, c)| b + c.len_utf8() <= offset)
+        .count()
+}
+
 /// Index of the character at 1-based (`line`, `column`) of `text`.
 fn char_index(text: &str, line: usize, column: usize) -> usize {
     let mut idx = 0;
@@ -1241,7 +1249,10 @@ impl FileState {
         let mut path = match AcceloPath::parse(text) {
             Ok(p) => p,
             Err(e) => {
-                let span = self.expr_span(ptr, text, 1, e.position().max(1));
+                // serde_json_path reports a 0-based byte offset into the path (its docs say
+                // "1-indexed"; the parser computes `input.offset(rest)`).
+                let idx = char_index_of_byte(text, e.position());
+                let span = self.expr_span_len(ptr, text, idx, 1);
                 report.push(
                     self.diag(
                         Code::JsonPathSyntax,
@@ -1762,7 +1773,28 @@ mod tests {
 
 #[cfg(test)]
 mod path_tests {
-    use super::record_paths;
+    use super::{char_index_of_byte, record_paths};
+
+    #[test]
+    fn jsonpath_errors_are_byte_offsets() {
+        // What serde_json_path reports: the byte offset of the first character it rejects.
+        for (path, at) in [
+            ("$.web[site", '['),
+            ("$.名前[x", '['),
+            ("$.ärä[x", '['),
+            ("$.a.🎉.b[", '['),
+        ] {
+            let e = serde_json_path::JsonPath::parse(path).unwrap_err();
+            assert_eq!(Some(e.position()), path.find(at), "{path}");
+            let idx = char_index_of_byte(path, e.position());
+            assert_eq!(path.chars().nth(idx), Some(at), "{path}");
+        }
+        assert_eq!(char_index_of_byte("aé", 0), 0);
+        assert_eq!(char_index_of_byte("aé", 1), 1);
+        assert_eq!(char_index_of_byte("aé", 2), 1); // inside `é`
+        assert_eq!(char_index_of_byte("aé", 3), 2);
+        assert_eq!(char_index_of_byte("aé", 99), 2);
+    }
 
     fn names(src: &str) -> Vec<Vec<String>> {
         record_paths(src)
