@@ -228,6 +228,59 @@ fn missing_config_and_rules_dir_are_reported() {
     );
 }
 
+/// The `triggers` list of a shipped rule file, in file order.
+fn shipped_triggers(file: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let doc = tandem::rules::yaml::parse(&text);
+    assert!(doc.errors.is_empty(), "{file}: {:?}", doc.errors);
+    strings(&doc.value.unwrap()["triggers"], file)
+}
+
+fn strings(v: &serde_json::Value, what: &str) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("{what}: not a list"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn shipped_trigger_lists_are_the_reference_lists() {
+    // The fixture is the copy of the reference list that the sandbox's webhooks also use.
+    let fixture = "tests/fixtures/rules/trigger-properties.yaml";
+    let reference = std::fs::read(fixture).unwrap();
+    assert!(
+        reference == std::fs::read("src/sandbox/hubspot/trigger-properties.yaml").unwrap(),
+        "{fixture} and src/sandbox/hubspot/trigger-properties.yaml differ"
+    );
+    let doc = tandem::rules::yaml::parse(std::str::from_utf8(&reference).unwrap());
+    assert!(doc.errors.is_empty(), "{:?}", doc.errors);
+    let reference = doc.value.unwrap();
+    for (object, file) in [
+        ("company", "rules/companies.yaml"),
+        ("contact", "rules/contacts.yaml"),
+    ] {
+        let want = strings(&reference[object], object);
+        let got = shipped_triggers(file);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g, w, "{file}: trigger {} differs from the reference", i + 1);
+        }
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "{file}: {} triggers, the reference lists {} (extra or missing at the end: {:?})",
+            got.len(),
+            want.len(),
+            if got.len() > want.len() {
+                &got[want.len()..]
+            } else {
+                &want[got.len()..]
+            }
+        );
+        assert_eq!(got.first().map(String::as_str), Some("created"));
+    }
+}
+
 /// The character a diagnostic's (line, column) points at in `text`.
 fn char_at(text: &str, d: &serde_json::Value) -> Option<char> {
     let line = text.lines().nth(d["line"].as_u64().unwrap() as usize - 1)?;
