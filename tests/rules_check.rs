@@ -323,3 +323,18 @@ fn jsonpath_errors_point_at_the_rejected_character_after_non_ascii_text() {
         assert_eq!(char_at(&text, e030[0]), Some('['), "{value}: {}", e030[0]);
     }
 }
+
+#[test]
+fn probing_runaway_expressions_finishes() {
+    // `tandem check` runs each expression once; the evaluation limits bound that run too. A
+    // runaway found by the probe is not a check error (the run reports it per record).
+    let text = "object: company\ncriteria:\n  pull: 'loop { }'\n  push: |\n    let s = \"x\"; while s.len() < 262144 { s += s; }\n    let n = 0; while n < 5000 { let t = s; t.replace(\"x\", \"y\"); n += 1; }\n    true\ndedup:\n  - name: huge\n    hubspot: 'let s = \"xxxxxxxx\"; loop { s += s; }'\n    accelo: 'fn f(x) { f(x) } f(1)'\nfields:\n  - hubspot: name\n    accelo: $.name\n";
+    let json = check_one_file("companies.yaml", text);
+    let errors: Vec<_> = json["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["severity"] == "error")
+        .collect();
+    assert!(errors.is_empty(), "{json}");
+}
