@@ -338,3 +338,58 @@ fn probing_runaway_expressions_finishes() {
         .collect();
     assert!(errors.is_empty(), "{json}");
 }
+
+#[test]
+fn a_missing_secret_variable_is_a_missing_key_not_a_pasted_value() {
+    // Without an `accelo` section there is no `client_secret_env` value to mask: only the
+    // schema's E005 is reported, and the other diagnostics keep their lines.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tandem.yaml");
+    std::fs::write(
+        &config,
+        "hubspot:\n  token_env: HUBSPOT_TOKEN\nserver:\n  listen: nowhere\n",
+    )
+    .unwrap();
+    std::fs::copy(
+        "tests/fixtures/rules/valid/companies.yaml",
+        dir.path().join("companies.yaml"),
+    )
+    .unwrap();
+    let out = run(&config, dir.path(), Format::Json);
+    assert_eq!(out.exit, Exit::Invalid);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let config_diags: Vec<(&str, u64, u64, &str)> = json["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["file"] == config.to_str().unwrap())
+        .map(|d| {
+            (
+                d["code"].as_str().unwrap(),
+                d["line"].as_u64().unwrap(),
+                d["column"].as_u64().unwrap(),
+                d["message"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        config_diags
+            .iter()
+            .any(|d| d.0 == "E005" && d.3.contains("accelo")),
+        "{config_diags:?}"
+    );
+    assert!(
+        config_diags
+            .iter()
+            .any(|d| d.0 == "E080" && (d.1, d.2) == (4, 11) && d.3.contains("server.listen")),
+        "{config_diags:?}"
+    );
+    assert!(
+        !config_diags
+            .iter()
+            .any(|d| d.3.contains("must name an environment variable")),
+        "{config_diags:?}"
+    );
+    let human = run(&config, dir.path(), Format::Human);
+    assert!(human.stderr.contains("listen: nowhere"), "{}", human.stderr);
+}

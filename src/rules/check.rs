@@ -534,6 +534,10 @@ fn check_config(src: &Source, report: &mut Report) -> Option<Config> {
         }
     }
     for (ptr, v) in env_names {
+        // A key that is not in the file is the schema's to report (E005), not a pasted value.
+        if state.index.get(&ptr).is_none() {
+            continue;
+        }
         if !is_env_name(v) {
             let key = ptr.rsplit('/').next().unwrap_or("");
             // The value may be the secret itself: mask it in every rendering, and quote no
