@@ -52,8 +52,8 @@ pub enum ReloadOutcome {
         /// The rules changed meaning (a new hash).
         rules_changed: bool,
         /// `tandem.yaml` changed values. [`Reloader::config`] gives the new config at once;
-        /// settings read only at start-up (the listen address, the store) apply at the next
-        /// start.
+        /// components that read their settings at start-up (today: all of `tandem serve`'s)
+        /// apply it at the next start.
         config_changed: bool,
     },
     /// The files changed but are invalid; the previous program keeps running.
