@@ -393,3 +393,47 @@ fn a_missing_secret_variable_is_a_missing_key_not_a_pasted_value() {
     let human = run(&config, dir.path(), Format::Human);
     assert!(human.stderr.contains("listen: nowhere"), "{}", human.stderr);
 }
+
+#[test]
+fn unknown_fields_inside_string_interpolation_are_reported() {
+    let text = "object: company\ncriteria:\n  pull: 'present(`${record.nmae} (${record.domain})`)'\n  push: |\n    let t = `${record.postal_address.cty}, ``${record.website}``, \\${record.nope}`;\n    present(t)\nfields:\n  - hubspot: name\n    accelo: $.name\n";
+    let json = check_one_file("companies.yaml", text);
+    let e020 = find_code(&json, "E020");
+    assert_eq!(e020.len(), 1, "{json}");
+    assert!(e020[0]["message"].as_str().unwrap().contains("`nmae`"));
+    assert_eq!(
+        (e020[0]["line"].as_u64(), e020[0]["column"].as_u64()),
+        (Some(3), Some(28))
+    );
+    assert_eq!(char_at(text, e020[0]), Some('n'));
+    let e031 = find_code(&json, "E031");
+    assert_eq!(e031.len(), 1, "{json}");
+    assert!(
+        e031[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`postal_address.cty`"),
+        "{json}"
+    );
+    assert_eq!(e031[0]["line"], 5);
+    let line = text.lines().nth(4).unwrap();
+    let col = e031[0]["column"].as_u64().unwrap() as usize;
+    assert!(
+        line.chars()
+            .skip(col - 1)
+            .collect::<String>()
+            .starts_with("cty}"),
+        "{line} {col}"
+    );
+    // `website` is a known field (no E031) and `\${record.nope}` is text.
+    assert_eq!(
+        json["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["severity"] == "error")
+            .count(),
+        2,
+        "{json}"
+    );
+}

@@ -579,9 +579,24 @@ fn ident_char(c: char) -> bool {
 
 /// The field paths an expression reads from `record` (`record.a.b`, `record?.a`,
 /// `record["a"]`), each segment with its character index in `src`. Method calls
-/// (`record.name.to_lower()`) end a path; string literals and comments are skipped.
+/// (`record.name.to_lower()`) end a path. String and character literals and comments (`//`,
+/// nested `/* */`) are skipped — except the code inside a back-tick string's `${…}`
+/// interpolations, which is read like the rest.
 fn record_paths(src: &str) -> Vec<Vec<(String, usize)>> {
     let chars: Vec<char> = src.chars().collect();
+    let mut out = Vec::new();
+    scan_code(&chars, 0, false, &mut out);
+    out
+}
+
+/// Scans code from `i` to the end, or — `interpolation` — to the `}` closing a `${`; returns
+/// the index after where it stopped.
+fn scan_code(
+    chars: &[char],
+    mut i: usize,
+    interpolation: bool,
+    out: &mut Vec<Vec<(String, usize)>>,
+) -> usize {
     let at = |i: usize| chars.get(i).copied().unwrap_or('\0');
     let skip_ws = |mut i: usize| {
         while at(i).is_whitespace() {
@@ -589,23 +604,51 @@ fn record_paths(src: &str) -> Vec<Vec<(String, usize)>> {
         }
         i
     };
-    let mut out = Vec::new();
-    let mut i = 0;
+    let mut depth = 0usize;
     while i < chars.len() {
         let c = chars[i];
-        if c == '"' || c == '\'' || c == '`' {
-            i += 1;
-            while i < chars.len() && chars[i] != c {
-                i += if chars[i] == '\\' { 2 } else { 1 };
-            }
-            i += 1;
-            continue;
-        }
-        if c == '/' && at(i + 1) == '/' {
-            while i < chars.len() && chars[i] != '\n' {
+        match c {
+            '"' | '\'' => {
+                // Rhai escapes with `\`; a doubled quote is two literals for this purpose.
                 i += 1;
+                while i < chars.len() && chars[i] != c {
+                    i += if chars[i] == '\\' { 2 } else { 1 };
+                }
+                i += 1;
+                continue;
             }
-            continue;
+            '`' => {
+                i = scan_backtick(chars, i + 1, out);
+                continue;
+            }
+            '/' if at(i + 1) == '/' => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            '/' if at(i + 1) == '*' => {
+                let mut nesting = 0usize;
+                while i < chars.len() {
+                    if chars[i] == '/' && at(i + 1) == '*' {
+                        nesting += 1;
+                        i += 2;
+                    } else if chars[i] == '*' && at(i + 1) == '/' {
+                        nesting -= 1;
+                        i += 2;
+                        if nesting == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+                continue;
+            }
+            '{' => depth += 1,
+            '}' if depth == 0 && interpolation => return i + 1,
+            '}' => depth = depth.saturating_sub(1),
+            _ => {}
         }
         if !ident_start(c) || (i > 0 && (ident_char(chars[i - 1]) || chars[i - 1] == '.')) {
             i += 1;
@@ -659,7 +702,24 @@ fn record_paths(src: &str) -> Vec<Vec<(String, usize)>> {
             out.push(segs);
         }
     }
-    out
+    i
+}
+
+/// Skips a back-tick string from `i` (after its opening back-tick), scanning the code of its
+/// `${…}` interpolations; returns the index after the closing back-tick. Back-tick strings
+/// have no escapes except a doubled back-tick and `\${` (a literal `${`).
+fn scan_backtick(chars: &[char], mut i: usize, out: &mut Vec<Vec<(String, usize)>>) -> usize {
+    let at = |i: usize| chars.get(i).copied().unwrap_or('\0');
+    while i < chars.len() {
+        match chars[i] {
+            '`' if at(i + 1) == '`' => i += 2,
+            '`' => return i + 1,
+            '\\' if at(i + 1) == '$' => i += 2,
+            '$' if at(i + 1) == '{' => i = scan_code(chars, i + 2, true, out),
+            _ => i += 1,
+        }
+    }
+    i
 }
 
 /// Index of the character of `text` that contains byte `offset` (the character count for an
@@ -1826,5 +1886,47 @@ mod path_tests {
         );
         let p = record_paths("a + record.bc");
         assert_eq!(p[0][0].1, 11);
+    }
+
+    #[test]
+    fn reads_interpolations_but_not_text() {
+        assert_eq!(
+            names("`${record.nmae} and ${ if true { `${record.a.b}` } else { \"\" } }` + record.c"),
+            vec![
+                vec!["nmae".to_string()],
+                vec!["a".into(), "b".into()],
+                vec!["c".into()]
+            ]
+        );
+        // Text around the interpolations, `\${`, and other literals are not code; a doubled
+        // back-tick is one inside the string, which goes on.
+        assert_eq!(
+            names("`record.x \\${record.y} ``${record.z}`` $record.w {}` + \"${record.v}\""),
+            vec![vec!["z".to_string()]]
+        );
+        // …but the back-tick string ends where it ends.
+        assert_eq!(
+            names("`a``b` + record.after"),
+            vec![vec!["after".to_string()]]
+        );
+        // Comments, nested block comments included.
+        assert_eq!(
+            names("/* record.x /* record.y */ record.z */ record.k // record.q"),
+            vec![vec!["k".to_string()]]
+        );
+        // Positions are character indexes into the whole source.
+        let src = "`é ${record.nmae}`";
+        let p = record_paths(src);
+        assert_eq!(p[0][0].1, src.chars().position(|c| c == 'n').unwrap());
+        // Unterminated input never panics.
+        for s in [
+            "`${record.a",
+            "`${",
+            "/* record.x",
+            "\"record.",
+            "`${ `${ }",
+        ] {
+            let _ = record_paths(s);
+        }
     }
 }
