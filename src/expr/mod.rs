@@ -87,7 +87,7 @@ impl Drop for Deadline {
 /// Rhai's progress callback (called before every operation with the count so far): every
 /// [`CLOCK_EVERY`] operations, stops the evaluation once this thread's deadline has passed.
 fn over_time(operations: u64) -> Option<Dynamic> {
-    if operations % CLOCK_EVERY != 0 {
+    if !operations.is_multiple_of(CLOCK_EVERY) {
         return None;
     }
     let late = DEADLINE.with(|d| d.get().is_some_and(|d| Instant::now() >= d));
