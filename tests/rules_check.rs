@@ -227,3 +227,213 @@ fn missing_config_and_rules_dir_are_reported() {
         "{msgs:?}"
     );
 }
+
+/// The `triggers` list of a shipped rule file, in file order.
+fn shipped_triggers(file: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let doc = tandem::rules::yaml::parse(&text);
+    assert!(doc.errors.is_empty(), "{file}: {:?}", doc.errors);
+    strings(&doc.value.unwrap()["triggers"], file)
+}
+
+fn strings(v: &serde_json::Value, what: &str) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("{what}: not a list"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn shipped_trigger_lists_are_the_reference_lists() {
+    // The fixture is the copy of the reference list that the sandbox's webhooks also use.
+    let fixture = "tests/fixtures/rules/trigger-properties.yaml";
+    let reference = std::fs::read(fixture).unwrap();
+    assert!(
+        reference == std::fs::read("src/sandbox/hubspot/trigger-properties.yaml").unwrap(),
+        "{fixture} and src/sandbox/hubspot/trigger-properties.yaml differ"
+    );
+    let doc = tandem::rules::yaml::parse(std::str::from_utf8(&reference).unwrap());
+    assert!(doc.errors.is_empty(), "{:?}", doc.errors);
+    let reference = doc.value.unwrap();
+    for (object, file) in [
+        ("company", "rules/companies.yaml"),
+        ("contact", "rules/contacts.yaml"),
+    ] {
+        let want = strings(&reference[object], object);
+        let got = shipped_triggers(file);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g, w, "{file}: trigger {} differs from the reference", i + 1);
+        }
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "{file}: {} triggers, the reference lists {} (extra or missing at the end: {:?})",
+            got.len(),
+            want.len(),
+            if got.len() > want.len() {
+                &got[want.len()..]
+            } else {
+                &want[got.len()..]
+            }
+        );
+        assert_eq!(got.first().map(String::as_str), Some("created"));
+    }
+}
+
+/// The character a diagnostic's (line, column) points at in `text`.
+fn char_at(text: &str, d: &serde_json::Value) -> Option<char> {
+    let line = text.lines().nth(d["line"].as_u64().unwrap() as usize - 1)?;
+    line.chars().nth(d["column"].as_u64().unwrap() as usize - 1)
+}
+
+fn check_one_file(name: &str, text: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(name), text).unwrap();
+    let out = run(Path::new(VALID_CONFIG), dir.path(), Format::Json);
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+fn find_code<'a>(json: &'a serde_json::Value, code: &str) -> Vec<&'a serde_json::Value> {
+    json["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] == code)
+        .collect()
+}
+
+#[test]
+fn jsonpath_errors_point_at_the_rejected_character_after_non_ascii_text() {
+    for value in [
+        "$.web[site",
+        "$.名前[x",
+        "$.ärä[x",
+        "'$.ärä[x'",
+        r#""$.\u540d\u524d[x""#,
+        r#""$.\xe4r\xe4[x""#,
+    ] {
+        let text = format!(
+            "object: company\nfields:\n  - hubspot: name\n    accelo: {value}\n  - hubspot: phone\n    accelo: $.phone\n"
+        );
+        let json = check_one_file("companies.yaml", &text);
+        let e030 = find_code(&json, "E030");
+        assert_eq!(e030.len(), 1, "{value}: {json}");
+        assert_eq!(e030[0]["line"], 4, "{value}");
+        assert_eq!(char_at(&text, e030[0]), Some('['), "{value}: {}", e030[0]);
+    }
+}
+
+#[test]
+fn probing_runaway_expressions_finishes() {
+    // `tandem check` runs each expression once; the evaluation limits bound that run too. A
+    // runaway found by the probe is not a check error (the run reports it per record).
+    let text = "object: company\ncriteria:\n  pull: 'loop { }'\n  push: |\n    let s = \"x\"; while s.len() < 262144 { s += s; }\n    let n = 0; while n < 5000 { let t = s; t.replace(\"x\", \"y\"); n += 1; }\n    true\ndedup:\n  - name: huge\n    hubspot: 'let s = \"xxxxxxxx\"; loop { s += s; }'\n    accelo: 'fn f(x) { f(x) } f(1)'\nfields:\n  - hubspot: name\n    accelo: $.name\n";
+    let json = check_one_file("companies.yaml", text);
+    let errors: Vec<_> = json["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["severity"] == "error")
+        .collect();
+    assert!(errors.is_empty(), "{json}");
+}
+
+#[test]
+fn a_missing_secret_variable_is_a_missing_key_not_a_pasted_value() {
+    // Without an `accelo` section there is no `client_secret_env` value to mask: only the
+    // schema's E005 is reported, and the other diagnostics keep their lines.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tandem.yaml");
+    std::fs::write(
+        &config,
+        "hubspot:\n  token_env: HUBSPOT_TOKEN\nserver:\n  listen: nowhere\n",
+    )
+    .unwrap();
+    std::fs::copy(
+        "tests/fixtures/rules/valid/companies.yaml",
+        dir.path().join("companies.yaml"),
+    )
+    .unwrap();
+    let out = run(&config, dir.path(), Format::Json);
+    assert_eq!(out.exit, Exit::Invalid);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let config_diags: Vec<(&str, u64, u64, &str)> = json["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["file"] == config.to_str().unwrap())
+        .map(|d| {
+            (
+                d["code"].as_str().unwrap(),
+                d["line"].as_u64().unwrap(),
+                d["column"].as_u64().unwrap(),
+                d["message"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        config_diags
+            .iter()
+            .any(|d| d.0 == "E005" && d.3.contains("accelo")),
+        "{config_diags:?}"
+    );
+    assert!(
+        config_diags
+            .iter()
+            .any(|d| d.0 == "E080" && (d.1, d.2) == (4, 11) && d.3.contains("server.listen")),
+        "{config_diags:?}"
+    );
+    assert!(
+        !config_diags
+            .iter()
+            .any(|d| d.3.contains("must name an environment variable")),
+        "{config_diags:?}"
+    );
+    let human = run(&config, dir.path(), Format::Human);
+    assert!(human.stderr.contains("listen: nowhere"), "{}", human.stderr);
+}
+
+#[test]
+fn unknown_fields_inside_string_interpolation_are_reported() {
+    let text = "object: company\ncriteria:\n  pull: 'present(`${record.nmae} (${record.domain})`)'\n  push: |\n    let t = `${record.postal_address.cty}, ``${record.website}``, \\${record.nope}`;\n    present(t)\nfields:\n  - hubspot: name\n    accelo: $.name\n";
+    let json = check_one_file("companies.yaml", text);
+    let e020 = find_code(&json, "E020");
+    assert_eq!(e020.len(), 1, "{json}");
+    assert!(e020[0]["message"].as_str().unwrap().contains("`nmae`"));
+    assert_eq!(
+        (e020[0]["line"].as_u64(), e020[0]["column"].as_u64()),
+        (Some(3), Some(28))
+    );
+    assert_eq!(char_at(text, e020[0]), Some('n'));
+    let e031 = find_code(&json, "E031");
+    assert_eq!(e031.len(), 1, "{json}");
+    assert!(
+        e031[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`postal_address.cty`"),
+        "{json}"
+    );
+    assert_eq!(e031[0]["line"], 5);
+    let line = text.lines().nth(4).unwrap();
+    let col = e031[0]["column"].as_u64().unwrap() as usize;
+    assert!(
+        line.chars()
+            .skip(col - 1)
+            .collect::<String>()
+            .starts_with("cty}"),
+        "{line} {col}"
+    );
+    // `website` is a known field (no E031) and `\${record.nope}` is text.
+    assert_eq!(
+        json["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["severity"] == "error")
+            .count(),
+        2,
+        "{json}"
+    );
+}

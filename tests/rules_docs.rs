@@ -1,5 +1,8 @@
-//! docs/rules.md stays true: it lists every diagnostic code and helper, and every Rhai
-//! expression in its YAML examples compiles (and passes the unknown-function probe).
+//! docs/rules.md stays true: it lists every diagnostic code and helper, every Rhai expression
+//! in its YAML examples compiles (and passes the unknown-function probe), every property name of
+//! `schemas/rules.schema.json` and `schemas/tandem.schema.json` is used by one of its YAML
+//! examples (rule-file examples for the one, `tandem.yaml` examples for the other), and its
+//! complete `tandem.yaml` example is valid.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failure
 
@@ -113,4 +116,95 @@ fn every_expression_in_the_examples_compiles() {
         found >= 10,
         "only {found} expressions found in docs/rules.md"
     );
+}
+
+/// Every property name declared anywhere in a JSON Schema (under any `properties`).
+fn schema_property_names(v: &Value, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::Object(props)) = m.get("properties") {
+                out.extend(props.keys().cloned());
+            }
+            m.values().for_each(|c| schema_property_names(c, out));
+        }
+        Value::Array(a) => a.iter().for_each(|c| schema_property_names(c, out)),
+        _ => {}
+    }
+}
+
+/// Every mapping key in a YAML example, at any depth.
+fn keys(v: &Value, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            out.extend(m.keys().cloned());
+            m.values().for_each(|c| keys(c, out));
+        }
+        Value::Array(a) => a.iter().for_each(|c| keys(c, out)),
+        _ => {}
+    }
+}
+
+const CONFIG_TOP: &[&str] = &["hubspot", "accelo", "store", "notify", "server", "sync"];
+
+#[test]
+fn every_schema_property_has_a_yaml_example() {
+    // Examples are told apart by their top level: a mapping of config sections is a
+    // `tandem.yaml` example, anything else a rule-file example.
+    let mut config_keys = std::collections::BTreeSet::new();
+    let mut rule_keys = std::collections::BTreeSet::new();
+    for block in yaml_blocks(&docs()) {
+        let doc = yaml::parse(&block);
+        assert!(doc.errors.is_empty(), "{:?} in\n{block}", doc.errors);
+        let Some(value) = doc.value else { continue };
+        let is_config = value
+            .as_object()
+            .is_some_and(|m| m.keys().all(|k| CONFIG_TOP.contains(&k.as_str())));
+        keys(
+            &value,
+            if is_config {
+                &mut config_keys
+            } else {
+                &mut rule_keys
+            },
+        );
+    }
+    for (schema, found) in [
+        ("schemas/rules.schema.json", &rule_keys),
+        ("schemas/tandem.schema.json", &config_keys),
+    ] {
+        let json: Value = serde_json::from_str(&std::fs::read_to_string(schema).unwrap()).unwrap();
+        let mut names = std::collections::BTreeSet::new();
+        schema_property_names(&json, &mut names);
+        assert!(names.len() > 20, "{schema}: only {names:?}");
+        let missing: Vec<&String> = names.iter().filter(|n| !found.contains(*n)).collect();
+        assert!(
+            missing.is_empty(),
+            "{schema}: no ```yaml example in docs/rules.md uses {missing:?}"
+        );
+    }
+}
+
+#[test]
+fn the_complete_config_example_is_valid() {
+    let blocks = yaml_blocks(&docs());
+    let config = blocks
+        .iter()
+        .find(|b| b.contains("$schema=../schemas/tandem.schema.json"))
+        .unwrap();
+    let checked = tandem::rules::check_sources(
+        Some(&tandem::rules::Source {
+            name: "tandem.yaml".into(),
+            text: config.as_str().into(),
+        }),
+        &[],
+        "rules",
+    );
+    let problems: Vec<String> = checked
+        .report
+        .diagnostics()
+        .iter()
+        .filter(|d| d.file == "tandem.yaml")
+        .map(|d| format!("{} {}", d.code, d.message))
+        .collect();
+    assert!(problems.is_empty(), "{problems:?}");
 }

@@ -1,11 +1,14 @@
 //! Hot reload with real file edits in a temporary directory: a valid edit swaps the program, an
 //! invalid edit keeps it and reports diagnostics, a valid edit after that swaps again, and an
-//! editor-style save (write a temporary file, rename it over the original) is noticed. Every
-//! wait is on the reloader's change notification with a deadline — never a sleep.
+//! editor-style save (write a temporary file, rename it over the original) is noticed. Saving
+//! without a change of meaning announces nothing; a config-only edit is announced, and the
+//! program and config are swapped together. Every wait is on the reloader's change
+//! notification with a deadline, or a synchronous `reload_now` — never a sleep.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failure
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tandem::compile::watch::{ReloadEvent, ReloadOutcome, Reloader};
@@ -153,4 +156,95 @@ fn an_invalid_initial_set_is_refused() {
     .unwrap();
     let err = Reloader::spawn(paths).unwrap_err();
     assert!(err.to_string().contains("1 error"), "{err}");
+}
+
+/// Saves like an editor: a temporary file renamed over the original, so no reader ever sees a
+/// half-written file.
+fn save(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_saves_announce_nothing_and_config_edits_are_announced() {
+    let (dir, paths) = setup();
+    let reloader = Reloader::spawn_with(paths, Duration::from_millis(100)).unwrap();
+    let mut rx = reloader.subscribe();
+    let before = reloader.running();
+    assert!(Arc::ptr_eq(&before.program, &reloader.current()));
+    let companies = dir.path().join("companies.yaml");
+    let config = dir.path().join("tandem.yaml");
+    let rules_text = std::fs::read_to_string(&companies).unwrap();
+    let config_text = std::fs::read_to_string(&config).unwrap();
+
+    // 1. Saves that change no meaning: the same bytes, a comment, another layout.
+    save(&companies, &rules_text);
+    save(&companies, &format!("# a comment\n{rules_text}"));
+    save(
+        &config,
+        &format!(
+            "{}\n# a trailing comment\n",
+            config_text.replace(": ", ":   ")
+        ),
+    );
+    // Rebuild now, on this thread, as a file event would; the watcher may rebuild too.
+    reloader.reload_now();
+    assert_eq!(rx.borrow().generation, 0);
+    assert!(
+        !rx.has_changed().unwrap(),
+        "an unchanged save was announced"
+    );
+    let same = reloader.running();
+    assert!(Arc::ptr_eq(&same.program, &before.program));
+    assert!(Arc::ptr_eq(&same.config, &before.config));
+
+    // 2. A config-only edit is announced, and the rules stay as they were.
+    assert_eq!(before.config.sync.poll_interval_seconds, 300);
+    save(
+        &config,
+        &format!("{config_text}sync:\n  poll_interval_seconds: 60\n"),
+    );
+    let e = wait(&mut rx, 0, reloaded).await;
+    match &e.outcome {
+        ReloadOutcome::Reloaded {
+            rules_hash,
+            rules_changed,
+            config_changed,
+            ..
+        } => {
+            assert!(*config_changed && !*rules_changed, "{:?}", e.outcome);
+            assert_eq!(rules_hash, before.program.rules_hash());
+        }
+        other => panic!("{other:?}"),
+    }
+    let now = reloader.running();
+    assert_eq!(now.config.sync.poll_interval_seconds, 60);
+    assert_eq!(reloader.config().sync.poll_interval_seconds, 60);
+    assert!(Arc::ptr_eq(&now.program, &before.program));
+
+    // 3. An edit of both: one swap carries the new program and the new config together.
+    save(
+        &companies,
+        &rules_text.replace("[created, name, domain]", "[created, name, domain, phone]"),
+    );
+    save(
+        &config,
+        &format!("{config_text}sync:\n  poll_interval_seconds: 30\n"),
+    );
+    reloader.reload_now();
+    let both = reloader.running();
+    assert!(
+        both.program
+            .triggers(tandem::model::Object::Company, "phone")
+    );
+    assert_eq!(both.config.sync.poll_interval_seconds, 30);
+    match &rx.borrow().outcome {
+        ReloadOutcome::Reloaded {
+            rules_hash,
+            config_changed: true,
+            ..
+        } => assert_eq!(rules_hash, both.program.rules_hash()),
+        other => panic!("{other:?}"),
+    }
 }

@@ -1,12 +1,18 @@
-//! Hot reload: watch the rule files, rebuild on change, and swap the running [`Program`] only
-//! when the whole set (config + every rule file) is valid.
+//! Hot reload: watch the rule files, rebuild on change, and swap the running [`Program`] and
+//! its [`Config`] only when the whole set (config + every rule file) is valid.
 //!
 //! The parent directories are watched (not the files), because editors save by writing a
 //! temporary file and renaming it over the original; the debouncer (notify-debouncer-full)
 //! merges the burst of events a save produces. After the debounce the set is read, checked and
-//! compiled again; a valid result is swapped in atomically ([`ArcSwap`]) and announced, an
-//! invalid one leaves the running program in place and is announced (and logged) with its
-//! diagnostics. Saving unchanged content announces nothing.
+//! compiled again; a valid result is swapped in and announced, an invalid one leaves the
+//! running set in place and is announced (and logged) with its diagnostics.
+//!
+//! The program and the config live together in one [`Running`] behind one [`ArcSwap`], so a
+//! reader never sees the program of one load with the config of another
+//! ([`Reloader::running`]). A change is a change of meaning: a new rules hash, or a config that
+//! parses to different values. Saving unchanged content (or only comments and formatting)
+//! stores and announces nothing; a config-only edit is announced like a rules edit, saying
+//! which of the two changed.
 //!
 //! Rebuilding runs on the watcher's own thread: no async runtime is needed, and subscribers use
 //! a `tokio::sync::watch` channel to wait for the next [`ReloadEvent`].
@@ -37,12 +43,18 @@ pub enum ReloadOutcome {
         /// Its rules hash.
         rules_hash: String,
     },
-    /// A new valid set is running.
+    /// A new valid set is running (or, after a rejection, the files are valid again).
     Reloaded {
-        /// The new rules hash.
+        /// The rules hash now running.
         rules_hash: String,
         /// Warnings of the new set.
         warnings: Report,
+        /// The rules changed meaning (a new hash).
+        rules_changed: bool,
+        /// `tandem.yaml` changed values. [`Reloader::config`] gives the new config at once;
+        /// components that read their settings at start-up (today: all of `tandem serve`'s)
+        /// apply it at the next start.
+        config_changed: bool,
     },
     /// The files changed but are invalid; the previous program keeps running.
     Rejected {
@@ -78,10 +90,19 @@ pub enum ReloadError {
     },
 }
 
+/// The program running now and the configuration loaded with it: always from the same load.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// The compiled rules.
+    pub program: Arc<Program>,
+    /// The configuration.
+    pub config: Arc<Config>,
+}
+
 struct Inner {
     paths: Paths,
-    program: ArcSwap<Program>,
-    config: ArcSwap<Config>,
+    /// Swapped as one: a reader never pairs one load's program with another's config.
+    running: ArcSwap<Running>,
     tx: watch::Sender<ReloadEvent>,
     /// (generation, whether the last outcome was a rejection).
     state: Mutex<(u64, bool)>,
@@ -94,23 +115,43 @@ impl Inner {
         };
         match load(&self.paths) {
             Ok(loaded) => {
-                let same = loaded.program.rules_hash() == self.program.load().rules_hash();
-                if same && !state.1 {
-                    // Saved without a change in meaning: nothing to announce.
-                    self.config.store(Arc::new(loaded.config));
+                let before = self.running.load_full();
+                let rules_changed = loaded.program.rules_hash() != before.program.rules_hash();
+                let config_changed = loaded.config != *before.config;
+                if !rules_changed && !config_changed && !state.1 {
+                    // Saved without a change in meaning: nothing to store or announce.
                     return;
                 }
                 let hash = loaded.program.rules_hash().to_string();
-                self.program.store(loaded.program);
-                self.config.store(Arc::new(loaded.config));
+                // Unchanged halves keep their `Arc`, so readers can tell nothing moved.
+                self.running.store(Arc::new(Running {
+                    program: if rules_changed {
+                        loaded.program
+                    } else {
+                        Arc::clone(&before.program)
+                    },
+                    config: if config_changed {
+                        Arc::new(loaded.config)
+                    } else {
+                        Arc::clone(&before.config)
+                    },
+                }));
                 state.0 += 1;
                 state.1 = false;
-                tracing::info!(target: "tandem::reload", rules_hash = %hash, "rules reloaded");
+                tracing::info!(
+                    target: "tandem::reload",
+                    rules_hash = %hash,
+                    rules_changed,
+                    config_changed,
+                    "rules reloaded"
+                );
                 self.tx.send_replace(ReloadEvent {
                     generation: state.0,
                     outcome: ReloadOutcome::Reloaded {
                         rules_hash: hash,
                         warnings: loaded.report,
+                        rules_changed,
+                        config_changed,
                     },
                 });
             }
@@ -194,8 +235,10 @@ impl Reloader {
         });
         let inner = Arc::new(Inner {
             paths: paths.clone(),
-            program: ArcSwap::new(loaded.program),
-            config: ArcSwap::new(Arc::new(loaded.config)),
+            running: ArcSwap::new(Arc::new(Running {
+                program: loaded.program,
+                config: Arc::new(loaded.config),
+            })),
             tx,
             state: Mutex::new((0, false)),
         });
@@ -239,12 +282,18 @@ impl Reloader {
 
     /// The program running now.
     pub fn current(&self) -> Arc<Program> {
-        self.inner.program.load_full()
+        Arc::clone(&self.inner.running.load().program)
     }
 
-    /// The configuration that came with it.
+    /// The configuration running now. To read it together with the program, use
+    /// [`Reloader::running`]: two calls may straddle a reload.
     pub fn config(&self) -> Arc<Config> {
-        self.inner.config.load_full()
+        Arc::clone(&self.inner.running.load().config)
+    }
+
+    /// The program and the config running now, from the same load.
+    pub fn running(&self) -> Arc<Running> {
+        self.inner.running.load_full()
     }
 
     /// A receiver of reload announcements (`changed().await`, `wait_for(..)`).

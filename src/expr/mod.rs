@@ -8,14 +8,29 @@
 //! a compile error with its position. There is no clock (`timestamp()` fails): a plan depends
 //! only on its input.
 //!
+//! Two limits need more than Rhai's settings:
+//!
+//! - **Time.** A few operations can still be slow when each one is expensive (a loop of
+//!   `s.to_upper()` on a 256 KiB string), so every evaluation also has a wall-clock budget,
+//!   [`MAX_EVAL_TIME`], checked from Rhai's progress callback between operations against a
+//!   per-thread deadline set by [`Expr::eval`]. Only a runaway rule ever reaches it; a rule
+//!   that does fails that record whatever the machine's speed, so plans stay a function of
+//!   their input for every rule that finishes.
+//! - **Size of one operation's result.** Rhai checks a string's size only after an operation
+//!   built it, and `replace` can multiply it (`s.replace("x", s)` on a 256 KiB `s` would build
+//!   64 GiB first). The engine's own `replace` computes the result's length before building it
+//!   and fails like any other over-size value.
+//!
 //! Expressions see `record` (the source record's document as a map; every value is text, a
 //! missing property is `()`, Accelo's nested objects are always maps) and, in transforms,
 //! `value` (the mapped field's value). Helpers live in [`helpers`].
 
 pub mod helpers;
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, ParseErrorType, Position, Scope};
 use serde_json::Value;
@@ -29,8 +44,110 @@ pub const MAX_OPERATIONS: u64 = 100_000;
 pub const MAX_STRING: usize = 256 * 1024;
 /// Largest array or map an evaluation may build.
 pub const MAX_COLLECTION: usize = 10_000;
+/// Longest one evaluation may run (wall clock). Documented in docs/rules.md ("The sandbox").
+pub const MAX_EVAL_TIME: Duration = Duration::from_millis(100);
 
 static ENGINE: LazyLock<Engine> = LazyLock::new(build_engine);
+
+/// The progress callback reads the clock every this many operations: often enough that even
+/// the most expensive operations (a pass over a 256 KiB string: well under a millisecond in a
+/// release build) overrun the budget by little, rarely enough that cheap operations do not pay
+/// for a clock read each.
+const CLOCK_EVERY: u64 = 16;
+
+thread_local! {
+    /// When the evaluation running on this thread must stop; `None` outside evaluations.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The token the progress callback stops an evaluation with when its time is up.
+const TIME_UP: &str = "tandem: evaluation time limit";
+
+/// The deadline of one evaluation on this thread, restored to the previous one on drop.
+struct Deadline(Option<Instant>);
+
+impl Deadline {
+    fn start(budget: Duration) -> Deadline {
+        let now = Instant::now();
+        let mine = now.checked_add(budget).unwrap_or(now);
+        let previous = DEADLINE.with(|d| d.get());
+        // A nested evaluation never extends its caller's deadline.
+        let deadline = previous.map_or(mine, |p| p.min(mine));
+        DEADLINE.with(|d| d.set(Some(deadline)));
+        Deadline(previous)
+    }
+}
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        DEADLINE.with(|d| d.set(self.0));
+    }
+}
+
+/// Rhai's progress callback (called before every operation with the count so far): every
+/// [`CLOCK_EVERY`] operations, stops the evaluation once this thread's deadline has passed.
+fn over_time(operations: u64) -> Option<Dynamic> {
+    if !operations.is_multiple_of(CLOCK_EVERY) {
+        return None;
+    }
+    let late = DEADLINE.with(|d| d.get().is_some_and(|d| Instant::now() >= d));
+    late.then(|| Dynamic::from(ImmutableString::from(TIME_UP)))
+}
+
+/// `string.replace(find, substitute)` that fails before building a result longer than
+/// [`MAX_STRING`] (Rhai's own checks the size only after building it).
+fn bounded_replace(
+    string: &str,
+    find: &str,
+    substitute: &str,
+) -> Result<ImmutableString, Box<EvalAltResult>> {
+    if string.is_empty() {
+        // Rhai leaves an empty string alone, even for an empty `find`.
+        return Ok(ImmutableString::new());
+    }
+    if substitute.len() > find.len() {
+        let matches = if find.is_empty() {
+            string.chars().count() + 1
+        } else {
+            string.matches(find).count()
+        };
+        let grown = matches.saturating_mul(substitute.len() - find.len());
+        if string.len().saturating_add(grown) > MAX_STRING {
+            return Err(EvalAltResult::ErrorDataTooLarge(
+                "Length of string".into(),
+                Position::NONE,
+            )
+            .into());
+        }
+    }
+    Ok(string.replace(find, substitute).into())
+}
+
+/// Replaces the standard `replace` overloads that can grow a string with [`bounded_replace`]
+/// (functions registered on the engine win over its packages').
+fn register_bounded_replace(e: &mut Engine) {
+    e.register_fn(
+        "replace",
+        |s: &mut ImmutableString, find: &str, sub: &str| -> Result<(), Box<EvalAltResult>> {
+            *s = bounded_replace(s, find, sub)?;
+            Ok(())
+        },
+    );
+    e.register_fn(
+        "replace",
+        |s: &mut ImmutableString, find: char, sub: &str| -> Result<(), Box<EvalAltResult>> {
+            *s = bounded_replace(s, find.encode_utf8(&mut [0; 4]), sub)?;
+            Ok(())
+        },
+    );
+    e.register_fn(
+        "replace",
+        |s: &mut ImmutableString, find: &str, sub: char| -> Result<(), Box<EvalAltResult>> {
+            *s = bounded_replace(s, find, sub.encode_utf8(&mut [0; 4]))?;
+            Ok(())
+        },
+    );
+}
 
 fn build_engine() -> Engine {
     let mut e = Engine::new();
@@ -45,6 +162,8 @@ fn build_engine() -> Engine {
         .set_max_call_levels(16)
         .set_max_variables(256)
         .set_strict_variables(true);
+    e.on_progress(over_time);
+    register_bounded_replace(&mut e);
     e.on_print(|s| tracing::info!(target: "tandem::rules", "{s}"));
     e.on_debug(|s, src, pos| {
         tracing::debug!(target: "tandem::rules", source = src.unwrap_or(""), %pos, "{s}");
@@ -131,6 +250,17 @@ impl EvalError {
                 what.to_lowercase()
             ),
             EvalAltResult::ErrorStackOverflow(_) => "the rule nested calls too deeply".into(),
+            EvalAltResult::ErrorTerminated(token, _)
+                if token
+                    .read_lock::<ImmutableString>()
+                    .is_some_and(|t| t.as_str() == TIME_UP) =>
+            {
+                format!(
+                    "the rule took longer than {} ms, its time limit per evaluation (an \
+                     expensive loop?)",
+                    MAX_EVAL_TIME.as_millis()
+                )
+            }
             EvalAltResult::ErrorFunctionNotFound(sig, _) => {
                 format!("no function `{}`", readable_signature(sig))
             }
@@ -253,13 +383,25 @@ impl Expr {
         &self.source
     }
 
-    /// Evaluates with `record` (see [`RecordValue`]) and, for transforms, `value`.
+    /// Evaluates with `record` (see [`RecordValue`]) and, for transforms, `value`, within the
+    /// sandbox's limits (operations, sizes, [`MAX_EVAL_TIME`]).
     pub fn eval(&self, record: &RecordValue, value: Option<&str>) -> Result<Dynamic, EvalError> {
+        self.eval_within(record, value, MAX_EVAL_TIME)
+    }
+
+    /// [`Expr::eval`] with another time budget (tests).
+    fn eval_within(
+        &self,
+        record: &RecordValue,
+        value: Option<&str>,
+        budget: Duration,
+    ) -> Result<Dynamic, EvalError> {
         let mut scope = Scope::new();
         scope.push_constant_dynamic("record", record.0.clone());
         if self.vars == Vars::RecordAndValue {
             scope.push_dynamic("value", text_dynamic(value));
         }
+        let _deadline = Deadline::start(budget);
         engine()
             .eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast)
             .map_err(|e| EvalError::from_rhai(&e))
@@ -497,20 +639,149 @@ mod tests {
         assert!(e.eval_bool(&hs(json!({}))).unwrap());
     }
 
+    /// A loop of few but expensive operations: `rounds` replacements of every character of a
+    /// string of `len` bytes (built by doubling).
+    fn expensive_loop(len: usize, rounds: usize) -> String {
+        format!(
+            "let s = \"x\"; while s.len() < {len} {{ s += s; }} \
+             let n = 0; while n < {rounds} {{ let t = s; t.replace(\"x\", \"y\"); n += 1; }} n"
+        )
+    }
+
+    /// After a runaway evaluation the engine evaluates a normal rule, and the thread has no
+    /// deadline left over.
+    fn engine_still_works(r: &RecordValue) {
+        assert_eq!(DEADLINE.with(|d| d.get()), None);
+        let ok = Expr::compile("lower(\"A\") + (1 + 1)", Vars::Record).unwrap();
+        assert_eq!(ok.eval_text(r, None).unwrap().as_deref(), Some("a2"));
+    }
+
     #[test]
-    fn runaway_rules_fail_the_evaluation_not_the_engine() {
+    fn an_expensive_loop_under_the_operation_limit_fails_on_time() {
+        let r = hs(json!({}));
+        // The same loop on a one-byte string and without a time limit finishes: it stays under
+        // the operation limit…
+        let short = Expr::compile(&expensive_loop(1, 5_000), Vars::Record).unwrap();
+        let n = short
+            .eval_within(&r, None, Duration::from_secs(24 * 3600))
+            .unwrap();
+        assert_eq!(n.as_int().unwrap(), 5_000);
+        // …but 5,000 passes over 256 KiB (1.3 billion characters) take far longer than the
+        // time limit on any machine: the evaluation is stopped by the clock.
+        let long = Expr::compile(&expensive_loop(MAX_STRING, 5_000), Vars::Record).unwrap();
+        let err = long.eval(&r, None).unwrap_err();
+        assert!(
+            err.message
+                .starts_with("the rule took longer than 100 ms, its time limit"),
+            "{}",
+            err.message
+        );
+        assert!(err.line.is_some() && err.column.is_some(), "{err:?}");
+        engine_still_works(&r);
+        // A criterion or transform fails the same way (the record, not the program).
+        let err = long.eval_bool(&r).unwrap_err();
+        assert!(err.message.contains("took longer than"), "{}", err.message);
+        engine_still_works(&r);
+    }
+
+    #[test]
+    fn an_endless_loop_fails_on_the_operation_limit() {
         let r = hs(json!({}));
         let looping = Expr::compile("loop { }", Vars::Record).unwrap();
         let err = looping.eval(&r, None).unwrap_err();
+        assert!(
+            err.message
+                .starts_with("the rule exceeded its limit of 100000 operations"),
+            "{}",
+            err.message
+        );
+        engine_still_works(&r);
+        // Errors that stop a runaway rule cannot be caught by the rule.
+        let caught = Expr::compile("try { loop { } } catch { 1 }", Vars::Record).unwrap();
+        let err = caught.eval(&r, None).unwrap_err();
         assert!(err.message.contains("operations"), "{}", err.message);
-        let huge = Expr::compile("let s = \"xxxxxxxx\"; loop { s += s; }", Vars::Record).unwrap();
-        let err = huge.eval(&r, None).unwrap_err();
-        assert!(err.message.contains("too large"), "{}", err.message);
+        engine_still_works(&r);
         let recurse = Expr::compile("fn f(x) { f(x) } f(1)", Vars::Record).unwrap();
         assert!(recurse.eval(&r, None).is_err());
-        // The engine keeps working.
-        let ok = Expr::compile("1 + 1", Vars::Record).unwrap();
-        assert_eq!(ok.eval_text(&r, None).unwrap().as_deref(), Some("2"));
+        engine_still_works(&r);
+    }
+
+    #[test]
+    fn growing_values_fail_on_the_size_limit() {
+        let r = hs(json!({}));
+        let huge = Expr::compile("let s = \"xxxxxxxx\"; loop { s += s; }", Vars::Record).unwrap();
+        let err = huge.eval(&r, None).unwrap_err();
+        assert!(
+            err.message
+                .starts_with("the rule built a value that is too large (length of string;"),
+            "{}",
+            err.message
+        );
+        engine_still_works(&r);
+        // `replace` would multiply a string in one operation (here to 64 GiB): it fails before
+        // building it.
+        let multiplied = format!(
+            "let s = \"x\"; while s.len() < {MAX_STRING} {{ s += s; }} let t = s; t.replace(\"x\", s); t"
+        );
+        let err = Expr::compile(&multiplied, Vars::Record)
+            .unwrap()
+            .eval(&r, None)
+            .unwrap_err();
+        assert!(err.message.contains("too large"), "{}", err.message);
+        engine_still_works(&r);
+        for grow in [
+            "let s = \"ab\"; while s.len() < 200000 { s += s; } s.replace(\"\", \"xyz\"); s",
+            "let s = \"ab\"; while s.len() < 200000 { s += s; } s.replace('a', \"xyz\"); s",
+        ] {
+            let err = Expr::compile(grow, Vars::Record)
+                .unwrap()
+                .eval(&r, None)
+                .unwrap_err();
+            assert!(err.message.contains("too large"), "{grow}: {}", err.message);
+        }
+        engine_still_works(&r);
+        // `replace` still works as documented within the limit.
+        for (src, want) in [
+            (
+                "let s = \"hello, hello\"; s.replace(\"hello\", \"hey\"); s",
+                "hey, hey",
+            ),
+            ("let s = \"abc\"; s.replace(\"\", \"-\"); s", "-a-b-c-"),
+            ("let s = \"hello\"; s.replace('l', \"(^)\"); s", "he(^)(^)o"),
+            ("let s = \"hello\"; s.replace(\"ll\", '*'); s", "he*o"),
+            ("let s = \"hello\"; s.replace('l', '*'); s", "he**o"),
+            ("let s = \"\"; s.replace(\"\", \"x\"); s + \"!\"", "!"),
+        ] {
+            let e = Expr::compile(src, Vars::Record).unwrap();
+            assert_eq!(
+                e.eval_text(&r, None).unwrap().as_deref(),
+                Some(want),
+                "{src}"
+            );
+        }
+    }
+
+    #[test]
+    fn deadlines_nest_and_are_restored() {
+        assert_eq!(DEADLINE.with(|d| d.get()), None);
+        {
+            let _outer = Deadline::start(Duration::from_secs(60));
+            let outer = DEADLINE.with(|d| d.get()).unwrap();
+            {
+                let _inner = Deadline::start(Duration::from_secs(3600));
+                // An inner evaluation never extends the outer one's deadline.
+                assert_eq!(DEADLINE.with(|d| d.get()), Some(outer));
+            }
+            assert_eq!(DEADLINE.with(|d| d.get()), Some(outer));
+            // A deadline already passed stops the evaluation at the next clock reading.
+            let _now = Deadline::start(Duration::ZERO);
+            assert!(over_time(CLOCK_EVERY - 1).is_none());
+            assert!(over_time(CLOCK_EVERY).is_some());
+            assert!(over_time(7 * CLOCK_EVERY).is_some());
+        }
+        assert_eq!(DEADLINE.with(|d| d.get()), None);
+        // Outside an evaluation nothing is ever stopped.
+        assert!(over_time(CLOCK_EVERY).is_none());
     }
 
     #[test]

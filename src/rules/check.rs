@@ -534,6 +534,10 @@ fn check_config(src: &Source, report: &mut Report) -> Option<Config> {
         }
     }
     for (ptr, v) in env_names {
+        // A key that is not in the file is the schema's to report (E005), not a pasted value.
+        if state.index.get(&ptr).is_none() {
+            continue;
+        }
         if !is_env_name(v) {
             let key = ptr.rsplit('/').next().unwrap_or("");
             // The value may be the secret itself: mask it in every rendering, and quote no
@@ -575,9 +579,24 @@ fn ident_char(c: char) -> bool {
 
 /// The field paths an expression reads from `record` (`record.a.b`, `record?.a`,
 /// `record["a"]`), each segment with its character index in `src`. Method calls
-/// (`record.name.to_lower()`) end a path; string literals and comments are skipped.
+/// (`record.name.to_lower()`) end a path. String and character literals and comments (`//`,
+/// nested `/* */`) are skipped — except the code inside a back-tick string's `${…}`
+/// interpolations, which is read like the rest.
 fn record_paths(src: &str) -> Vec<Vec<(String, usize)>> {
     let chars: Vec<char> = src.chars().collect();
+    let mut out = Vec::new();
+    scan_code(&chars, 0, false, &mut out);
+    out
+}
+
+/// Scans code from `i` to the end, or — `interpolation` — to the `}` closing a `${`; returns
+/// the index after where it stopped.
+fn scan_code(
+    chars: &[char],
+    mut i: usize,
+    interpolation: bool,
+    out: &mut Vec<Vec<(String, usize)>>,
+) -> usize {
     let at = |i: usize| chars.get(i).copied().unwrap_or('\0');
     let skip_ws = |mut i: usize| {
         while at(i).is_whitespace() {
@@ -585,23 +604,51 @@ fn record_paths(src: &str) -> Vec<Vec<(String, usize)>> {
         }
         i
     };
-    let mut out = Vec::new();
-    let mut i = 0;
+    let mut depth = 0usize;
     while i < chars.len() {
         let c = chars[i];
-        if c == '"' || c == '\'' || c == '`' {
-            i += 1;
-            while i < chars.len() && chars[i] != c {
-                i += if chars[i] == '\\' { 2 } else { 1 };
-            }
-            i += 1;
-            continue;
-        }
-        if c == '/' && at(i + 1) == '/' {
-            while i < chars.len() && chars[i] != '\n' {
+        match c {
+            '"' | '\'' => {
+                // Rhai escapes with `\`; a doubled quote is two literals for this purpose.
                 i += 1;
+                while i < chars.len() && chars[i] != c {
+                    i += if chars[i] == '\\' { 2 } else { 1 };
+                }
+                i += 1;
+                continue;
             }
-            continue;
+            '`' => {
+                i = scan_backtick(chars, i + 1, out);
+                continue;
+            }
+            '/' if at(i + 1) == '/' => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            '/' if at(i + 1) == '*' => {
+                let mut nesting = 0usize;
+                while i < chars.len() {
+                    if chars[i] == '/' && at(i + 1) == '*' {
+                        nesting += 1;
+                        i += 2;
+                    } else if chars[i] == '*' && at(i + 1) == '/' {
+                        nesting -= 1;
+                        i += 2;
+                        if nesting == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+                continue;
+            }
+            '{' => depth += 1,
+            '}' if depth == 0 && interpolation => return i + 1,
+            '}' => depth = depth.saturating_sub(1),
+            _ => {}
         }
         if !ident_start(c) || (i > 0 && (ident_char(chars[i - 1]) || chars[i - 1] == '.')) {
             i += 1;
@@ -655,7 +702,32 @@ fn record_paths(src: &str) -> Vec<Vec<(String, usize)>> {
             out.push(segs);
         }
     }
-    out
+    i
+}
+
+/// Skips a back-tick string from `i` (after its opening back-tick), scanning the code of its
+/// `${…}` interpolations; returns the index after the closing back-tick. Back-tick strings
+/// have no escapes except a doubled back-tick and `\${` (a literal `${`).
+fn scan_backtick(chars: &[char], mut i: usize, out: &mut Vec<Vec<(String, usize)>>) -> usize {
+    let at = |i: usize| chars.get(i).copied().unwrap_or('\0');
+    while i < chars.len() {
+        match chars[i] {
+            '`' if at(i + 1) == '`' => i += 2,
+            '`' => return i + 1,
+            '\\' if at(i + 1) == '$' => i += 2,
+            '$' if at(i + 1) == '{' => i = scan_code(chars, i + 2, true, out),
+            _ => i += 1,
+        }
+    }
+    i
+}
+
+/// Index of the character of `text` that contains byte `offset` (the character count for an
+/// offset at or past the end).
+fn char_index_of_byte(text: &str, offset: usize) -> usize {
+    text.char_indices()
+        .take_while(|(b, c)| b + c.len_utf8() <= offset)
+        .count()
 }
 
 /// Index of the character at 1-based (`line`, `column`) of `text`.
@@ -1241,7 +1313,10 @@ impl FileState {
         let mut path = match AcceloPath::parse(text) {
             Ok(p) => p,
             Err(e) => {
-                let span = self.expr_span(ptr, text, 1, e.position().max(1));
+                // serde_json_path reports a 0-based byte offset into the path (its docs say
+                // "1-indexed"; the parser computes `input.offset(rest)`).
+                let idx = char_index_of_byte(text, e.position());
+                let span = self.expr_span_len(ptr, text, idx, 1);
                 report.push(
                     self.diag(
                         Code::JsonPathSyntax,
@@ -1762,7 +1837,28 @@ mod tests {
 
 #[cfg(test)]
 mod path_tests {
-    use super::record_paths;
+    use super::{char_index_of_byte, record_paths};
+
+    #[test]
+    fn jsonpath_errors_are_byte_offsets() {
+        // What serde_json_path reports: the byte offset of the first character it rejects.
+        for (path, at) in [
+            ("$.web[site", '['),
+            ("$.名前[x", '['),
+            ("$.ärä[x", '['),
+            ("$.a.🎉.b[", '['),
+        ] {
+            let e = serde_json_path::JsonPath::parse(path).unwrap_err();
+            assert_eq!(Some(e.position()), path.find(at), "{path}");
+            let idx = char_index_of_byte(path, e.position());
+            assert_eq!(path.chars().nth(idx), Some(at), "{path}");
+        }
+        assert_eq!(char_index_of_byte("aé", 0), 0);
+        assert_eq!(char_index_of_byte("aé", 1), 1);
+        assert_eq!(char_index_of_byte("aé", 2), 1); // inside `é`
+        assert_eq!(char_index_of_byte("aé", 3), 2);
+        assert_eq!(char_index_of_byte("aé", 99), 2);
+    }
 
     fn names(src: &str) -> Vec<Vec<String>> {
         record_paths(src)
@@ -1790,5 +1886,47 @@ mod path_tests {
         );
         let p = record_paths("a + record.bc");
         assert_eq!(p[0][0].1, 11);
+    }
+
+    #[test]
+    fn reads_interpolations_but_not_text() {
+        assert_eq!(
+            names("`${record.nmae} and ${ if true { `${record.a.b}` } else { \"\" } }` + record.c"),
+            vec![
+                vec!["nmae".to_string()],
+                vec!["a".into(), "b".into()],
+                vec!["c".into()]
+            ]
+        );
+        // Text around the interpolations, `\${`, and other literals are not code; a doubled
+        // back-tick is one inside the string, which goes on.
+        assert_eq!(
+            names("`record.x \\${record.y} ``${record.z}`` $record.w {}` + \"${record.v}\""),
+            vec![vec!["z".to_string()]]
+        );
+        // …but the back-tick string ends where it ends.
+        assert_eq!(
+            names("`a``b` + record.after"),
+            vec![vec!["after".to_string()]]
+        );
+        // Comments, nested block comments included.
+        assert_eq!(
+            names("/* record.x /* record.y */ record.z */ record.k // record.q"),
+            vec![vec!["k".to_string()]]
+        );
+        // Positions are character indexes into the whole source.
+        let src = "`é ${record.nmae}`";
+        let p = record_paths(src);
+        assert_eq!(p[0][0].1, src.chars().position(|c| c == 'n').unwrap());
+        // Unterminated input never panics.
+        for s in [
+            "`${record.a",
+            "`${",
+            "/* record.x",
+            "\"record.",
+            "`${ `${ }",
+        ] {
+            let _ = record_paths(s);
+        }
     }
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 /// The Tandem configuration file (`rules/tandem.yaml` by default).
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default)]
 #[schemars(
     deny_unknown_fields,
@@ -35,7 +35,7 @@ pub struct Config {
 }
 
 /// Connection to HubSpot. Set either `token_env` (a private app) or `oauth`.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(default)]
 #[schemars(deny_unknown_fields)]
 pub struct HubSpotConfig {
@@ -58,7 +58,7 @@ impl Default for HubSpotConfig {
 }
 
 /// HubSpot OAuth credentials (by environment-variable name).
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct HubSpotOAuth {
     /// The app's client id (not a secret).
@@ -70,7 +70,7 @@ pub struct HubSpotOAuth {
 }
 
 /// Connection to Accelo (a service application, client-credentials grant).
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct AcceloConfig {
     /// The deployment URL, e.g. `https://example.api.accelo.com`.
@@ -82,7 +82,7 @@ pub struct AcceloConfig {
 }
 
 /// The store.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(default)]
 #[schemars(deny_unknown_fields)]
 pub struct StoreConfig {
@@ -99,7 +99,7 @@ impl Default for StoreConfig {
 }
 
 /// Notifications.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default)]
 #[schemars(deny_unknown_fields)]
 pub struct NotifyConfig {
@@ -108,7 +108,7 @@ pub struct NotifyConfig {
 }
 
 /// SMTP settings.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct EmailConfig {
     /// `host:port` of the SMTP server.
@@ -142,7 +142,7 @@ pub enum TlsMode {
 }
 
 /// The HTTP server.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(default)]
 #[schemars(deny_unknown_fields)]
 pub struct ServerConfig {
@@ -175,7 +175,7 @@ impl Default for ServerConfig {
 }
 
 /// Sync options.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(default)]
 #[schemars(deny_unknown_fields)]
 pub struct SyncConfig {
@@ -199,7 +199,7 @@ impl Default for SyncConfig {
 
 /// Guardrails (B21): a run that would exceed any of these stops before writing and says why.
 /// Absent = no limit.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default)]
 #[schemars(deny_unknown_fields)]
 pub struct Guardrails {

@@ -225,17 +225,28 @@ impl Report {
         self.sources.insert(file.to_string(), text);
     }
 
-    /// Masks `range` of `file`'s registered text with `*` (same length, so every span stays
-    /// valid): no rendering can then quote what was there, e.g. a secret pasted into the config.
+    /// Masks `range` of `file`'s registered text: no rendering can then quote what was there,
+    /// e.g. a secret pasted into the config. Each character becomes a mask character of the
+    /// same UTF-8 length (`*` for ASCII) and line breaks stay, so every byte span, line and
+    /// column computed on the masked text is the same as on the original.
     pub fn redact(&mut self, file: &str, range: Range<usize>) {
         if let Some(text) = self.sources.get_mut(file) {
-            let mut bytes = text.as_bytes().to_vec();
-            let end = range.end.min(bytes.len());
-            for b in bytes.iter_mut().take(end).skip(range.start) {
-                *b = b'*';
-            }
-            // Spans fall on character boundaries, so the result is valid UTF-8.
-            *text = Arc::from(String::from_utf8_lossy(&bytes).into_owned());
+            let masked: String = text
+                .char_indices()
+                .map(|(i, c)| {
+                    if i < range.start || i >= range.end || c == '\n' || c == '\r' {
+                        c
+                    } else {
+                        match c.len_utf8() {
+                            1 => '*',
+                            2 => '\u{d7}',    // ×
+                            3 => '\u{2217}',  // ∗
+                            _ => '\u{1f7b1}', // 🞱
+                        }
+                    }
+                })
+                .collect();
+            *text = Arc::from(masked);
         }
     }
 
@@ -526,5 +537,29 @@ mod redact_tests {
         let out = r.render_human(false);
         assert!(!out.contains("secret"), "{out}");
         assert!(out.contains("**************"), "{out}");
+    }
+
+    #[test]
+    fn redaction_keeps_lines_columns_and_byte_offsets() {
+        let text = "a: 1\ntoken_env: pé\u{540d}🎉x\r\nb: [é, y]\n";
+        let mut r = Report::new();
+        r.add_source("t.yaml", Arc::from(text));
+        // A range over several lines, line breaks and non-ASCII characters included.
+        let from = text.find("pé").unwrap();
+        let to = text.find('y').unwrap();
+        r.redact("t.yaml", from..to);
+        let masked = r.source("t.yaml").unwrap().to_string();
+        assert_eq!(masked.len(), text.len());
+        assert_eq!(masked.chars().count(), text.chars().count());
+        assert_eq!(masked.lines().count(), text.lines().count());
+        assert!(!masked.contains('é') && !masked.contains('🎉'), "{masked}");
+        assert!(masked.ends_with("y]\n"), "{masked}");
+        for offset in [0, from, text.find('x').unwrap(), to, text.len()] {
+            assert_eq!(
+                line_col(&masked, offset),
+                line_col(text, offset),
+                "{offset}"
+            );
+        }
     }
 }

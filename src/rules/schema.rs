@@ -1,10 +1,13 @@
 //! The JSON Schemas of `tandem.yaml` and the rule files, generated from the Rust types
-//! ([`super::raw::RuleFile`], [`super::config::Config`]) as draft-07 (what every yaml-language-server version
-//! understands), and validation of a file's tree against them with the `jsonschema` crate.
+//! ([`super::raw::RuleFile`], [`super::config::Config`]) as draft-07 (what every
+//! yaml-language-server version understands), and validation of a file's tree against them with
+//! the `jsonschema` crate.
 //!
-//! `tandem check` validates with the very schemas it ships in `schemas/`, so an editor and the
-//! engine can never disagree about structure. Validation errors come back as JSON pointers; they
-//! are mapped to spans through the file's [`SpanIndex`] and reported with the codes
+//! `tandem check` validates against schemas generated in memory from the same types — not by
+//! reading `schemas/` — so they are identical to the checked-in files (what editors use) as long
+//! as `tandem schema --check` passes (CI and `tests/rules_schema.rs` run it); an editor and the
+//! engine then never disagree about structure. Validation errors come back as JSON pointers;
+//! they are mapped to spans through the file's [`SpanIndex`] and reported with the codes
 //! `E003`–`E006`.
 
 use std::path::Path;

@@ -1,6 +1,8 @@
 //! Benchmark of the rules pipeline (results and method in docs/PERFORMANCE.md):
-//! `tandem check` of the shipped rules, one rule evaluation, and planning a large seeded world
-//! with the shipped rules. Run with `cargo bench --bench rules`.
+//! `tandem check` of the shipped rules, one rule evaluation, planning a large seeded world
+//! with the shipped rules, and how long runaway rules take to fail. Run with
+//! `cargo bench --bench rules`; `cargo bench --bench rules -- runaway eval` runs only the named
+//! sections (`check`, `eval`, `plan`, `incremental`, `runaway`).
 //!
 //! Plain timing loops (no harness): each measurement reports the median of several runs.
 
@@ -13,10 +15,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value, json};
 use tandem::compile::load;
-use tandem::expr::RecordValue;
+use tandem::expr::{Expr, RecordValue, Vars};
 use tandem::model::{Direction, Link, Object, Record, System};
 use tandem::plan::{PlanInput, plan};
-use tandem::rules::{Paths, check};
+use tandem::rules::{Paths, Source, check, check_sources};
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -157,27 +159,58 @@ fn world(companies: usize, seed: u64) -> World {
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it,
     // and then it only makes sure every measurement still works, on tiny sizes.
-    let full = std::env::args().any(|a| a == "--bench");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let full = args.iter().any(|a| a == "--bench");
+    let only: Vec<&str> = args
+        .iter()
+        .filter(|a| !a.starts_with('-'))
+        .map(String::as_str)
+        .collect();
+    let section = |name: &str| only.is_empty() || only.contains(&name);
     let paths = Paths::resolve(Some("rules/tandem.yaml".into()), None);
 
     // 1. `tandem check` of the shipped rules (read, parse, schema-validate, compile, probe).
-    let check_runs = if full { 20 } else { 1 };
-    let runs: Vec<Duration> = (0..check_runs)
-        .map(|_| {
-            let t = Instant::now();
-            let c = check(&paths);
-            assert!(c.is_ok());
-            t.elapsed()
-        })
-        .collect();
-    println!(
-        "check shipped rules (3 files): median {:?} over {check_runs} runs",
-        median(runs)
-    );
+    if section("check") {
+        let check_runs = if full { 20 } else { 1 };
+        let runs: Vec<Duration> = (0..check_runs)
+            .map(|_| {
+                let t = Instant::now();
+                let c = check(&paths);
+                assert!(c.is_ok());
+                t.elapsed()
+            })
+            .collect();
+        println!(
+            "check shipped rules (3 files): median {:?} over {check_runs} runs",
+            median(runs)
+        );
+    }
 
     let program = load(&paths).unwrap().program;
 
-    // 2. One rule evaluation: prepare a HubSpot contact, evaluate the pull criteria.
+    if section("eval") {
+        evaluation(&program, full);
+    }
+    if section("plan") {
+        planning(&program, full);
+    }
+    if section("incremental") {
+        incremental(&program, full);
+    }
+    if section("runaway") {
+        runaway(full);
+    }
+    if let Some(kib) = peak_rss_kib() {
+        println!(
+            "peak resident memory of the benchmark process: {} MiB",
+            kib / 1024
+        );
+    }
+}
+
+/// 2. One rule evaluation: prepare a HubSpot contact, evaluate the pull criteria; and the cost
+///    of one cheap operation (a counting loop), which the per-operation checks add to.
+fn evaluation(program: &tandem::compile::Program, full: bool) {
     let w = world(1, 1);
     let contact = w
         .hubspot
@@ -197,13 +230,42 @@ fn main() {
     let per = t.elapsed() / n;
     println!("prepare record + evaluate contact pull criteria: {per:?} each ({n} runs)");
 
-    // 3. Planning a seeded world.
-    let sizes: &[usize] = if full {
+    // A counting loop (20,000 rounds: about 60,000 operations, under the limit): the cost of
+    // one cheap operation, to which the per-operation limit checks add.
+    let rounds: i64 = if full { 20_000 } else { 1_000 };
+    let counting = Expr::compile(
+        &format!("let x = 0; for i in 0..{rounds} {{ x += i; }} x"),
+        Vars::Record,
+    )
+    .expect("compiles");
+    let rv = RecordValue::new(contact);
+    let runs = if full { 50 } else { 1 };
+    let times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            let v = counting.eval(&rv, None).unwrap();
+            assert_eq!(v.as_int().unwrap(), rounds * (rounds - 1) / 2);
+            t.elapsed()
+        })
+        .collect();
+    let d = median(times);
+    println!(
+        "counting loop of {rounds} rounds: median {d:?} over {runs} runs ({:.1} ns per round)",
+        d.as_nanos() as f64 / rounds as f64
+    );
+}
+
+fn sizes(full: bool) -> &'static [usize] {
+    if full {
         &[1_000, 10_000, 50_000]
     } else {
         &[20]
-    };
-    for &companies in sizes {
+    }
+}
+
+/// 3. Planning a seeded world.
+fn planning(program: &tandem::compile::Program, full: bool) {
+    for &companies in sizes(full) {
         let w = world(companies, 7);
         let records = w.hubspot.len() + w.accelo.len();
         for direction in [Direction::Pull, Direction::Push] {
@@ -225,7 +287,7 @@ fn main() {
             let mut last = None;
             for _ in 0..reps {
                 let t = Instant::now();
-                let p = plan(&program, &input);
+                let p = plan(program, &input);
                 times.push(t.elapsed());
                 last = Some(p);
             }
@@ -244,13 +306,16 @@ fn main() {
             );
         }
     }
-    // 4. Incremental planning (the automatic sync's mode) of the same worlds, after the pull's
-    //    updates were applied and their last-synced values recorded: every linked field is
-    //    compared with both sides' remembered values (the steady state: nothing changed).
-    for &companies in sizes {
+}
+
+/// 4. Incremental planning (the automatic sync's mode) of the same worlds, after the pull's
+///    updates were applied and their last-synced values recorded: every linked field is
+///    compared with both sides' remembered values (the steady state: nothing changed).
+fn incremental(program: &tandem::compile::Program, full: bool) {
+    for &companies in sizes(full) {
         let mut w = world(companies, 7);
         let bulk = plan(
-            &program,
+            program,
             &PlanInput::bulk(Direction::Pull, &w.hubspot, &w.accelo, &w.links),
         );
         let mut links = w.links.clone();
@@ -306,7 +371,7 @@ fn main() {
         let mut last = None;
         for _ in 0..reps {
             let t = Instant::now();
-            last = Some(plan(&program, &input));
+            last = Some(plan(program, &input));
             times.push(t.elapsed());
         }
         let p = last.unwrap();
@@ -323,10 +388,89 @@ fn main() {
             p.summary.skip,
         );
     }
-    if let Some(kib) = peak_rss_kib() {
+}
+
+/// A string of 256 KiB built by doubling, then `rounds` full-length replacements.
+fn expensive_loop(rounds: usize) -> String {
+    format!(
+        "let s = \"x\"; while s.len() < 262144 {{ s += s; }} \
+         let n = 0; while n < {rounds} {{ let t = s; t.replace(\"x\", \"y\"); n += 1; }} n"
+    )
+}
+
+/// 5. Runaway rules: how long each takes to fail (the time to the error, in one evaluation),
+///    and that a normal rule evaluates right after; then `tandem check` of a rule file whose
+///    criterion is the expensive loop (the probe runs it once).
+fn runaway(full: bool) {
+    let cases: Vec<(&str, String)> = vec![
+        ("endless loop `loop {}`", "loop { }".into()),
+        (
+            "growing string `s += s`",
+            "let s = \"xxxxxxxx\"; loop { s += s; }".into(),
+        ),
+        (
+            "multiplying replace `t.replace(\"x\", s)` on 256 KiB",
+            "let s = \"x\"; while s.len() < 262144 { s += s; } let t = s; t.replace(\"x\", s); t"
+                .into(),
+        ),
+        ("endless recursion", "fn f(x) { f(x) } f(1)".into()),
+        (
+            "5,000 rounds of the expensive loop (under the operation limit)",
+            expensive_loop(5_000),
+        ),
+        (
+            "7,000 rounds of the expensive loop (over the operation limit)",
+            expensive_loop(7_000),
+        ),
+    ];
+    let record = RecordValue::new(&Record::new(System::HubSpot, Object::Company, "1"));
+    let normal = Expr::compile("lower(\"OK\")", Vars::Record).expect("compiles");
+    let runs = if full { 5 } else { 1 };
+    for (name, src) in &cases {
+        let e = Expr::compile(src, Vars::Record).expect("compiles");
+        let mut times = Vec::new();
+        let mut message = String::new();
+        for _ in 0..runs {
+            let t = Instant::now();
+            let result = e.eval(&record, None);
+            times.push(t.elapsed());
+            message = match result {
+                Err(err) => err.message,
+                Ok(v) => format!("NOT STOPPED: finished with {v}"),
+            };
+            let ok = normal
+                .eval_text(&record, None)
+                .expect("the engine still works");
+            assert_eq!(ok.as_deref(), Some("ok"));
+        }
+        let max = times.iter().max().copied().unwrap_or_default();
         println!(
-            "peak resident memory of the benchmark process: {} MiB",
-            kib / 1024
+            "runaway {name}: fails after median {:?} (max {max:?}, {runs} runs): {message}",
+            median(times)
         );
     }
+    let config = Source {
+        name: "tandem.yaml".into(),
+        text: include_str!("../../rules/tandem.yaml").into(),
+    };
+    let rules = Source {
+        name: "companies.yaml".into(),
+        text: format!(
+            "object: company\ncriteria:\n  pull: '{}; true'\nfields:\n  - hubspot: name\n    accelo: $.name\n",
+            expensive_loop(5_000)
+        )
+        .into(),
+    };
+    let times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            let c = check_sources(Some(&config), std::slice::from_ref(&rules), "rules");
+            assert!(!c.report.has_errors(), "{}", c.report.render_human(false));
+            t.elapsed()
+        })
+        .collect();
+    println!(
+        "check of a rule file whose criterion is the expensive loop: median {:?} ({runs} runs)",
+        median(times)
+    );
 }
