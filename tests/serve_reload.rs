@@ -149,6 +149,21 @@ async fn rule_edits_take_effect_for_the_next_job_and_invalid_ones_are_refused() 
         "RELOAD THREE"
     );
 
+    // A valid edit of tandem.yaml alone: announced as such, the rules unchanged.
+    save(&companies, &upper);
+    let config = serving.rules.join("tandem.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let edited = text.replacen("accelo_concurrency: 4", "accelo_concurrency: 2", 1);
+    assert_ne!(edited, text);
+    save(&config, &edited);
+    let msg = wait_notice(serving.store.as_ref(), "the config notice", |(l, m)| {
+        *l == NoticeLevel::Info && m.contains("tandem.yaml changed")
+    })
+    .await;
+    assert!(msg.contains("next start"), "{msg}");
+    assert!(!msg.contains("rules reloaded"), "{msg}");
+    assert_eq!(health(&serving.url).await["rules_hash"], second_hash);
+
     assert_eq!(serving.stop().await, tandem::cli::Exit::Ok);
     sb.shutdown().await;
 }

@@ -197,13 +197,34 @@ pub async fn announce_reloads(
         let event: ReloadEvent = rx.borrow_and_update().clone();
         let notice = match &event.outcome {
             ReloadOutcome::Started { .. } => continue,
-            ReloadOutcome::Reloaded { rules_hash, .. } => Notice {
-                level: NoticeLevel::Info,
-                message: format!(
-                    "rules reloaded: the next jobs use rules `{}`",
-                    short(rules_hash)
-                ),
-            },
+            ReloadOutcome::Reloaded {
+                rules_hash,
+                rules_changed,
+                config_changed,
+                ..
+            } => {
+                let mut parts = Vec::new();
+                if *rules_changed {
+                    parts.push(format!(
+                        "rules reloaded: the next jobs use rules `{}`",
+                        short(rules_hash)
+                    ));
+                }
+                if *config_changed {
+                    parts.push(
+                        "tandem.yaml changed: its connection, store, server and sync settings \
+                         apply at the next start of tandem serve"
+                            .to_string(),
+                    );
+                }
+                if parts.is_empty() {
+                    continue;
+                }
+                Notice {
+                    level: NoticeLevel::Info,
+                    message: parts.join("; "),
+                }
+            }
             ReloadOutcome::Rejected { report } => {
                 let mut lines = vec![format!(
                     "rules changed but are invalid ({}); the running rules `{}` stay",
