@@ -209,7 +209,8 @@ pub struct Guardrails {
     pub max_update: Option<u64>,
     /// Most field values one run may clear.
     pub max_clear: Option<u64>,
-    /// Largest share (0–1) of the target's records one run may create, update or clear.
+    /// Largest share (0–1) of the target's existing records one bulk run may change (update, or
+    /// clear a field of); creates are `max_create`'s business.
     #[schemars(range(min = 0.0, max = 1.0))]
     pub max_share: Option<f64>,
 }
