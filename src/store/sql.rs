@@ -562,23 +562,8 @@ macro_rules! impl_store {
                     system: System,
                     id: &str,
                 ) -> Result<Option<Link>, StoreError> {
-                    let sql = match system {
-                        System::HubSpot => concat!(
-                            "SELECT ", link_columns!(),
-                            " FROM links WHERE object = $1 AND hubspot_id = $2"
-                        ),
-                        System::Accelo => concat!(
-                            "SELECT ", link_columns!(),
-                            " FROM links WHERE object = $1 AND accelo_id = $2"
-                        ),
-                    };
-                    let row: Option<LinkRow> = sqlx::query_as(sql)
-                        .bind(object.as_str())
-                        .bind(id)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(q("reading a link"))?;
-                    row.map(LinkRow::into_link).transpose()
+                    let mut conn = self.pool.acquire().await.map_err(q("reading a link"))?;
+                    Self::link_in(&mut conn, object, system, id).await
                 }
 
                 async fn links(&self, object: Object) -> Result<Vec<Link>, StoreError> {
