@@ -221,6 +221,20 @@ async fn print_log<W: Write>(
         None if args.follow && unfiltered => Some(FOLLOW_TAIL),
         None => None,
     };
+    // The newest entry now, read before anything is shown: when nothing matches yet, following
+    // starts after it — an entry written while the first page is read is not skipped.
+    let mark = if args.follow {
+        store
+            .log(&LogQuery {
+                last: Some(1),
+                ..LogQuery::default()
+            })
+            .await?
+            .first()
+            .map(|e| e.id)
+    } else {
+        None
+    };
     let mut after: Option<LogId> = None;
     if let Some(n) = last {
         let entries = store
@@ -249,16 +263,9 @@ async fn print_log<W: Write>(
     if !args.follow {
         return Ok(());
     }
-    // Entries after the last one shown; when nothing matched yet, only entries from now on.
+    // Entries after the last one shown; when nothing matched yet, those after the mark.
     if after.is_none() {
-        after = store
-            .log(&LogQuery {
-                last: Some(1),
-                ..LogQuery::default()
-            })
-            .await?
-            .first()
-            .map(|e| e.id);
+        after = mark;
     }
     let poll = Duration::from_millis(args.poll_ms.max(10));
     tokio::pin!(stop);
