@@ -592,20 +592,7 @@ async fn a_second_pull_follows_the_running_one() {
         .spawn()
         .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let job = loop {
-        let jobs = store
-            .jobs(&tandem::store::JobFilter::default())
-            .await
-            .unwrap();
-        if let Some(j) = jobs.into_iter().find(|j| j.state == JobState::Running) {
-            break j;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the first pull never ran"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let job = running_job(store.as_ref(), deadline).await;
     let second = run(&p, JobKind::Pull, None, false).await;
     assert_ok(&second);
     assert_eq!(second.job, Some(job.id), "{}", second.stderr);
@@ -638,20 +625,7 @@ async fn a_follower_takes_the_job_over_when_its_runner_dies() {
     let store = p.store().await;
     let mut first = p.command(&["pull"]).spawn().unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let job = loop {
-        let jobs = store
-            .jobs(&tandem::store::JobFilter::default())
-            .await
-            .unwrap();
-        if let Some(j) = jobs.into_iter().find(|j| j.state == JobState::Running) {
-            break j;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the first pull never ran"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let job = running_job(store.as_ref(), deadline).await;
     let follower = tokio::spawn(run_job(
         p.options(),
         JobKind::Pull,
@@ -693,4 +667,25 @@ async fn a_follower_takes_the_job_over_when_its_runner_dies() {
 fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
+}
+
+/// The first job found running, polled until `deadline`.
+async fn running_job(
+    store: &dyn tandem::store::Store,
+    deadline: tokio::time::Instant,
+) -> tandem::store::Job {
+    loop {
+        let jobs = store
+            .jobs(&tandem::store::JobFilter::default())
+            .await
+            .unwrap();
+        if let Some(j) = jobs.into_iter().find(|j| j.state == JobState::Running) {
+            return j;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first pull never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }

@@ -1004,20 +1004,7 @@ async fn creates_after_dropped_connections_never_duplicate() {
 
     let companies = admin.records(&ac_url, "companies").await;
     let company = txt(&companies[0]["id"]);
-    let ac_inputs: Vec<CreateInput> = (0..20)
-        .map(|i| {
-            let email = format!("drop{i}@accelo.example.org");
-            CreateInput {
-                changes: changes(&[
-                    ("firstname", Some("Drop")),
-                    ("surname", Some(&format!("N{i}"))),
-                    ("affiliation.email", Some(&email)),
-                ]),
-                company_id: Some(company.clone()),
-                lookup: Some(Lookup::new("affiliation.email", email)),
-            }
-        })
-        .collect();
+    let ac_inputs = accelo_contact_inputs("drop", "Drop", 20, &company);
     let out = ac.create(Object::Contact, ac_inputs).await.expect("create");
     assert!(out.iter().all(|r| r.is_ok()), "{out:?}");
 
@@ -1470,6 +1457,30 @@ async fn companies_per_domain(
     per
 }
 
+/// `n` Accelo contacts of `company` (`{prefix}{i}@accelo.example.org`), each with its email
+/// lookup.
+fn accelo_contact_inputs(
+    prefix: &str,
+    firstname: &str,
+    n: usize,
+    company: &str,
+) -> Vec<CreateInput> {
+    (0..n)
+        .map(|i| {
+            let email = format!("{prefix}{i}@accelo.example.org");
+            CreateInput {
+                changes: changes(&[
+                    ("firstname", Some(firstname)),
+                    ("surname", Some(&format!("N{i}"))),
+                    ("affiliation.email", Some(&email)),
+                ]),
+                company_id: Some(company.to_string()),
+                lookup: Some(Lookup::new("affiliation.email", email)),
+            }
+        })
+        .collect()
+}
+
 fn company_inputs(prefix: &str, n: usize) -> Vec<CreateInput> {
     (0..n)
         .map(|i| {
@@ -1687,20 +1698,7 @@ async fn creates_under_5xx_and_429_storms_are_made_exactly_once() {
         })
         .collect();
     let hs_companies = company_inputs("storm", 10);
-    let ac_contacts: Vec<CreateInput> = (0..20)
-        .map(|i| {
-            let email = format!("storm{i}@accelo.example.org");
-            CreateInput {
-                changes: changes(&[
-                    ("firstname", Some("Storm")),
-                    ("surname", Some(&format!("S{i}"))),
-                    ("affiliation.email", Some(&email)),
-                ]),
-                company_id: Some(company.clone()),
-                lookup: Some(Lookup::new("affiliation.email", email)),
-            }
-        })
-        .collect();
+    let ac_contacts = accelo_contact_inputs("storm", "Storm", 20, &company);
 
     admin.faults(&hs_url, faults.clone()).await;
     let contacts = create_until_settled(&hs, Object::Contact, &hs_contacts, 5).await;
