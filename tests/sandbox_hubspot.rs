@@ -2083,3 +2083,44 @@ async fn revoking_tokens_refuses_issued_oauth_tokens_until_refreshed() {
     );
     assert_eq!(stats["requests"]["POST /oauth/v1/token"], 2);
 }
+
+/// The rules' property catalogue and the simulator agree on every enumeration option the
+/// catalogue fixes: a value the catalogue spells differently from HubSpot (a lead status
+/// `ATTEMPTED_TO_CONNECT` where HubSpot says `ATTEMPTED_TO_CONTACT`) would let `tandem check`
+/// accept status tables that never match a real record.
+#[tokio::test]
+async fn catalogue_enumeration_options_match_the_simulators_property_definitions() {
+    use tandem::model::Object;
+    use tandem::rules::catalog::standard_properties;
+    use tandem::rules::raw::PropertyType;
+    let t = T::start().await;
+    let mut compared = 0;
+    for (object, path) in [
+        (Object::Company, "companies"),
+        (Object::Contact, "contacts"),
+    ] {
+        for p in standard_properties(object) {
+            if p.options.is_empty() || p.kind != PropertyType::Enumeration {
+                continue;
+            }
+            let r = t
+                .get(&format!("/crm/v3/properties/{path}/{}", p.name))
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{path}.{}: {}", p.name, r.body);
+            let mut hubspot: Vec<String> = r.body["options"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["value"].as_str().unwrap().to_string())
+                .collect();
+            let mut catalogue = p.options.clone();
+            hubspot.sort();
+            catalogue.sort();
+            assert_eq!(catalogue, hubspot, "{path}.{} options", p.name);
+            compared += 1;
+        }
+    }
+    // lifecyclestage and hs_lead_status of both objects, and a company's type.
+    assert_eq!(compared, 5);
+    t.sb.shutdown().await;
+}

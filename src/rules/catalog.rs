@@ -36,7 +36,7 @@ pub const LEAD_STATUSES: &[&str] = &[
     "IN_PROGRESS",
     "OPEN_DEAL",
     "UNQUALIFIED",
-    "ATTEMPTED_TO_CONNECT",
+    "ATTEMPTED_TO_CONTACT",
     "CONNECTED",
     "BAD_TIMING",
 ];
