@@ -1127,3 +1127,201 @@ async fn a_fresh_intent_is_not_given_up_while_hubspot_search_lags() {
     assert_eq!(link.hubspot_id, made.id);
     env.finish().await;
 }
+
+/// The updates of an incremental plan made right after a run, besides one kind of real change:
+/// a contact's HubSpot `company` text follows its Accelo company's name (a push-only mapping),
+/// so where the run renamed a company its contacts' text is rightly sent.
+fn edits_to_send(plan: &Plan) -> Vec<(System, Option<String>, String)> {
+    plan.actions
+        .iter()
+        .filter(|a| a.op == Op::Update)
+        .filter(|a| !a.changes.iter().all(|c| c.field == "company"))
+        .map(|a| (a.target.system, a.target.id.clone(), a.reason.clone()))
+        .collect()
+}
+
+/// Every create whose answer is lost (the record was made, the connection dropped before the
+/// answer) is settled by lookup and then completed: a company's postal address and a contact's
+/// mobile — written by separate requests after the create — are written too, the run reports
+/// nothing undone, and a fault-free plan made right after has nothing left to write, in bulk or
+/// incrementally. The log shows the fields really written.
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_completes_its_follow_up_writes() {
+    let env = Env::new(21, 30, 90, ExecOptions::default()).await;
+    let lose_creates = |only: &[&str]| FaultConfig {
+        seed: 1,
+        drop_after_rate: 1.0,
+        only: only.iter().map(|s| s.to_string()).collect(),
+        ..FaultConfig::default()
+    };
+    env.sb
+        .set_faults(lose_creates(&[
+            "POST /api/v0/companies",
+            "POST /api/v0/contacts",
+        ]))
+        .unwrap();
+    let (plan, report) = env.sync(Direction::Pull).await;
+    let faults = env.sb.accelo_stats();
+    env.sb.set_faults(FaultConfig::default()).unwrap();
+    assert!(plan.summary.create > 20, "{:?}", plan.summary);
+    // Every create went through the lost-answer path.
+    assert!(
+        faults["faults"]["drop_after"].as_u64().unwrap() >= plan.summary.create as u64,
+        "{faults}"
+    );
+    // Records without a lookup value cannot be settled and fail; every other one is complete.
+    let lookupless = report.counts.failed;
+    assert_eq!(report.problems, 0, "{report:?}");
+    assert!(report.counts.created > 20, "{report:?}");
+    let world = env.world().await;
+    let again = world.plan(&env.program, Direction::Pull);
+    let updates: Vec<_> = again
+        .actions
+        .iter()
+        .filter(|a| a.op == Op::Update)
+        .map(|a| (a.source.id.clone(), a.changes.clone()))
+        .collect();
+    assert!(updates.is_empty(), "left undone: {updates:#?}");
+    assert_eq!(
+        again.summary.create as u64, lookupless,
+        "{:?}",
+        again.summary
+    );
+    let mut input = world.input(Direction::Pull);
+    input.mode = tandem::plan::Mode::Incremental;
+    let incremental = tandem::plan::plan(&env.program, &input);
+    let updates = edits_to_send(&incremental);
+    assert!(updates.is_empty(), "{updates:#?}");
+    // The log lists the address and mobile fields as written, and Accelo has them.
+    let log = env.store().log(&LogQuery::default()).await.unwrap();
+    let written: BTreeSet<String> = log
+        .iter()
+        .filter_map(|e| match &e.body {
+            LogBody::Record(r) if r.outcome == Outcome::Created => Some(r),
+            _ => None,
+        })
+        .flat_map(|r| r.changes.iter().map(|c| c.field.clone()))
+        .collect();
+    assert!(written.contains("postal_address.city"), "{written:?}");
+    assert!(written.contains("affiliation.mobile"), "{written:?}");
+    let with_address = world
+        .accelo
+        .iter()
+        .filter(|r| r.object == Object::Company && r.doc.contains_key("postal_address"))
+        .count();
+    assert!(with_address > 0);
+    env.finish().await;
+}
+
+/// Right after a pull creates records in Accelo, the new records' values that Accelo assigned
+/// itself (a new company's and contact's default status) are what their links remember: an
+/// incremental sync of every pair — what a webhook for an unchanged record runs — writes
+/// nothing back to HubSpot. The same holds after a push creates records in HubSpot.
+#[tokio::test]
+async fn values_the_target_assigns_on_create_are_not_taken_for_edits() {
+    let env = Env::new(55, 40, 150, ExecOptions::default()).await;
+    for direction in [Direction::Pull, Direction::Push] {
+        let (plan, report) = env.sync(direction).await;
+        assert!(plan.summary.create > 0, "{direction}: {:?}", plan.summary);
+        assert_eq!(report.counts.failed, 0, "{direction}");
+        let world = env.world().await;
+        for initiated in [Direction::Pull, Direction::Push] {
+            let mut input = world.input(initiated);
+            input.mode = tandem::plan::Mode::Incremental;
+            let plan = tandem::plan::plan(&env.program, &input);
+            let writes = edits_to_send(&plan);
+            assert!(
+                writes.is_empty(),
+                "after {direction}, an incremental {initiated} writes {} records: {:#?}",
+                writes.len(),
+                &writes[..writes.len().min(5)]
+            );
+        }
+    }
+    env.finish().await;
+}
+
+/// A follow-up write that fails (a new company's postal address refused) is reported: the run
+/// counts the record as only partly written, the log does not list the address fields as
+/// written, and the link does not claim them in step — so the next automatic sync of the record
+/// writes them.
+#[tokio::test]
+async fn a_follow_up_write_that_fails_is_reported_and_left_to_the_next_sync() {
+    let env = Env::new(21, 30, 0, ExecOptions::default()).await;
+    env.sb
+        .set_faults(FaultConfig {
+            errors: BTreeMap::from([(500, 1.0)]),
+            only: vec!["POST /api/v0/companies/{id}/addresses".into()],
+            ..FaultConfig::default()
+        })
+        .unwrap();
+    let (plan, report) = env.sync(Direction::Pull).await;
+    env.sb.set_faults(FaultConfig::default()).unwrap();
+    let with_address: Vec<&tandem::plan::Action> = plan
+        .actions
+        .iter()
+        .filter(|a| {
+            a.op == Op::Create
+                && a.changes
+                    .iter()
+                    .any(|c| c.field.starts_with("postal_address."))
+        })
+        .collect();
+    assert!(!with_address.is_empty());
+    assert_eq!(report.problems as usize, with_address.len(), "{report:?}");
+    assert!(report.has_failures());
+    let log = env.store().log(&LogQuery::default()).await.unwrap();
+    let world = env.world().await;
+    for a in &with_address {
+        let source = a.source.id.as_deref().unwrap();
+        let entry = log
+            .iter()
+            .find_map(|e| match &e.body {
+                LogBody::Record(r) if r.source.id.as_deref() == Some(source) => Some(r),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(entry.outcome, Outcome::Created);
+        assert!(entry.reason.contains("not everything"), "{}", entry.reason);
+        assert!(
+            entry
+                .changes
+                .iter()
+                .all(|c| !c.field.starts_with("postal_address.")),
+            "{:?}",
+            entry.changes
+        );
+        assert!(entry.changes.iter().any(|c| c.field == "name"));
+        let link = world.links.iter().find(|l| l.hubspot_id == source).unwrap();
+        for c in a
+            .changes
+            .iter()
+            .filter(|c| c.field.starts_with("postal_address."))
+        {
+            let key = format!("accelo:{}", c.field);
+            assert!(
+                !link.last_synced.contains_key(&key),
+                "{key}: {:?}",
+                link.last_synced
+            );
+        }
+    }
+    // The next automatic sync of these records writes the address.
+    let mut input = world.input(Direction::Pull);
+    input.mode = tandem::plan::Mode::Incremental;
+    let next = tandem::plan::plan(&env.program, &input);
+    for a in &with_address {
+        let update = next
+            .actions
+            .iter()
+            .find(|n| n.op == Op::Update && n.source.id == a.source.id)
+            .unwrap_or_else(|| panic!("no update for {:?}", a.source.id));
+        assert!(
+            update
+                .changes
+                .iter()
+                .any(|c| c.field.starts_with("postal_address."))
+        );
+    }
+    env.finish().await;
+}

@@ -42,7 +42,8 @@ pub struct Args {
     /// Faults on both simulators: JSON as for `POST /_sandbox/faults`, or
     /// `500=0.05,429=0.05,latency=20,jitter=10,drop=0.01,drop_after=0.01,storm=20,
     /// webhook_loss=0.1,webhook_duplicate=0.1,webhook_reorder=0.2,search_lag=2000,seed=3`
-    /// (`search_lag`: milliseconds before HubSpot search finds a write).
+    /// (`search_lag`: milliseconds before HubSpot search finds a write; `only=POST
+    /// /api/v0/companies|…`: the endpoints that see the faults, all when absent).
     #[arg(long)]
     pub faults: Option<String>,
 }

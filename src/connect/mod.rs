@@ -126,7 +126,8 @@ pub enum WriteOutcome {
     Updated,
     /// A create's outcome was unknown and the record was found by its lookup: it exists (created
     /// by the lost attempt, or by someone else) and was not created again. Only its existence is
-    /// established: link it, and let the next plan show any value it lacks as a change.
+    /// established ([`Written::stored`] is the record found): the executor writes what it lacks
+    /// of the create's values before linking it.
     Found,
 }
 
@@ -140,9 +141,15 @@ pub struct Written {
     /// What happened.
     pub outcome: WriteOutcome,
     /// Steps that failed after the record itself was written (Accelo: the postal address or the
-    /// mobile number of a new record). The record exists and must be linked; these fields were
-    /// not written and the next plan will show them as changes.
+    /// mobile number of a new record). The record exists and must be linked; the fields of
+    /// [`Written::unwritten`] were not written.
     pub problems: Vec<ConnectError>,
+    /// Write keys of the input that were not written (each because of one of `problems`).
+    pub unwritten: Vec<String>,
+    /// The record as the system holds it after the write, when the write's answers (or a read
+    /// that came with them) showed it: values the system assigned itself (an Accelo record's
+    /// default status) or normalised are there, so they are not mistaken for edits later.
+    pub stored: Option<Stored>,
 }
 
 impl Written {
@@ -153,7 +160,67 @@ impl Written {
             affiliation_id: None,
             outcome,
             problems: Vec::new(),
+            unwritten: Vec::new(),
+            stored: None,
         }
+    }
+
+    /// Adds a failed step and the write keys it left unwritten.
+    pub fn failed_step<K: Into<String>>(
+        &mut self,
+        error: ConnectError,
+        keys: impl IntoIterator<Item = K>,
+    ) {
+        self.problems.push(error);
+        for k in keys {
+            let k = k.into();
+            if !self.unwritten.contains(&k) {
+                self.unwritten.push(k);
+            }
+        }
+    }
+}
+
+/// A record as its system holds it, read back with a write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    /// The record in the shared document shape.
+    pub record: Record,
+    /// Every field of the document was read, so a field absent from it is blank (Accelo
+    /// documents, which leave blank fields out). Otherwise only the fields present are known
+    /// (a HubSpot answer carries the properties written plus a few defaults).
+    pub complete: bool,
+}
+
+impl Stored {
+    /// The value of field `key` (a write key or dotted document path: `name`,
+    /// `affiliation.mobile`, `status` — an Accelo status by its title), `""` when blank, or
+    /// `None` when this read does not tell. A JSONPath (`$…`) is never told.
+    pub fn value(&self, key: &str) -> Option<String> {
+        if key.starts_with('$') || key.is_empty() {
+            return None;
+        }
+        let unknown = || (self.complete).then(String::new);
+        let mut v: Option<&serde_json::Value> = None;
+        for (n, part) in key.split('.').enumerate() {
+            let next = if n == 0 {
+                self.record.doc.get(part)
+            } else {
+                v.and_then(|x| x.get(part))
+            };
+            match next {
+                Some(x) => v = Some(x),
+                None => return unknown(),
+            }
+        }
+        let v = v?;
+        let v = match v {
+            serde_json::Value::Object(o) if self.record.system == System::Accelo => {
+                o.get("title")?
+            }
+            other => other,
+        };
+        Some(crate::model::value_as_string(v).unwrap_or_default())
     }
 }
 

@@ -9,8 +9,10 @@
 //! Writes: HubSpot in chunks of the connector's batch size (100: one batch request per chunk),
 //! Accelo one record per call with `accelo_concurrency` calls in flight. Every record's outcome
 //! is written as it happens with [`Store::record_outcome`]/[`Store::record_outcomes`]: the link
-//! (with the action's last-synced values), the log entry with its field changes, and the
-//! resolution of the record's create intent, in one transaction.
+//! (with the action's last-synced values, the target's side as the target reports holding it
+//! after the write), the log entry with the field changes really written, and the resolution of
+//! the record's create intent, in one transaction. A create settled by lookup after a lost
+//! answer is completed first: what the found record lacks is written.
 //!
 //! Crash safety (B20): before a create is sent, an intent is opened naming how to find the
 //! record (its dedup lookups); the connector also gets the first lookup, so a create whose answer
@@ -35,6 +37,7 @@ use super::guardrails;
 use super::progress::Progress;
 use crate::connect::{
     Changes, ConnectError, Connector, CreateInput, Lookup, UpdateInput, WriteOutcome, WriteResult,
+    Written,
 };
 use crate::model::{Link, Object, Record, RecordKey, System};
 use crate::plan::{Action, Op, Plan, PlanInput};
@@ -216,6 +219,10 @@ struct State {
     logged: HashSet<(Object, System, String)>,
     /// Actions (seq) deferred to another run: their dependents are deferred too.
     deferred: HashSet<u32>,
+    /// Per pair (object, HubSpot id): last-synced values learnt from what a write of this run
+    /// left in a system (`None`: not known), applied to every later link of the pair in the
+    /// run — an incremental plan writes a pair both ways, each action carrying the whole map.
+    stored_values: HashMap<(Object, String), BTreeMap<String, Option<String>>>,
     report: Report,
     done: u64,
     total: u64,
@@ -750,6 +757,9 @@ impl Executor {
                         vec![Err(e); going.len()]
                     }
                 };
+                let mut results = results;
+                self.complete_found(&target, object, &going, &mut results)
+                    .await;
                 let mut outcomes = Vec::with_capacity(going.len());
                 let mut echoes = Vec::new();
                 for ((it, intent), result) in going.into_iter().zip(intents).zip(results) {
@@ -792,7 +802,7 @@ impl Executor {
                 ExecError::Interrupted(format!("a write task ended abnormally: {e}"))
             })?;
             let it = &items[i];
-            let result = match r {
+            let mut result = match r {
                 Ok(v) => single(v, target.system(), "create"),
                 Err(e) => {
                     // Nothing was written.
@@ -804,6 +814,8 @@ impl Executor {
                     Err(e)
                 }
             };
+            self.complete_found(&target, object, &[it], std::slice::from_mut(&mut result))
+                .await;
             let mut echoes = Vec::new();
             let o = self.created(ix, it, intent, result, run, st, &mut echoes);
             self.remember(&echoes).await?;
@@ -911,9 +923,12 @@ impl Executor {
                     st.report.problems += 1;
                     entry.reason = format!("{}; {}", entry.reason, problems_text(&w.problems));
                 }
+                entry.changes.retain(|c| !w.unwritten.contains(&c.field));
                 st.note_success(a, &w.id);
-                echoes.extend(echoes_of(a.target.system, a.object, &w.id, &it.changes));
-                let link = ix.planned_link(a, &w.id, w.affiliation_id.clone());
+                let mut sent = it.changes.clone();
+                sent.retain(|k, _| !w.unwritten.contains(k));
+                echoes.extend(echoes_of(a.target.system, a.object, &w.id, &sent));
+                let link = ix.written_link(a, &w.id, &w, st);
                 RecordOutcome {
                     job: run.job(),
                     entry,
@@ -933,6 +948,119 @@ impl Executor {
                     resolve_intent: (!unknown).then_some(intent),
                 }
             }
+        }
+    }
+
+    /// Completes the creates settled by lookup: their answer was lost and the record was found,
+    /// created by the lost attempt (which may not have got to its follow-up writes: an Accelo
+    /// company's address, a contact's mobile) or by someone else. What the found record lacks of
+    /// the planned values is written now; what cannot be written is reported unwritten, with
+    /// its error, so the record is logged and linked with only what it really holds.
+    async fn complete_found(
+        &self,
+        target: &Arc<dyn Connector>,
+        object: Object,
+        items: &[&Item<'_>],
+        results: &mut [WriteResult],
+    ) {
+        let mut todo: Vec<(usize, UpdateInput, Vec<String>)> = Vec::new();
+        for (i, (it, r)) in items.iter().zip(results.iter()).enumerate() {
+            let Ok(w) = r else { continue };
+            if w.outcome != WriteOutcome::Found {
+                continue;
+            }
+            let known = |k: &str| w.stored.as_ref().and_then(|s| s.value(k));
+            let changes: Changes = it
+                .changes
+                .iter()
+                .filter(|(k, v)| v.is_some() && known(k) != **v)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let current = w.stored.as_ref().map(|s| s.record.clone());
+            let company_id = it.company_id.clone().filter(|c| {
+                object == Object::Contact
+                    && current.as_ref().and_then(|r| r.company_id.as_deref()) != Some(c.as_str())
+            });
+            if changes.is_empty() && company_id.is_none() {
+                continue;
+            }
+            let keys: Vec<String> = changes.keys().cloned().collect();
+            todo.push((
+                i,
+                UpdateInput {
+                    id: w.id.clone(),
+                    changes,
+                    company_id,
+                    current,
+                },
+                keys,
+            ));
+        }
+        if todo.is_empty() {
+            return;
+        }
+        tracing::info!(
+            records = todo.len(),
+            "completing creates whose answer was lost: writing what the found records lack"
+        );
+        let inputs: Vec<UpdateInput> = todo.iter().map(|(_, u, _)| u.clone()).collect();
+        let outcomes = match target.update(object, inputs).await {
+            Ok(v) if v.len() == todo.len() => v,
+            Ok(v) => {
+                let e = ConnectError::Protocol {
+                    system: target.system(),
+                    request: "update".into(),
+                    message: format!("{} results for {} inputs", v.len(), todo.len()),
+                };
+                vec![Err(e); todo.len()]
+            }
+            Err(e) => vec![Err(e); todo.len()],
+        };
+        let mut written = Vec::new();
+        for ((i, input, keys), outcome) in todo.into_iter().zip(outcomes) {
+            let Some(Ok(w)) = results.get_mut(i) else {
+                continue;
+            };
+            match outcome {
+                Ok(u) => {
+                    w.problems.extend(u.problems);
+                    w.unwritten.extend(u.unwritten);
+                    if w.affiliation_id.is_none() {
+                        w.affiliation_id = u.affiliation_id;
+                    }
+                    written.push((i, input));
+                }
+                Err(e) => w.failed_step(e, keys),
+            }
+        }
+        // Read the completed records back: what they hold now.
+        let ids: Vec<String> = written.iter().map(|(_, u)| u.id.clone()).collect();
+        let properties: Vec<String> = written
+            .iter()
+            .flat_map(|(_, u)| u.changes.keys().cloned())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let read = match target.get(object, &ids, &properties).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "reading completed records back failed");
+                Vec::new()
+            }
+        };
+        for (i, input) in written {
+            let Some(Ok(w)) = results.get_mut(i) else {
+                continue;
+            };
+            let again = read.iter().find(|r| r.id == input.id).cloned();
+            w.stored = match (again, w.stored.take()) {
+                (Some(record), Some(before)) => Some(crate::connect::Stored {
+                    record,
+                    complete: before.complete,
+                }),
+                // Not read back: what was written is what was planned.
+                _ => None,
+            };
         }
     }
 
@@ -1056,8 +1184,9 @@ impl Executor {
                     st.report.problems += 1;
                     entry.reason = format!("{}; {}", entry.reason, problems_text(&w.problems));
                 }
+                entry.changes.retain(|c| !w.unwritten.contains(&c.field));
                 st.note_success(a, &tid);
-                let link = ix.planned_link(a, &tid, w.affiliation_id.clone());
+                let link = ix.written_link(a, &tid, &w, st);
                 RecordOutcome {
                     job: run.job(),
                     entry,
@@ -1201,6 +1330,46 @@ impl<'a> Index<'a> {
             .clone()
             .or_else(|| self.existing(a).map(|l| l.last_synced.clone()))
             .unwrap_or_default()
+    }
+
+    /// The link `a` leaves once written as `w` reports: the planned one, with the target's
+    /// last-synced values taken from what the target holds after the write (values it assigned
+    /// or normalised itself), and those of fields left unwritten made unknown (so the next
+    /// sync of the record compares the two sides again instead of taking them as in step).
+    fn written_link(
+        &self,
+        a: &Action,
+        target_id: &str,
+        w: &Written,
+        st: &mut State,
+    ) -> Option<Link> {
+        let mut link = self.planned_link(a, target_id, w.affiliation_id.clone())?;
+        let prefix = format!("{}:", a.target.system);
+        let learnt = st
+            .stored_values
+            .entry((a.object, link.hubspot_id.clone()))
+            .or_default();
+        for key in link.last_synced.keys() {
+            let Some(field) = key.strip_prefix(&prefix) else {
+                continue;
+            };
+            let now = if w.unwritten.iter().any(|u| u == field) {
+                None
+            } else {
+                match w.stored.as_ref().and_then(|s| s.value(field)) {
+                    Some(v) => Some(v),
+                    None => continue,
+                }
+            };
+            learnt.insert(key.clone(), now);
+        }
+        for (key, v) in learnt.iter() {
+            match v {
+                Some(v) => link.last_synced.insert(key.clone(), v.clone()),
+                None => link.last_synced.remove(key),
+            };
+        }
+        Some(link)
     }
 
     /// The link `a` leaves once it succeeded with target `target_id`.

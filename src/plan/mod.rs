@@ -14,11 +14,12 @@
 //! JSONPath itself for a non-singular path), and `accelo:status` (the status title) /
 //! `hubspot:<status property>` for the status mapping. Values are the raw field values (before
 //! transforms); an empty string means "blank" (after a create: every field it could write but
-//! did not). A key that is absent means "not known" (a link made before a field was mapped, or
-//! a field the create's direction cannot write, which the target system fills): the planner then treats
-//! the field as a bulk run does. Every create / link / update action carries the whole map its
-//! link must hold once it succeeds ([`Action::last_synced`]), so the executor never evaluates a
-//! rule.
+//! did not). A key that is absent means "not known" (a link made before a field was mapped, a
+//! field the create's direction cannot write, which the target system fills, or a field a write
+//! left undone): the planner then treats the field as a bulk run does. Every create / link /
+//! update action carries the whole map its link must hold once it succeeds
+//! ([`Action::last_synced`]), so the executor never evaluates a rule; the executor replaces the
+//! target's side with what the target reports holding after the write, where it reports it.
 
 pub mod planner;
 pub mod render;

@@ -319,12 +319,19 @@ pub struct FaultConfig {
     /// `POST …/search`; GET, lists and batch reads see it at once. Deterministic: no randomness.
     #[serde(default)]
     pub search_lag_ms: u64,
+    /// Only requests to these endpoints see the error, drop and latency faults, named as the
+    /// request counters name them (`POST /api/v0/companies`, `POST
+    /// /crm/v3/objects/contacts/batch/create`); empty: every API request. Lets a test lose the
+    /// answer of exactly the creates and nothing else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only: Vec<String>,
 }
 
 impl FaultConfig {
     /// Parses `--faults`: either the JSON form of `POST /_sandbox/faults`, or a compact
     /// comma-separated form `500=0.1,429=0.05,latency=20,jitter=5,drop=0.01,drop_after=0.01,storm=10,
-    /// webhook_loss=0.1,webhook_duplicate=0.1,webhook_reorder=0.2,search_lag=2000,seed=3`.
+    /// webhook_loss=0.1,webhook_duplicate=0.1,webhook_reorder=0.2,search_lag=2000,seed=3`, with
+    /// `only=POST /api/v0/companies|POST /api/v0/contacts` for endpoints separated by `|`.
     pub fn parse(s: &str) -> Result<FaultConfig, String> {
         let s = s.trim();
         if s.starts_with('{') {
@@ -358,12 +365,13 @@ impl FaultConfig {
                 "webhook_reorder" => cfg.webhook_reorder = float()?,
                 "search_lag" | "search_lag_ms" => cfg.search_lag_ms = int()?,
                 "seed" => cfg.seed = int()?,
+                "only" => cfg.only = v.split('|').map(|e| e.trim().to_string()).collect(),
                 status => {
                     let code: u16 = status.parse().map_err(|_| {
                         format!(
                             "unknown fault `{status}` (expected an HTTP status, `latency`, \
                              `jitter`, `drop`, `drop_after`, `storm`, `webhook_loss`, \
-                             `webhook_duplicate`, `webhook_reorder`, `search_lag` or `seed`)"
+                             `webhook_duplicate`, `webhook_reorder`, `search_lag`, `only` or `seed`)"
                         )
                     })?;
                     cfg.errors.insert(code, float()?);
@@ -468,7 +476,16 @@ impl Faults {
 
     /// Decides the fate of one API request, and the latency to add before answering.
     pub fn decide(&self) -> (FaultAction, Duration) {
+        self.decide_for("")
+    }
+
+    /// [`Faults::decide`] for a request to `route` (its counter name): requests outside a
+    /// non-empty `only` list pass untouched, without drawing from the generator.
+    pub fn decide_for(&self, route: &str) -> (FaultAction, Duration) {
         let mut s = lock(&self.inner);
+        if !s.config.only.is_empty() && !s.config.only.iter().any(|o| o == route) {
+            return (FaultAction::Pass, Duration::ZERO);
+        }
         let latency = if s.config.latency_jitter_ms > 0 {
             let j = s.config.latency_jitter_ms;
             s.config

@@ -48,7 +48,7 @@ use self::wire::*;
 use super::http::{Answer, Body, Call, HeaderStyle, Transport};
 use super::{
     Changes, ConnectError, Connector, CreateInput, Cursor, Lookup, Page, RateLimit, RetryPolicy,
-    Scan, Secret, UpdateInput, WriteOutcome, WriteResult, Written,
+    Scan, Secret, Stored, UpdateInput, WriteOutcome, WriteResult, Written,
 };
 use crate::model::{Object, Record, System};
 
@@ -587,13 +587,14 @@ impl Accelo {
     }
 
     /// Writes the postal address of company `id`: updates `address_id` when it has one,
-    /// otherwise creates a postal address against the company.
+    /// otherwise creates a postal address against the company. Returns the address as stored
+    /// when the answer showed it (`None`: written, but its content is not known).
     async fn write_address(
         &self,
         id: &str,
         address_id: Option<String>,
         fields: &[(&'static str, Option<String>)],
-    ) -> Result<(), ConnectError> {
+    ) -> Result<Option<Address>, ConnectError> {
         let address_id = match address_id {
             Some(a) => Some(a),
             None => self.company_address(id).await?,
@@ -604,8 +605,9 @@ impl Accelo {
                     Method::PUT,
                     format!("{ADDRESSES}/{a}"),
                     Body::Form(form(fields)),
-                );
-                self.one::<Value>(&call).await.map(|_| ())
+                )
+                .query("_fields", ADDRESS_FIELDS);
+                self.one::<Address>(&call).await.map(Some)
             }
             None => {
                 let mut f: Vec<(&str, Option<String>)> = fields
@@ -615,22 +617,23 @@ impl Accelo {
                     .collect();
                 if f.is_empty() {
                     // Clearing an address the company does not have: nothing to do.
-                    return Ok(());
+                    return Ok(None);
                 }
                 f.push(("postal", Some("yes".into())));
                 let call = Call::new(
                     Method::POST,
                     format!("{COMPANIES}/{id}/addresses"),
                     Body::Form(form(&f)),
-                );
-                match self.one::<Value>(&call).await {
-                    Ok(_) => Ok(()),
+                )
+                .query("_fields", ADDRESS_FIELDS);
+                match self.one::<Address>(&call).await {
+                    Ok(a) => Ok(Some(a)),
                     Err(e @ ConnectError::OutcomeUnknown { .. }) => {
                         // Settle by looking: an address is there, or it is created once more.
                         if self.company_address(id).await?.is_some() {
-                            Ok(())
+                            Ok(None)
                         } else {
-                            self.one::<Value>(&call).await.map(|_| ()).map_err(|_| e)
+                            self.one::<Address>(&call).await.map(Some).map_err(|_| e)
                         }
                     }
                     Err(e) => Err(e),
@@ -679,10 +682,14 @@ impl Accelo {
                         return Err(e);
                     };
                     let found = self.find(object, l, &[]).await?;
-                    if let Some(r) = found.first() {
+                    if let Some(r) = found.into_iter().next() {
                         tracing::info!(key = %l.key, "accelo create settled by lookup: the record exists");
                         let mut w = Written::new(r.id.clone(), WriteOutcome::Found);
-                        w.affiliation_id = doc_value(r, "affiliation.id");
+                        w.affiliation_id = doc_value(&r, "affiliation.id");
+                        w.stored = Some(Stored {
+                            record: r,
+                            complete: true,
+                        });
                         return Ok(w);
                     }
                     last = Some(e);
@@ -712,13 +719,27 @@ impl Accelo {
                 Some(self.status_id(Object::Company, title).await?),
             ));
         }
-        let call = Call::new(Method::POST, COMPANIES, Body::Form(form(&f)));
-        let created: IdOnly = self.created(&call).await?;
+        let call = Call::new(Method::POST, COMPANIES, Body::Form(form(&f)))
+            .query("_fields", COMPANY_FIELDS);
+        let mut created: Company = self.created(&call).await?;
         let mut w = Written::new(created.id.clone(), WriteOutcome::Created);
-        if r.address.iter().any(|(_, v)| v.is_some())
-            && let Err(e) = self.write_address(&created.id, None, &r.address).await
-        {
-            w.problems.push(e);
+        let mut known = true;
+        if r.address.iter().any(|(_, v)| v.is_some()) {
+            match self.write_address(&created.id, None, &r.address).await {
+                Ok(Some(a)) => created.postal_address = Some(Linked::Obj(a)),
+                Ok(None) => known = false,
+                Err(e) => w.failed_step(
+                    e,
+                    r.address.iter().map(|(k, _)| format!("postal_address.{k}")),
+                ),
+            }
+        }
+        // The answer is the company as stored (with the status Accelo gave it).
+        if known {
+            w.stored = Some(Stored {
+                record: created.into_record(),
+                complete: true,
+            });
         }
         Ok(w)
     }
@@ -748,16 +769,30 @@ impl Accelo {
             ));
         }
         let call = Call::new(Method::POST, CONTACTS, Body::Form(form(&f)))
-            .query("_fields", "default_affiliation");
-        let created: IdOnly = self.created(&call).await?;
-        let mut w = Written::new(created.id.clone(), WriteOutcome::Created);
-        w.affiliation_id = created.default_affiliation.as_ref().and_then(|a| a.id());
+            .query("_fields", CONTACT_CREATE_FIELDS);
+        let answer: Value = self.created(&call).await?;
+        let contact: Contact = serde_json::from_value(answer.clone())
+            .map_err(|e| self.protocol(&call, format!("the new contact does not parse: {e}")))?;
+        // The affiliation `POST /contacts` made, as stored, when the answer expanded it.
+        let mut affiliation: Option<Affiliation> = serde_json::from_value::<CreatedContact>(answer)
+            .ok()
+            .and_then(|c| c.default_affiliation)
+            .and_then(|a| match a {
+                Linked::Obj(a) => Some(a),
+                Linked::Id(_) => None,
+            });
+        let mut w = Written::new(contact.id.clone(), WriteOutcome::Created);
+        w.affiliation_id = affiliation
+            .as_ref()
+            .map(|a| a.id.clone())
+            .or_else(|| contact.default_affiliation_id());
         if w.affiliation_id.is_none() {
-            match self.affiliation_of(&created.id).await {
+            match self.affiliation_of(&contact.id).await {
                 Ok(a) => w.affiliation_id = a,
                 Err(e) => w.problems.push(e),
             }
         }
+        let later_keys = || later.iter().map(|(k, _)| format!("affiliation.{k}"));
         if !later.is_empty() {
             match &w.affiliation_id {
                 Some(a) => {
@@ -765,34 +800,50 @@ impl Accelo {
                         Method::PUT,
                         format!("{AFFILIATIONS}/{a}"),
                         Body::Form(form(&later)),
-                    );
-                    if let Err(e) = self.one::<Value>(&call).await {
-                        w.problems.push(e);
+                    )
+                    .query("_fields", AFFILIATION_FIELDS);
+                    match self.one::<Affiliation>(&call).await {
+                        Ok(a) => affiliation = Some(a),
+                        Err(e) => w.failed_step(e, later_keys()),
                     }
                 }
-                None => w.problems.push(ConnectError::Protocol {
-                    system: System::Accelo,
-                    request: call.label(),
-                    message: "the new contact has no affiliation to write its mobile to".into(),
-                }),
+                None => w.failed_step(
+                    ConnectError::Protocol {
+                        system: System::Accelo,
+                        request: call.label(),
+                        message: "the new contact has no affiliation to write its mobile to".into(),
+                    },
+                    later_keys(),
+                ),
             }
         }
+        // The answers are the contact and its affiliation as stored (with the status Accelo
+        // gave the contact); without the affiliation only the contact's own fields are known.
+        let complete = affiliation.is_some();
+        w.stored = Some(Stored {
+            record: contact.into_record(affiliation.as_ref()),
+            complete,
+        });
         Ok(w)
     }
 
-    /// The answer of a create; a 2xx that cannot be read is an unknown outcome.
-    async fn created(&self, call: &Call) -> Result<IdOnly, ConnectError> {
+    /// The answer of a create; a 2xx that cannot be read, or does not name the new record, is
+    /// an unknown outcome.
+    async fn created<T: DeserializeOwned>(&self, call: &Call) -> Result<T, ConnectError> {
         let ans = self.t.send(call).await?;
-        match self.open::<IdOnly>(call, &ans) {
-            Ok(Some(c)) => Ok(c),
-            Ok(None) | Err(ConnectError::Protocol { .. }) if (200..300).contains(&ans.status) => {
-                Err(ConnectError::OutcomeUnknown {
-                    system: System::Accelo,
-                    request: call.label(),
-                    reason: "the answer does not name the new record".into(),
-                })
+        let unknown = |reason: String| ConnectError::OutcomeUnknown {
+            system: System::Accelo,
+            request: call.label(),
+            reason,
+        };
+        match self.open::<Value>(call, &ans) {
+            Ok(Some(v)) if v.get("id").is_some_and(|id| !id.is_null()) => serde_json::from_value(v)
+                // The record exists, but its answer cannot be read: looked up, never repeated.
+                .map_err(|e| unknown(format!("the answer does not parse: {e}"))),
+            Ok(_) | Err(ConnectError::Protocol { .. }) if (200..300).contains(&ans.status) => {
+                Err(unknown("the answer does not name the new record".into()))
             }
-            Ok(None) => Err(self.protocol(call, "the answer has no `response`".into())),
+            Ok(_) => Err(self.protocol(call, "the answer has no `response`".into())),
             Err(e) => Err(e),
         }
     }

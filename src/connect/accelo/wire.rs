@@ -20,6 +20,15 @@ postal_address(street1,street2,city,zipcode,state(title),country(title))";
 pub(crate) const CONTACT_FIELDS: &str = "firstname,surname,middlename,title,comments,standing,\
 date_modified,status(title,standing),default_affiliation";
 
+/// The fields requested when creating a contact: the contact's, with the affiliation
+/// `POST /contacts` makes expanded (so the answer shows both as stored).
+pub(crate) const CONTACT_CREATE_FIELDS: &str = "firstname,surname,middlename,title,comments,\
+standing,date_modified,status(title,standing),default_affiliation(email,phone,mobile,fax,position,\
+standing,date_modified,contact,company(name))";
+
+/// The fields requested for an address (write answers).
+pub(crate) const ADDRESS_FIELDS: &str = "street1,street2,city,zipcode,state(title),country(title)";
+
 /// The fields requested for affiliations.
 pub(crate) const AFFILIATION_FIELDS: &str =
     "email,phone,mobile,fax,position,standing,date_modified,contact,company(name)";
@@ -277,11 +286,17 @@ pub(crate) struct Progression {
     pub status: Option<Linked<Status>>,
 }
 
-/// Just an id (create answers).
+/// A create-contact answer's expanded affiliation.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct CreatedContact {
+    #[serde(default)]
+    pub default_affiliation: Option<Linked<Affiliation>>,
+}
+
+/// The links of a record read for one of them (`_fields=default_affiliation`,
+/// `_fields=postal_address`).
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct IdOnly {
-    #[serde(deserialize_with = "de::id")]
-    pub id: String,
     #[serde(default)]
     pub default_affiliation: Option<Linked<ContactRef>>,
     #[serde(default)]

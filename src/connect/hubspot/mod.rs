@@ -42,7 +42,7 @@ use self::wire::*;
 use super::http::{Answer, Body, Call, HeaderStyle, Lane, StaticToken, TokenSource, Transport};
 use super::{
     ConnectError, Connector, CreateInput, Cursor, Lookup, Page, RateLimit, RetryPolicy, Scan,
-    Secret, UpdateInput, WriteOutcome, WriteResult, Written,
+    Secret, Stored, UpdateInput, WriteOutcome, WriteResult, Written,
 };
 use crate::model::{Object, Record, System};
 
@@ -508,17 +508,25 @@ impl HubSpot {
         traces: &[String],
         b: BatchAnswer,
     ) -> Vec<(usize, Attempt)> {
-        let _ = object;
-        let mut by_trace: HashMap<String, String> = HashMap::new();
-        let mut untraced: Vec<String> = Vec::new();
-        for o in &b.results {
-            match &o.object_write_trace_id {
+        let mut by_trace: HashMap<String, Obj> = HashMap::new();
+        let mut untraced: Vec<Obj> = Vec::new();
+        for o in b.results {
+            match o.object_write_trace_id.clone() {
                 Some(t) => {
-                    by_trace.insert(t.clone(), o.id.clone());
+                    by_trace.insert(t, o);
                 }
-                None => untraced.push(o.id.clone()),
+                None => untraced.push(o),
             }
         }
+        // The answer shows each new record with the properties written and a few defaults.
+        let created = |o: Obj| {
+            let mut w = Written::new(o.id.clone(), WriteOutcome::Created);
+            w.stored = Some(Stored {
+                record: o.into_stored(object),
+                complete: false,
+            });
+            w
+        };
         let mut errors: HashMap<String, ConnectError> = HashMap::new();
         let mut unmapped_errors = 0usize;
         for e in &b.errors {
@@ -539,12 +547,12 @@ impl HubSpot {
             .zip(traces)
             .enumerate()
             .map(|(n, ((i, _), trace))| {
-                let attempt = if let Some(id) = by_trace.get(trace) {
-                    Attempt::Done(Ok(Written::new(id.clone(), WriteOutcome::Created)))
+                let attempt = if let Some(o) = by_trace.remove(trace) {
+                    Attempt::Done(Ok(created(o)))
                 } else if let Some(e) = errors.remove(trace) {
                     Attempt::Done(Err(e))
-                } else if zip_in_order {
-                    Attempt::Done(Ok(Written::new(untraced[n].clone(), WriteOutcome::Created)))
+                } else if zip_in_order && let Some(o) = untraced.get(n).cloned() {
+                    Attempt::Done(Ok(created(o)))
                 } else {
                     Attempt::Unknown(ConnectError::OutcomeUnknown {
                         system: System::HubSpot,
@@ -605,7 +613,12 @@ impl HubSpot {
                 match found.get(&(l.key.clone(), norm(&l.value))) {
                     Some(rs) if !rs.is_empty() => {
                         tracing::info!(key = %l.key, "hubspot create settled by lookup: the record exists");
-                        out[i] = Some(Ok(Written::new(rs[0].id.clone(), WriteOutcome::Found)));
+                        let mut w = Written::new(rs[0].id.clone(), WriteOutcome::Found);
+                        w.stored = Some(Stored {
+                            record: rs[0].clone(),
+                            complete: false,
+                        });
+                        out[i] = Some(Ok(w));
                     }
                     _ => {
                         out[i] = Some(Err(e));
@@ -697,7 +710,13 @@ impl HubSpot {
             match ans.status {
                 200 | 207 => {
                     let b: BatchAnswer = self.parse(&call, &ans)?;
-                    let ok: BTreeSet<&str> = b.results.iter().map(|o| o.id.as_str()).collect();
+                    // Each updated record as the answer shows it: the properties written (as
+                    // HubSpot stored them) and a few defaults.
+                    let ok: HashMap<String, Obj> = b
+                        .results
+                        .iter()
+                        .map(|o| (o.id.clone(), o.clone()))
+                        .collect();
                     let mut errors: HashMap<String, ConnectError> = HashMap::new();
                     for e in &b.errors {
                         for key in e
@@ -717,8 +736,13 @@ impl HubSpot {
                             let r = if let Some(e) = errors.get(trace).or_else(|| errors.get(&u.id))
                             {
                                 Err(e.clone())
-                            } else if ok.contains(u.id.as_str()) {
-                                Ok(Written::new(u.id.clone(), WriteOutcome::Updated))
+                            } else if let Some(o) = ok.get(u.id.as_str()).cloned() {
+                                let mut w = Written::new(u.id.clone(), WriteOutcome::Updated);
+                                w.stored = Some(Stored {
+                                    record: o.into_stored(object),
+                                    complete: false,
+                                });
+                                Ok(w)
                             } else {
                                 Err(ConnectError::Protocol {
                                     system: System::HubSpot,

@@ -257,6 +257,24 @@ impl Obj {
     }
 }
 
+impl Obj {
+    /// The record as a write answer shows it (see [`Obj::into_record`]), except that a property
+    /// the answer names without a value stays in the document as `null`: known to be blank.
+    pub(crate) fn into_stored(self, object: Object) -> Record {
+        let blanks: Vec<String> = self
+            .properties
+            .iter()
+            .filter(|(_, v)| de::scalar_string(v).is_none_or(|s| s.is_empty()))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut r = self.into_record(object);
+        for k in blanks {
+            r.doc.insert(k, Value::Null);
+        }
+        r
+    }
+}
+
 /// The v3 association type names of the primary contact→company association (`contact_to_company`,
 /// as opposed to `contact_to_company_unlabeled`), or its numeric type id `1`.
 fn is_primary_company(kind: Option<&str>) -> bool {

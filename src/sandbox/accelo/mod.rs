@@ -334,9 +334,8 @@ async fn gate(State(ac): State<Arc<Ac>>, req: Request, next: Next) -> Response {
     let key = route_key(&method, template.as_deref(), &path);
     let write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS)
         && !path.starts_with("/oauth2/");
+    let (action, latency) = ac.faults.decide_for(&key);
     ac.stats.count(key, write);
-
-    let (action, latency) = ac.faults.decide();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }

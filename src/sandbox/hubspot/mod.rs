@@ -330,9 +330,8 @@ async fn gate(State(hs): State<Arc<Hs>>, req: Request, next: Next) -> Response {
         .map(|m| m.as_str().to_string());
     let key = route_key(&method, template.as_deref(), &path);
     let write = is_write(&method, &path);
+    let (action, latency) = hs.faults.decide_for(&key);
     hs.stats.count(key, write);
-
-    let (action, latency) = hs.faults.decide();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
