@@ -1,5 +1,7 @@
-//! Tandem keeps the companies and contacts of a HubSpot portal and an Accelo deployment in step,
-//! in both directions, driven by rules customers write in YAML with small Rhai expressions.
+//! The `tandem` command line: argument parsing, exit codes and terminal rendering, on top of
+//! [`tandem_core`] (rules and planning), [`tandem_engine`] (connectors, store, jobs, server)
+//! and [`tandem_sandbox`] (the simulators). A library so that tests can call each command's
+//! function directly; `main.rs` only calls [`cli::main`].
 //!
 //! The pipeline (docs/ARCHITECTURE.md has the whole map):
 //!
@@ -9,16 +11,3 @@
 //! ```
 
 pub mod cli;
-pub mod compile;
-pub mod connect;
-pub mod exec;
-pub mod expr;
-pub mod model;
-pub mod notify;
-pub mod plan;
-pub mod rules;
-pub mod runtime;
-pub mod sandbox;
-pub mod server;
-pub mod snapshot;
-pub mod store;

@@ -18,12 +18,12 @@ use exec_support::*;
 use serde_json::{Value, json};
 use tandem::cli::Exit;
 use tandem::cli::pull::{Output, run_job};
-use tandem::exec::jobs;
-use tandem::exec::progress::ProgressMode;
-use tandem::model::{Direction, Object};
-use tandem::plan::Op;
-use tandem::sandbox::Sandbox;
-use tandem::store::{JobKind, JobState, LogBody, LogQuery};
+use tandem_core::model::{Direction, Object};
+use tandem_core::plan::Op;
+use tandem_engine::exec::jobs;
+use tandem_engine::exec::progress::ProgressMode;
+use tandem_engine::store::{JobKind, JobState, LogBody, LogQuery};
+use tandem_sandbox::Sandbox;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 async fn run(p: &Project, kind: JobKind, id: Option<&str>, force: bool) -> Output {
@@ -186,7 +186,7 @@ async fn pull_imports_the_qualifying_records_once() {
     let updated = log
         .iter()
         .find_map(|e| match &e.body {
-            LogBody::Record(r) if r.outcome == tandem::store::Outcome::Updated => Some(r),
+            LogBody::Record(r) if r.outcome == tandem_engine::store::Outcome::Updated => Some(r),
             _ => None,
         })
         .unwrap();
@@ -345,7 +345,7 @@ async fn push_one_company_or_one_contact() {
     let before = world(&p, &sb).await;
     // An Accelo company with several contacts, none of it in HubSpot yet… or partly: whatever
     // the plan says for its scope is what gets written, and nothing else.
-    let mut by_company: BTreeMap<String, Vec<&tandem::model::Record>> = BTreeMap::new();
+    let mut by_company: BTreeMap<String, Vec<&tandem_core::model::Record>> = BTreeMap::new();
     for r in before.accelo.iter().filter(|r| r.object == Object::Contact) {
         if let Some(c) = &r.company_id {
             by_company.entry(c.clone()).or_default().push(r);
@@ -417,7 +417,11 @@ async fn push_one_company_or_one_contact() {
     let one = run(&p, JobKind::PushContact, Some(&inactive.id), false).await;
     assert_ok(&one);
     let link = store
-        .link(Object::Contact, tandem::model::System::Accelo, &inactive.id)
+        .link(
+            Object::Contact,
+            tandem_core::model::System::Accelo,
+            &inactive.id,
+        )
         .await
         .unwrap();
     assert!(link.is_some(), "{}", one.stdout);
@@ -578,7 +582,7 @@ async fn the_real_binary_pulls_and_a_bad_config_is_exit_2() {
 async fn a_second_pull_follows_the_running_one() {
     let sb = sandbox(27, 120, 400).await;
     // Slow enough that the first run is still going when the second starts.
-    sb.set_faults(tandem::sandbox::FaultConfig {
+    sb.set_faults(tandem_sandbox::FaultConfig {
         latency_ms: 5,
         ..Default::default()
     })
@@ -605,7 +609,7 @@ async fn a_second_pull_follows_the_running_one() {
     );
     // One job, run once.
     let jobs = store
-        .jobs(&tandem::store::JobFilter::default())
+        .jobs(&tandem_engine::store::JobFilter::default())
         .await
         .unwrap();
     assert_eq!(jobs.len(), 1);
@@ -616,7 +620,7 @@ async fn a_second_pull_follows_the_running_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_takes_the_job_over_when_its_runner_dies() {
     let sb = sandbox(28, 120, 400).await;
-    sb.set_faults(tandem::sandbox::FaultConfig {
+    sb.set_faults(tandem_sandbox::FaultConfig {
         latency_ms: 5,
         ..Default::default()
     })
@@ -671,12 +675,12 @@ fn closed_port() -> u16 {
 
 /// The first job found running, polled until `deadline`.
 async fn running_job(
-    store: &dyn tandem::store::Store,
+    store: &dyn tandem_engine::store::Store,
     deadline: tokio::time::Instant,
-) -> tandem::store::Job {
+) -> tandem_engine::store::Job {
     loop {
         let jobs = store
-            .jobs(&tandem::store::JobFilter::default())
+            .jobs(&tandem_engine::store::JobFilter::default())
             .await
             .unwrap();
         if let Some(j) = jobs.into_iter().find(|j| j.state == JobState::Running) {

@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use serde_json::{Value, json};
-use tandem::connect::accelo::{Accelo, AcceloSettings};
-use tandem::connect::hubspot::{HubSpot, HubSpotAuth, HubSpotSettings};
-use tandem::connect::{
+use tandem_core::model::{Object, Record};
+use tandem_engine::connect::accelo::{Accelo, AcceloSettings};
+use tandem_engine::connect::hubspot::{HubSpot, HubSpotAuth, HubSpotSettings};
+use tandem_engine::connect::{
     Changes, ConnectError, Connector, CreateInput, Lookup, RetryPolicy, Scan, Secret, UpdateInput,
     WriteOutcome, Written,
 };
-use tandem::model::{Object, Record};
-use tandem::sandbox::{Sandbox, SandboxOptions};
+use tandem_sandbox::{Sandbox, SandboxOptions};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -465,7 +465,7 @@ async fn changed_since_moves_the_search_window_past_10000_results() {
         seed: 23,
         companies: 10_300,
         contacts: 1,
-        rate_limits: tandem::sandbox::RateLimits::unlimited(),
+        rate_limits: tandem_sandbox::RateLimits::unlimited(),
         ..Default::default()
     })
     .await
@@ -476,7 +476,7 @@ async fn changed_since_moves_the_search_window_past_10000_results() {
         HubSpotAuth::Token(Secret::new(sb.hubspot_token())),
     );
     s.retry = fast_retry();
-    s.search_rate_limit = tandem::connect::RateLimit {
+    s.search_rate_limit = tandem_engine::connect::RateLimit {
         requests: 1000,
         per: Duration::from_secs(1),
     };
@@ -514,7 +514,7 @@ async fn the_hubspot_budget_follows_the_rate_limit_headers() {
         seed: 24,
         companies: 2_400,
         contacts: 1,
-        rate_limits: tandem::sandbox::RateLimits {
+        rate_limits: tandem_sandbox::RateLimits {
             hubspot_per_window: Some(12),
             hubspot_window: Duration::from_secs(1),
             ..Default::default()
@@ -525,13 +525,16 @@ async fn the_hubspot_budget_follows_the_rate_limit_headers() {
     .expect("sandbox");
     let admin = Admin::new();
     let hs = hubspot(&sb);
-    assert_eq!(hs.rate_limit(), tandem::connect::RateLimit::HUBSPOT_BURST);
+    assert_eq!(
+        hs.rate_limit(),
+        tandem_engine::connect::RateLimit::HUBSPOT_BURST
+    );
     let records = read_all(&hs, Object::Company, &[]).await;
     assert_eq!(records.len(), 2_400);
     // The first answer's headers set the budget; the remaining 23 requests were spaced by it.
     assert_eq!(
         hs.rate_limit(),
-        tandem::connect::RateLimit {
+        tandem_engine::connect::RateLimit {
             requests: 12,
             per: Duration::from_secs(1)
         }
@@ -1790,10 +1793,10 @@ async fn the_accelo_budget_waits_for_the_window_when_nothing_remains() {
         seed: 34,
         companies: 3,
         contacts: 3,
-        rate_limits: tandem::sandbox::RateLimits {
+        rate_limits: tandem_sandbox::RateLimits {
             accelo_per_hour: Some(3),
             accelo_window: Duration::from_secs(2),
-            ..tandem::sandbox::RateLimits::unlimited()
+            ..tandem_sandbox::RateLimits::unlimited()
         },
         ..Default::default()
     })
@@ -1810,7 +1813,7 @@ async fn the_accelo_budget_waits_for_the_window_when_nothing_remains() {
     // length: Accelo reports only the limit, what remains and when it resets). Its GCRA lets 3
     // requests through at once and then one every 2/3 s, faster than the rolling window frees:
     // only the pause on `X-RateLimit-Remaining: 0` keeps the fourth out of the full window.
-    s.rate_limit = tandem::connect::RateLimit {
+    s.rate_limit = tandem_engine::connect::RateLimit {
         requests: 5000,
         per: Duration::from_secs(2),
     };

@@ -12,9 +12,9 @@ mod exec_support;
 use std::time::Duration;
 
 use exec_support::*;
-use tandem::model::{Object, Record};
-use tandem::sandbox::{FaultConfig, Sandbox};
-use tandem::store::{JobFilter, JobKind, JobState, LogBody, LogQuery, Store};
+use tandem_core::model::{Object, Record};
+use tandem_engine::store::{JobFilter, JobKind, JobState, LogBody, LogQuery, Store};
+use tandem_sandbox::{FaultConfig, Sandbox};
 use tokio::time::Instant;
 
 const SEED: u64 = 31;
@@ -64,7 +64,7 @@ async fn sandbox_with_latency() -> Sandbox {
 }
 
 /// Record entries of `job` so far.
-async fn logged(store: &dyn Store, job: tandem::store::JobId) -> usize {
+async fn logged(store: &dyn Store, job: tandem_engine::store::JobId) -> usize {
     store
         .log(&LogQuery {
             job: Some(job),
@@ -78,7 +78,7 @@ async fn logged(store: &dyn Store, job: tandem::store::JobId) -> usize {
 }
 
 /// The job of `kind`, once the child has created it.
-async fn the_job(store: &dyn Store, kind: JobKind, deadline: Instant) -> tandem::store::Job {
+async fn the_job(store: &dyn Store, kind: JobKind, deadline: Instant) -> tandem_engine::store::Job {
     loop {
         let jobs = store
             .jobs(&JobFilter {
@@ -110,8 +110,8 @@ async fn killing_push_at_several_points_ends_like_an_uninterrupted_run() {
 async fn kill_again_and_again(kind: JobKind, step: usize) {
     let command = kind.as_str();
     let direction = match kind {
-        JobKind::Pull => tandem::model::Direction::Pull,
-        _ => tandem::model::Direction::Push,
+        JobKind::Pull => tandem_core::model::Direction::Pull,
+        _ => tandem_core::model::Direction::Push,
     };
     // The reference: one uninterrupted run.
     let reference = sandbox_with_latency().await;
@@ -212,7 +212,9 @@ async fn kill_again_and_again(kind: JobKind, step: usize) {
         assert_eq!(g, w, "{system}");
     }
     for object in Object::ALL {
-        let n = |links: &[tandem::model::Link]| links.iter().filter(|l| l.object == object).count();
+        let n = |links: &[tandem_core::model::Link]| {
+            links.iter().filter(|l| l.object == object).count()
+        };
         assert_eq!(n(&got.links), n(&want.links), "{object} links");
     }
     assert!(store.open_intents().await.unwrap().is_empty());

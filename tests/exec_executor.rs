@@ -13,23 +13,23 @@ use std::sync::Arc;
 
 use exec_support::*;
 use serde_json::json;
-use tandem::connect::{Connector, CreateInput, Lookup};
-use tandem::exec::progress::Silent;
-use tandem::exec::recover::{Settled, settle};
-use tandem::exec::{ExecError, ExecOptions, Executor, RunContext};
-use tandem::model::{Direction, Object, RecordKey, System};
-use tandem::plan::{Change, Op, Plan};
-use tandem::rules::config::Guardrails;
-use tandem::sandbox::FaultConfig;
-use tandem::store::testing::TestStore;
-use tandem::store::{LogBody, LogQuery, NewIntent, Outcome, Store};
+use tandem_core::model::{Direction, Object, RecordKey, System};
+use tandem_core::plan::{Change, Op, Plan};
+use tandem_core::rules::config::Guardrails;
+use tandem_engine::connect::{Connector, CreateInput, Lookup};
+use tandem_engine::exec::progress::Silent;
+use tandem_engine::exec::recover::{Settled, settle};
+use tandem_engine::exec::{ExecError, ExecOptions, Executor, RunContext};
+use tandem_engine::store::testing::TestStore;
+use tandem_engine::store::{LogBody, LogQuery, NewIntent, Outcome, Store};
+use tandem_sandbox::FaultConfig;
 use tokio_util::sync::CancellationToken;
 
 struct Env {
-    sb: tandem::sandbox::Sandbox,
+    sb: tandem_sandbox::Sandbox,
     ts: TestStore,
     exec: Executor,
-    program: Arc<tandem::compile::Program>,
+    program: Arc<tandem_core::compile::Program>,
     hs: Arc<dyn Connector>,
     ac: Arc<dyn Connector>,
 }
@@ -62,7 +62,11 @@ impl Env {
         json!({"hubspot": self.sb.hubspot_stats(), "accelo": self.sb.accelo_stats()})
     }
 
-    async fn run(&self, world: &World, plan: &Plan) -> Result<tandem::exec::Report, ExecError> {
+    async fn run(
+        &self,
+        world: &World,
+        plan: &Plan,
+    ) -> Result<tandem_engine::exec::Report, ExecError> {
         self.exec
             .execute(
                 plan,
@@ -79,7 +83,7 @@ impl Env {
     }
 
     /// Plans `direction` from a fresh read and runs it.
-    async fn sync(&self, direction: Direction) -> (Plan, tandem::exec::Report) {
+    async fn sync(&self, direction: Direction) -> (Plan, tandem_engine::exec::Report) {
         let world = self.world().await;
         let plan = world.plan(&self.program, direction);
         let report = self.run(&world, &plan).await.expect("the run goes through");
@@ -104,20 +108,20 @@ fn work(plan: &Plan) -> usize {
 /// Blank never overwrites (B4): every value a record of `before` had is still there in `after`
 /// for the given fields (nested paths by `.`).
 fn assert_no_blanking(
-    before: &[tandem::model::Record],
-    after: &[tandem::model::Record],
+    before: &[tandem_core::model::Record],
+    after: &[tandem_core::model::Record],
     fields: &[&str],
 ) {
-    let after: BTreeMap<(Object, &str), &tandem::model::Record> = after
+    let after: BTreeMap<(Object, &str), &tandem_core::model::Record> = after
         .iter()
         .map(|r| ((r.object, r.id.as_str()), r))
         .collect();
-    let get = |r: &tandem::model::Record, path: &str| -> Option<String> {
+    let get = |r: &tandem_core::model::Record, path: &str| -> Option<String> {
         let mut v = serde_json::Value::Object(r.doc.clone());
         for p in path.split('.') {
             v = v.get(p).cloned().unwrap_or(serde_json::Value::Null);
         }
-        tandem::model::value_as_string(&v)
+        tandem_core::model::value_as_string(&v)
     };
     for b in before {
         let Some(a) = after.get(&(b.object, b.id.as_str())) else {
@@ -387,7 +391,7 @@ async fn push_converges_with_hubspot_batches_of_100() {
         );
     }
     // Created contacts carry their company.
-    let hs_contacts: BTreeMap<&str, &tandem::model::Record> = after
+    let hs_contacts: BTreeMap<&str, &tandem_core::model::Record> = after
         .hubspot
         .iter()
         .filter(|r| r.object == Object::Contact)
@@ -631,14 +635,14 @@ async fn faults_and_lost_answers_create_no_duplicate() {
         env.store(),
     )
     .await;
-    let dupes = |records: &[tandem::model::Record], key: &str| {
+    let dupes = |records: &[tandem_core::model::Record], key: &str| {
         let mut seen = BTreeMap::<String, usize>::new();
         for r in records {
             let v = if key.contains('.') {
                 r.doc
                     .get("affiliation")
                     .and_then(|a| a.get("email"))
-                    .and_then(tandem::model::value_as_string)
+                    .and_then(tandem_core::model::value_as_string)
             } else {
                 r.get(key)
             };
@@ -648,7 +652,7 @@ async fn faults_and_lost_answers_create_no_duplicate() {
         }
         seen.into_values().filter(|n| *n > 1).count()
     };
-    let contacts = |rs: &[tandem::model::Record]| {
+    let contacts = |rs: &[tandem_core::model::Record]| {
         rs.iter()
             .filter(|r| r.object == Object::Contact)
             .cloned()
@@ -806,8 +810,8 @@ async fn an_incremental_plan_writes_both_ways_and_remembers_echoes() {
     }
     let world = env.world().await;
     let mut input = world.input(Direction::Pull);
-    input.mode = tandem::plan::Mode::Incremental;
-    let plan = tandem::plan::plan(&env.program, &input);
+    input.mode = tandem_core::plan::Mode::Incremental;
+    let plan = tandem_core::plan::plan(&env.program, &input);
     // The edited pair is written both ways (other pairs may get one-off fills of blanks).
     let pair = (
         Some(link.hubspot_id.as_str()),
@@ -858,7 +862,7 @@ async fn an_incremental_plan_writes_both_ways_and_remembers_echoes() {
         Some("Edited in Accelo.")
     );
     // Both writes are remembered as echoes (each excuses one observed change).
-    let echo = |system, id: &str, field: &str, value: &str| tandem::store::Echo {
+    let echo = |system, id: &str, field: &str, value: &str| tandem_engine::store::Echo {
         system,
         object: Object::Company,
         id: id.to_string(),
@@ -891,8 +895,8 @@ async fn an_incremental_plan_writes_both_ways_and_remembers_echoes() {
     // The link's last_synced moved: the next incremental plan has nothing to do.
     let world = env.world().await;
     let mut input = world.input(Direction::Pull);
-    input.mode = tandem::plan::Mode::Incremental;
-    let again = tandem::plan::plan(&env.program, &input);
+    input.mode = tandem_core::plan::Mode::Incremental;
+    let again = tandem_core::plan::plan(&env.program, &input);
     assert_eq!(work(&again), 0, "{:?}", again.summary);
     env.finish().await;
 }
@@ -930,8 +934,8 @@ async fn a_record_another_run_is_creating_or_has_linked_is_not_created_again() {
     // Another run is creating the first company (its intent is open) …
     let other = env
         .store()
-        .enqueue(&tandem::store::NewJob::new(
-            tandem::store::JobKind::Record,
+        .enqueue(&tandem_engine::store::NewJob::new(
+            tandem_engine::store::JobKind::Record,
             json!({"record": "hubspot:company:x"}),
         ))
         .await
@@ -970,7 +974,7 @@ async fn a_record_another_run_is_creating_or_has_linked_is_not_created_again() {
         .clone();
     let linked_id = linked.source.id.clone().unwrap();
     env.store()
-        .upsert_link(&tandem::model::Link {
+        .upsert_link(&tandem_core::model::Link {
             object: Object::Company,
             hubspot_id: linked_id.clone(),
             accelo_id: twin.clone(),
@@ -1051,16 +1055,16 @@ async fn a_fresh_intent_is_not_given_up_while_hubspot_search_lags() {
             ..FaultConfig::default()
         })
         .unwrap();
-    let mut settings = tandem::connect::hubspot::HubSpotSettings::new(
+    let mut settings = tandem_engine::connect::hubspot::HubSpotSettings::new(
         env.sb.hubspot_url(),
-        tandem::connect::hubspot::HubSpotAuth::Token(tandem::connect::Secret::new(
+        tandem_engine::connect::hubspot::HubSpotAuth::Token(tandem_engine::connect::Secret::new(
             env.sb.hubspot_token(),
         )),
     );
     settings.retry = fast_retry();
     settings.search_index_lag = std::time::Duration::from_millis(1500);
     let hs: Arc<dyn Connector> =
-        Arc::new(tandem::connect::hubspot::HubSpot::new(settings).unwrap());
+        Arc::new(tandem_engine::connect::hubspot::HubSpot::new(settings).unwrap());
     let exec = Executor::new(
         env.ts.store.clone(),
         hs.clone(),
@@ -1188,8 +1192,8 @@ async fn a_create_whose_answer_was_lost_completes_its_follow_up_writes() {
         again.summary
     );
     let mut input = world.input(Direction::Pull);
-    input.mode = tandem::plan::Mode::Incremental;
-    let incremental = tandem::plan::plan(&env.program, &input);
+    input.mode = tandem_core::plan::Mode::Incremental;
+    let incremental = tandem_core::plan::plan(&env.program, &input);
     let updates = edits_to_send(&incremental);
     assert!(updates.is_empty(), "{updates:#?}");
     // The log lists the address and mobile fields as written, and Accelo has them.
@@ -1227,8 +1231,8 @@ async fn values_the_target_assigns_on_create_are_not_taken_for_edits() {
         let world = env.world().await;
         for initiated in [Direction::Pull, Direction::Push] {
             let mut input = world.input(initiated);
-            input.mode = tandem::plan::Mode::Incremental;
-            let plan = tandem::plan::plan(&env.program, &input);
+            input.mode = tandem_core::plan::Mode::Incremental;
+            let plan = tandem_core::plan::plan(&env.program, &input);
             let writes = edits_to_send(&plan);
             assert!(
                 writes.is_empty(),
@@ -1257,7 +1261,7 @@ async fn a_follow_up_write_that_fails_is_reported_and_left_to_the_next_sync() {
         .unwrap();
     let (plan, report) = env.sync(Direction::Pull).await;
     env.sb.set_faults(FaultConfig::default()).unwrap();
-    let with_address: Vec<&tandem::plan::Action> = plan
+    let with_address: Vec<&tandem_core::plan::Action> = plan
         .actions
         .iter()
         .filter(|a| {
@@ -1308,8 +1312,8 @@ async fn a_follow_up_write_that_fails_is_reported_and_left_to_the_next_sync() {
     }
     // The next automatic sync of these records writes the address.
     let mut input = world.input(Direction::Pull);
-    input.mode = tandem::plan::Mode::Incremental;
-    let next = tandem::plan::plan(&env.program, &input);
+    input.mode = tandem_core::plan::Mode::Incremental;
+    let next = tandem_core::plan::plan(&env.program, &input);
     for a in &with_address {
         let update = next
             .actions

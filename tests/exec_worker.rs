@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::json;
-use tandem::exec::progress::Silent;
-use tandem::exec::worker::{JobError, job_counts};
-use tandem::exec::{ExecError, JobHandler, JobRun, RunSummary, Worker};
-use tandem::model::{Direction, Object, System};
-use tandem::plan::RecordRef;
-use tandem::store::testing::for_each_store;
-use tandem::store::{
+use tandem_core::model::{Direction, Object, System};
+use tandem_core::plan::RecordRef;
+use tandem_engine::exec::progress::Silent;
+use tandem_engine::exec::worker::{JobError, job_counts};
+use tandem_engine::exec::{ExecError, JobHandler, JobRun, RunSummary, Worker};
+use tandem_engine::store::testing::for_each_store;
+use tandem_engine::store::{
     JobKind, JobState, LinkChange, LogBody, LogQuery, NewJob, Outcome, RecordEntry, RecordOutcome,
     RunStarted, Store,
 };
@@ -79,7 +79,7 @@ impl JobHandler for Simple {
     }
 }
 
-fn kinds(log: &[tandem::store::LogEntry]) -> Vec<&'static str> {
+fn kinds(log: &[tandem_engine::store::LogEntry]) -> Vec<&'static str> {
     log.iter().map(|e| e.body.kind()).collect()
 }
 
@@ -368,7 +368,7 @@ async fn a_dead_owners_job_is_taken_over_at_once() {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
         child.wait().unwrap();
-        let host = tandem::exec::owner::hostname();
+        let host = tandem_engine::exec::owner::hostname();
         let dead = format!("tandem@{host}:{pid}:1:deadbeef");
         store
             .claim(id, &dead, Duration::from_secs(3600))
@@ -381,7 +381,7 @@ async fn a_dead_owners_job_is_taken_over_at_once() {
             .await
             .unwrap()
             .id;
-        let me = tandem::exec::owner::new_owner();
+        let me = tandem_engine::exec::owner::new_owner();
         store
             .claim(other, &format!("{me}x"), Duration::from_secs(3600))
             .await
@@ -506,7 +506,7 @@ impl JobHandler for FailsWhenOpened {
 /// A display that says when its command started following another process's run.
 struct Following(Arc<Notify>);
 
-impl tandem::exec::progress::Progress for Following {
+impl tandem_engine::exec::progress::Progress for Following {
     fn start(&self, _: &str, _: u64) {}
     fn set(&self, _: u64) {}
     fn message(&self, text: &str) {
@@ -523,7 +523,7 @@ async fn a_command_following_another_process_run_gets_its_failure_kind() {
         let gate = Arc::new(Notify::new());
         let runner = Worker::new(store.clone())
             .handle(JobKind::Pull, Arc::new(FailsWhenOpened(gate.clone())));
-        let payload = tandem::exec::jobs::payload(JobKind::Pull, None, false);
+        let payload = tandem_engine::exec::jobs::payload(JobKind::Pull, None, false);
         let id = store
             .enqueue(&NewJob::new(JobKind::Pull, payload.clone()))
             .await
@@ -540,7 +540,7 @@ async fn a_command_following_another_process_run_gets_its_failure_kind() {
         let watching = Arc::new(Notify::new());
         let display = Arc::new(Following(watching.clone()));
         let followed = tokio::spawn(async move {
-            tandem::exec::jobs::run_here(&follower, JobKind::Pull, payload, display).await
+            tandem_engine::exec::jobs::run_here(&follower, JobKind::Pull, payload, display).await
         });
         // …which then fails: the follower reports the failure's kind (exit 3), not "other".
         watching.notified().await;
@@ -552,7 +552,7 @@ async fn a_command_following_another_process_run_gets_its_failure_kind() {
             (id, false, JobState::Failed)
         );
         let (kind, text) = ran.error.unwrap();
-        assert_eq!(kind, tandem::exec::worker::FailKind::Unreachable);
+        assert_eq!(kind, tandem_engine::exec::worker::FailKind::Unreachable);
         assert!(text.contains("cannot be reached"), "{text}");
     })
     .await;

@@ -11,10 +11,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tandem::model::{Direction, Object, System};
-use tandem::plan::{Change, RecordRef};
-use tandem::store::testing::TestStore;
-use tandem::store::{
+use tandem_core::model::{Direction, Object, System};
+use tandem_core::plan::{Change, RecordRef};
+use tandem_engine::store::testing::TestStore;
+use tandem_engine::store::{
     Counts, JobId, JobKind, JobState, LinkChange, LogBody, NewJob, NewLogEntry, Notice,
     NoticeLevel, Outcome, RecordEntry, RecordOutcome, RunFinished, RunProgress, RunStarted, Store,
     redact,

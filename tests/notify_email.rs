@@ -9,13 +9,13 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tandem::model::{Direction, Object, System};
-use tandem::notify::{
+use tandem_core::model::{Direction, Object, System};
+use tandem_core::plan::RecordRef;
+use tandem_engine::notify::{
     Notified, PushSummary, SmtpCredentials, SmtpSettings, SmtpTls, push_completed, render,
 };
-use tandem::plan::RecordRef;
-use tandem::store::testing::TestStore;
-use tandem::store::{
+use tandem_engine::store::testing::TestStore;
+use tandem_engine::store::{
     Counts, JobEnd, JobKind, JobState, LinkChange, LogBody, LogQuery, NewJob, NewLogEntry,
     NoticeLevel, Outcome, RecordEntry, RecordOutcome, RunFinished, RunStarted, Store,
 };
@@ -103,7 +103,7 @@ impl Sink {
 
 /// A finished push job with two created (one after failing once), one updated, one skipped
 /// and two failed records.
-async fn finished_push(store: &dyn Store, kind: JobKind) -> tandem::store::JobId {
+async fn finished_push(store: &dyn Store, kind: JobKind) -> tandem_engine::store::JobId {
     let job = store
         .enqueue(&NewJob::new(kind, json!(null)))
         .await
@@ -195,7 +195,10 @@ async fn finished_push(store: &dyn Store, kind: JobKind) -> tandem::store::JobId
     job
 }
 
-async fn notices(store: &dyn Store, job: tandem::store::JobId) -> Vec<(NoticeLevel, String)> {
+async fn notices(
+    store: &dyn Store,
+    job: tandem_engine::store::JobId,
+) -> Vec<(NoticeLevel, String)> {
     store
         .log(&LogQuery {
             job: Some(job),
@@ -373,7 +376,7 @@ async fn login_works_and_a_refused_login_is_logged_without_the_password() {
 #[tokio::test]
 async fn starttls_and_tls_are_encrypted_and_starttls_is_never_skipped() {
     let email = render(&PushSummary {
-        job: tandem::store::JobId(7),
+        job: tandem_engine::store::JobId(7),
         job_kind: JobKind::Push,
         subject: None,
         state: JobState::Succeeded,
@@ -392,7 +395,9 @@ async fn starttls_and_tls_are_encrypted_and_starttls_is_never_skipped() {
         let sink = Sink::start(name, None).await;
         let mut settings = sink.settings(mode);
         // Without the test CA the certificate is not trusted: nothing is sent.
-        let err = tandem::notify::send(&settings, &email).await.unwrap_err();
+        let err = tandem_engine::notify::send(&settings, &email)
+            .await
+            .unwrap_err();
         assert!(
             err.to_string().contains("did not take the email"),
             "{name}: {err}"
@@ -400,7 +405,7 @@ async fn starttls_and_tls_are_encrypted_and_starttls_is_never_skipped() {
         assert!(sink.messages().is_empty());
 
         settings.extra_ca = Some(fixture("ca.pem"));
-        tandem::notify::send(&settings, &email)
+        tandem_engine::notify::send(&settings, &email)
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let messages = sink.messages();
@@ -412,7 +417,9 @@ async fn starttls_and_tls_are_encrypted_and_starttls_is_never_skipped() {
     let plain = Sink::start("none", None).await;
     let mut settings = plain.settings(SmtpTls::Starttls);
     settings.extra_ca = Some(fixture("ca.pem"));
-    let err = tandem::notify::send(&settings, &email).await.unwrap_err();
+    let err = tandem_engine::notify::send(&settings, &email)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("did not take the email"), "{err}");
     assert!(plain.messages().is_empty());
 }
@@ -420,14 +427,14 @@ async fn starttls_and_tls_are_encrypted_and_starttls_is_never_skipped() {
 #[tokio::test]
 async fn bad_settings_are_clear_errors() {
     let sink = Sink::start("none", None).await;
-    let email = tandem::notify::Email {
+    let email = tandem_engine::notify::Email {
         subject: "s".into(),
         body: "b".into(),
     };
     let mut s = sink.settings(SmtpTls::None);
     s.from = "not an address".into();
     assert!(
-        tandem::notify::send(&s, &email)
+        tandem_engine::notify::send(&s, &email)
             .await
             .unwrap_err()
             .to_string()
@@ -436,7 +443,7 @@ async fn bad_settings_are_clear_errors() {
     let mut s = sink.settings(SmtpTls::None);
     s.to = vec![];
     assert_eq!(
-        tandem::notify::send(&s, &email)
+        tandem_engine::notify::send(&s, &email)
             .await
             .unwrap_err()
             .to_string(),
@@ -445,7 +452,7 @@ async fn bad_settings_are_clear_errors() {
     let mut s = sink.settings(SmtpTls::Tls);
     s.extra_ca = Some(PathBuf::from("/nonexistent/ca.pem"));
     assert!(
-        tandem::notify::send(&s, &email)
+        tandem_engine::notify::send(&s, &email)
             .await
             .unwrap_err()
             .to_string()

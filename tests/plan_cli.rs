@@ -11,13 +11,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tandem::cli::ConfigArgs;
 use tandem::cli::Exit;
 use tandem::cli::plan::{Args, DirectionArg, render};
-use tandem::connect::RetryPolicy;
-use tandem::model::{Direction, Object, System};
-use tandem::plan::{Op, Plan, SavedPlan, Scope};
-use tandem::runtime::{ConfigArgs, Env, Options, Runtime};
-use tandem::sandbox::{Sandbox, SandboxOptions};
+use tandem_core::model::{Direction, Object, System};
+use tandem_core::plan::{Op, Plan, SavedPlan, Scope};
+use tandem_engine::connect::RetryPolicy;
+use tandem_engine::runtime::{Env, Options, Runtime};
+use tandem_sandbox::{Sandbox, SandboxOptions};
 
 fn fast_retry() -> RetryPolicy {
     RetryPolicy {
@@ -526,7 +527,7 @@ async fn a_saved_plan_goes_stale_when_its_data_changes() {
     let mut a = args(DirectionArg::Pull);
     a.out = Some(file.clone());
     let (p, stdout) = plan_json(&sb, &store, &a).await;
-    let saved = tandem::snapshot::read_saved_plan(&file).unwrap();
+    let saved = tandem_engine::snapshot::read_saved_plan(&file).unwrap();
     assert_eq!(saved.plan, p);
     assert_eq!(saved.scope, Scope::All);
     // The saved file holds the same plan JSON keys as `--json`.
@@ -568,7 +569,7 @@ async fn a_saved_plan_goes_stale_when_its_data_changes() {
     // A link written since (another run synced a pair) makes it stale too.
     let store_handle = rt.store().await.unwrap();
     store_handle
-        .upsert_link(&tandem::model::Link {
+        .upsert_link(&tandem_core::model::Link {
             object: Object::Company,
             hubspot_id: id.clone(),
             accelo_id: "1".into(),
@@ -589,13 +590,13 @@ async fn a_saved_plan_goes_stale_when_its_data_changes() {
 
     // A file that is not a saved plan, or was edited, is refused with a clear message.
     std::fs::write(&file, "{\"direction\": \"pull\"}").unwrap();
-    let e = tandem::snapshot::read_saved_plan(&file).unwrap_err();
+    let e = tandem_engine::snapshot::read_saved_plan(&file).unwrap_err();
     assert!(e.to_string().contains("no `format` key"), "{e}");
     let edited = saved
         .to_json()
         .replace("\"op\": \"skip\"", "\"op\": \"create\"");
     std::fs::write(&file, edited).unwrap();
-    let e = tandem::snapshot::read_saved_plan(&file).unwrap_err();
+    let e = tandem_engine::snapshot::read_saved_plan(&file).unwrap_err();
     assert!(e.to_string().contains("the file was edited"), "{e}");
     assert_eq!(writes(&sb).await, (0, 0));
     let _ = SavedPlan::from_json(&saved.to_json()).unwrap();
@@ -634,7 +635,7 @@ async fn the_binary_plans_against_the_sandbox() {
     .unwrap();
     assert_eq!(code, Some(0), "{stderr}");
     let p: Plan = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(p.summary, tandem::plan::Summary::of(&p.actions));
+    assert_eq!(p.summary, tandem_core::plan::Summary::of(&p.actions));
     assert!(!p.actions.is_empty());
 
     let (code, _, stderr) = tokio::task::spawn_blocking({

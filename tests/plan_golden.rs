@@ -13,10 +13,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::Value;
-use tandem::compile::{Program, load};
-use tandem::model::{Direction, Link, Object, Record, System};
-use tandem::plan::{Action, Mode, Op, Plan, PlanInput, plan, render};
-use tandem::rules::Paths;
+use tandem_core::compile::{Program, load};
+use tandem_core::model::{Direction, Link, Object, Record, System};
+use tandem_core::plan::{Action, Mode, Op, Plan, PlanInput, plan, render};
+use tandem_core::rules::Paths;
 
 // ---------------------------------------------------------------------------------------------
 // The world
@@ -239,7 +239,7 @@ fn golden(name: &str, p: &Plan) {
         insta::assert_snapshot!(format!("{name}.json"), json);
     });
     // Whatever the snapshot says, the contract holds.
-    assert_eq!(p.summary, tandem::plan::Summary::of(&p.actions));
+    assert_eq!(p.summary, tandem_core::plan::Summary::of(&p.actions));
     for (i, a) in p.actions.iter().enumerate() {
         assert_eq!(a.seq as usize, i + 1);
         if let Some(d) = a.depends_on {

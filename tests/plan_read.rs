@@ -11,12 +11,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tandem::connect::{COMPANY_ID_KEY, Changes, Lookup, RetryPolicy, UpdateInput};
-use tandem::model::{Direction, Link, Object, Record, System};
-use tandem::plan::{Mode, Op, Plan, Scope, plan};
-use tandem::runtime::{Env, Options, Runtime};
-use tandem::sandbox::{Sandbox, SandboxOptions};
-use tandem::snapshot::Snapshot;
+use tandem_core::model::{Direction, Link, Object, Record, System};
+use tandem_core::plan::{Mode, Op, Plan, Scope, plan};
+use tandem_engine::connect::{COMPANY_ID_KEY, Changes, Lookup, RetryPolicy, UpdateInput};
+use tandem_engine::runtime::{Env, Options, Runtime};
+use tandem_engine::snapshot::Snapshot;
+use tandem_sandbox::{Sandbox, SandboxOptions};
 
 async fn setup(
     seed: u64,

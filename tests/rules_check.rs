@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use tandem::cli::Exit;
 use tandem::cli::check::{Args, Format, Output, render};
-use tandem::rules::Code;
+use tandem_core::rules::Code;
 
 const VALID_CONFIG: &str = "tests/fixtures/rules/valid/tandem.yaml";
 
@@ -231,7 +231,7 @@ fn missing_config_and_rules_dir_are_reported() {
 /// The `triggers` list of a shipped rule file, in file order.
 fn shipped_triggers(file: &str) -> Vec<String> {
     let text = std::fs::read_to_string(file).unwrap();
-    let doc = tandem::rules::yaml::parse(&text);
+    let doc = tandem_core::rules::yaml::parse(&text);
     assert!(doc.errors.is_empty(), "{file}: {:?}", doc.errors);
     strings(&doc.value.unwrap()["triggers"], file)
 }
@@ -253,7 +253,7 @@ fn shipped_trigger_lists_are_the_reference_lists() {
         reference == std::fs::read("src/sandbox/hubspot/trigger-properties.yaml").unwrap(),
         "{fixture} and src/sandbox/hubspot/trigger-properties.yaml differ"
     );
-    let doc = tandem::rules::yaml::parse(std::str::from_utf8(&reference).unwrap());
+    let doc = tandem_core::rules::yaml::parse(std::str::from_utf8(&reference).unwrap());
     assert!(doc.errors.is_empty(), "{:?}", doc.errors);
     let reference = doc.value.unwrap();
     for (object, file) in [

@@ -7,10 +7,10 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is a failure
 
 use serde_json::Value;
-use tandem::expr::{Expr, RecordValue, Vars};
-use tandem::model::{Object, System};
-use tandem::rules::Code;
-use tandem::rules::yaml;
+use tandem_core::expr::{Expr, RecordValue, Vars};
+use tandem_core::model::{Object, System};
+use tandem_core::rules::Code;
+use tandem_core::rules::yaml;
 
 fn docs() -> String {
     std::fs::read_to_string("docs/rules.md").unwrap()
@@ -191,8 +191,8 @@ fn the_complete_config_example_is_valid() {
         .iter()
         .find(|b| b.contains("$schema=../schemas/tandem.schema.json"))
         .unwrap();
-    let checked = tandem::rules::check_sources(
-        Some(&tandem::rules::Source {
+    let checked = tandem_core::rules::check_sources(
+        Some(&tandem_core::rules::Source {
             name: "tandem.yaml".into(),
             text: config.as_str().into(),
         }),

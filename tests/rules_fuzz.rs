@@ -15,7 +15,7 @@ use std::sync::{Arc, LazyLock};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Map, Value};
-use tandem::rules::{Paths, Report, Source, check, check_sources};
+use tandem_core::rules::{Paths, Report, Source, check, check_sources};
 
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
@@ -907,7 +907,7 @@ fn the_emitter_writes_the_yaml_it_claims() {
         .map(|d| format!("{} {}", d.code, d.message))
         .collect();
     assert!(errors.is_empty(), "{errors:?}\n{text}");
-    let doc = tandem::rules::yaml::parse(&text).value.unwrap();
+    let doc = tandem_core::rules::yaml::parse(&text).value.unwrap();
     assert_eq!(
         doc["triggers"],
         serde_json::json!(["created", "name", "domain", "name"])

@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use tandem::compile::{Program, load};
-use tandem::model::{Direction, Link, Object, Record, System};
-use tandem::plan::{Mode, Op, Plan, PlanInput, plan};
-use tandem::rules::Paths;
+use tandem_core::compile::{Program, load};
+use tandem_core::model::{Direction, Link, Object, Record, System};
+use tandem_core::plan::{Mode, Op, Plan, PlanInput, plan};
+use tandem_core::rules::Paths;
 
 fn program() -> Arc<Program> {
     static P: std::sync::OnceLock<Arc<Program>> = std::sync::OnceLock::new();
@@ -237,7 +237,7 @@ fn run(w: &World, direction: Direction) -> Plan {
         &PlanInput {
             direction,
             initiator: direction.source(),
-            mode: tandem::plan::Mode::Bulk,
+            mode: tandem_core::plan::Mode::Bulk,
             source,
             target,
             links: &w.links,
@@ -527,7 +527,7 @@ proptest! {
             prop_assert!(!(seen_contact && act.object == Object::Company));
             if let Some(dep) = act.depends_on { prop_assert!(dep < act.seq); }
         }
-        prop_assert_eq!(a.summary, tandem::plan::Summary::of(&a.actions));
+        prop_assert_eq!(a.summary, tandem_core::plan::Summary::of(&a.actions));
     }
 
     #[test]
@@ -711,7 +711,7 @@ fn a_runaway_rule_fails_its_record_and_the_others_still_plan() {
         &PlanInput {
             direction: Direction::Pull,
             initiator: System::HubSpot,
-            mode: tandem::plan::Mode::Bulk,
+            mode: tandem_core::plan::Mode::Bulk,
             source: &source,
             target: &[],
             links: &[],

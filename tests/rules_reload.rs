@@ -11,8 +11,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tandem::compile::watch::{ReloadEvent, ReloadOutcome, Reloader};
-use tandem::rules::Paths;
+use tandem_core::rules::Paths;
+use tandem_engine::reload::{ReloadEvent, ReloadOutcome, Reloader};
 use tokio::sync::watch;
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -68,7 +68,7 @@ async fn valid_edits_swap_invalid_edits_keep_the_running_program() {
     let reloader = Reloader::spawn_with(paths, Duration::from_millis(100)).unwrap();
     let mut rx = reloader.subscribe();
     let start = reloader.current();
-    assert!(start.triggers(tandem::model::Object::Company, "domain"));
+    assert!(start.triggers(tandem_core::model::Object::Company, "domain"));
     let companies = dir.path().join("companies.yaml");
     let original = std::fs::read_to_string(&companies).unwrap();
 
@@ -81,7 +81,7 @@ async fn valid_edits_swap_invalid_edits_keep_the_running_program() {
     let e1 = wait(&mut rx, 0, reloaded).await;
     let p1 = reloader.current();
     assert_ne!(p1.rules_hash(), start.rules_hash());
-    assert!(p1.triggers(tandem::model::Object::Company, "phone"));
+    assert!(p1.triggers(tandem_core::model::Object::Company, "phone"));
     match &e1.outcome {
         ReloadOutcome::Reloaded { rules_hash, .. } => assert_eq!(rules_hash, p1.rules_hash()),
         other => panic!("{other:?}"),
@@ -108,8 +108,8 @@ async fn valid_edits_swap_invalid_edits_keep_the_running_program() {
     .unwrap();
     wait(&mut rx, e2.generation, reloaded).await;
     let p3 = reloader.current();
-    assert!(p3.triggers(tandem::model::Object::Company, "website"));
-    assert!(!p3.triggers(tandem::model::Object::Company, "domain"));
+    assert!(p3.triggers(tandem_core::model::Object::Company, "website"));
+    assert!(!p3.triggers(tandem_core::model::Object::Company, "domain"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,7 +133,7 @@ async fn editor_saves_by_rename_are_noticed() {
     wait(&mut rx, 0, reloaded).await;
     let after = reloader.current();
     assert_ne!(after.rules_hash(), before.rules_hash());
-    assert!(after.triggers(tandem::model::Object::Contact, "phone"));
+    assert!(after.triggers(tandem_core::model::Object::Contact, "phone"));
 
     // An invalid config blocks the swap too: the whole set must be valid.
     let e = rx.borrow().generation;
@@ -236,7 +236,7 @@ async fn unchanged_saves_announce_nothing_and_config_edits_are_announced() {
     let both = reloader.running();
     assert!(
         both.program
-            .triggers(tandem::model::Object::Company, "phone")
+            .triggers(tandem_core::model::Object::Company, "phone")
     );
     assert_eq!(both.config.sync.poll_interval_seconds, 30);
     match &rx.borrow().outcome {

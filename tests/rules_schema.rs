@@ -14,7 +14,7 @@ use std::process::Command;
 use tandem::cli::Exit;
 use tandem::cli::check::{self, Format};
 use tandem::cli::schema::{Args, execute};
-use tandem::rules::Code;
+use tandem_core::rules::Code;
 
 /// The structural problems, which both validators must find: YAML itself (`E001`, `E002`) and
 /// the JSON Schema (`E003`–`E006`).

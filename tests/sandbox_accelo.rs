@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tandem::sandbox::{RateLimits, Sandbox, SandboxOptions};
+use tandem_sandbox::{RateLimits, Sandbox, SandboxOptions};
 
 struct T {
     sb: Sandbox,

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
 use serde_json::Value;
-use tandem::sandbox::{Sandbox, SandboxOptions};
+use tandem_sandbox::{Sandbox, SandboxOptions};
 
 async fn start() -> Sandbox {
     Sandbox::start(SandboxOptions {
@@ -107,12 +107,12 @@ async fn same_seed_same_data_and_credentials() {
 #[tokio::test]
 async fn faults_can_be_set_in_process_on_both_simulators() {
     let sb = start().await;
-    let bad = tandem::sandbox::FaultConfig {
+    let bad = tandem_sandbox::FaultConfig {
         drop_rate: 2.0,
         ..Default::default()
     };
     assert!(sb.set_faults(bad).is_err());
-    sb.set_faults(tandem::sandbox::FaultConfig {
+    sb.set_faults(tandem_sandbox::FaultConfig {
         storm_429: 1,
         ..Default::default()
     })

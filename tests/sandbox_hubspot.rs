@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tandem::sandbox::{FaultConfig, RateLimits, Sandbox, SandboxOptions};
+use tandem_sandbox::{FaultConfig, RateLimits, Sandbox, SandboxOptions};
 
 struct T {
     sb: Sandbox,
@@ -2090,9 +2090,9 @@ async fn revoking_tokens_refuses_issued_oauth_tokens_until_refreshed() {
 /// accept status tables that never match a real record.
 #[tokio::test]
 async fn catalogue_enumeration_options_match_the_simulators_property_definitions() {
-    use tandem::model::Object;
-    use tandem::rules::catalog::standard_properties;
-    use tandem::rules::raw::PropertyType;
+    use tandem_core::model::Object;
+    use tandem_core::rules::catalog::standard_properties;
+    use tandem_core::rules::raw::PropertyType;
     let t = T::start().await;
     let mut compared = 0;
     for (object, path) in [

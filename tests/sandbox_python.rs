@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
-use tandem::sandbox::{Sandbox, SandboxOptions};
+use tandem_sandbox::{Sandbox, SandboxOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_python_client_works_against_the_simulator() {

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tandem::sandbox::{AcceloWebhook, RateLimits, Sandbox, SandboxOptions, WebhookTarget};
+use tandem_sandbox::{AcceloWebhook, RateLimits, Sandbox, SandboxOptions, WebhookTarget};
 
 #[derive(Clone, Default)]
 struct Receiver {

@@ -150,10 +150,10 @@ async fn a_hubspot_rename_reaches_accelo_through_signed_webhooks_between_the_bin
         "{}",
         String::from_utf8_lossy(&pulled.stderr)
     );
-    let links = tandem::store::open(&store)
+    let links = tandem_engine::store::open(&store)
         .await
         .unwrap()
-        .links(tandem::model::Object::Company)
+        .links(tandem_core::model::Object::Company)
         .await
         .unwrap();
     let link = links.first().expect("the pull linked companies").clone();
@@ -227,10 +227,10 @@ async fn a_hubspot_rename_reaches_accelo_through_signed_webhooks_between_the_bin
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The record job has ended once the store holds no unfinished job.
-    let store_handle = tandem::store::open(&store).await.unwrap();
+    let store_handle = tandem_engine::store::open(&store).await.unwrap();
     loop {
         let jobs = store_handle
-            .jobs(&tandem::store::JobFilter::default())
+            .jobs(&tandem_engine::store::JobFilter::default())
             .await
             .unwrap();
         if jobs.iter().all(|j| j.state.is_terminal()) {

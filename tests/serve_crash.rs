@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use serve_support::*;
-use tandem::model::{Object, System};
-use tandem::sandbox::{FaultConfig, Sandbox, SandboxOptions, WebhookTarget};
-use tandem::store::{JobFilter, JobState, Store};
+use tandem_core::model::{Object, System};
+use tandem_engine::store::{JobFilter, JobState, Store};
+use tandem_sandbox::{FaultConfig, Sandbox, SandboxOptions, WebhookTarget};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -96,7 +96,7 @@ async fn sigkill_with_pending_events_then_restart_processes_each_event_once() {
         Some(&format!("{}/webhooks/hubspot", first.url)),
         Some(WEBHOOK_SECRET),
     );
-    let store = tandem::store::open(&store_url).await.unwrap();
+    let store = tandem_engine::store::open(&store_url).await.unwrap();
     // Slow Accelo down so that the kill lands while work is pending, and let HubSpot deliver
     // some events twice and out of order.
     sb.set_faults(FaultConfig {
@@ -213,7 +213,7 @@ async fn sigterm_finishes_or_releases_the_running_job_and_loses_nothing() {
         Some(&format!("{}/webhooks/hubspot", first.url)),
         Some(WEBHOOK_SECRET),
     );
-    let store = tandem::store::open(&store_url).await.unwrap();
+    let store = tandem_engine::store::open(&store_url).await.unwrap();
     sb.set_faults(FaultConfig {
         latency_ms: 150,
         ..FaultConfig::default()

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use serve_support::*;
-use tandem::model::{Object, System};
-use tandem::sandbox::{FaultConfig, Sandbox, SandboxOptions, WebhookTarget};
-use tandem::server::Rules;
-use tandem::server::poll::{PollOptions, Poller};
-use tandem::store::{LogBody, LogQuery};
+use tandem_core::model::{Object, System};
+use tandem_engine::server::Rules;
+use tandem_engine::server::poll::{PollOptions, Poller};
+use tandem_engine::store::{LogBody, LogQuery};
+use tandem_sandbox::{FaultConfig, Sandbox, SandboxOptions, WebhookTarget};
 
 fn options(seed: u64) -> SandboxOptions {
     let mut hook = WebhookTarget::new("");
@@ -177,7 +177,7 @@ async fn next_second_after(ms: i64) {
     .await;
 }
 
-fn conflict_reasons(entries: &[tandem::store::LogEntry]) -> Vec<String> {
+fn conflict_reasons(entries: &[tandem_engine::store::LogEntry]) -> Vec<String> {
     entries
         .iter()
         .filter_map(|e| match &e.body {

@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use serde_json::json;
 use serve_support::*;
-use tandem::model::{Object, System};
-use tandem::sandbox::SandboxOptions;
-use tandem::server::Rules;
-use tandem::server::poll::{PollOptions, Poller, cursor_name};
-use tandem::store::testing::TestStore;
-use tandem::store::{JobFilter, JobKind};
+use tandem_core::model::{Object, System};
+use tandem_engine::server::Rules;
+use tandem_engine::server::poll::{PollOptions, Poller, cursor_name};
+use tandem_engine::store::testing::TestStore;
+use tandem_engine::store::{JobFilter, JobKind};
+use tandem_sandbox::SandboxOptions;
 
-async fn queued(store: &dyn tandem::store::Store) -> BTreeSet<String> {
+async fn queued(store: &dyn tandem_engine::store::Store) -> BTreeSet<String> {
     store
         .jobs(&JobFilter {
             kinds: vec![JobKind::Record],
@@ -140,8 +140,8 @@ async fn edits_on_both_sides_are_found_once_and_queued() {
 /// The `last_synced` map of a HubSpot record as a sync would leave it (every value that flows
 /// from HubSpot, keyed `hubspot:<property>`).
 fn synced_map(
-    program: &tandem::compile::Program,
-    record: &tandem::model::Record,
+    program: &tandem_core::compile::Program,
+    record: &tandem_core::model::Record,
 ) -> std::collections::BTreeMap<String, String> {
     let rules = program.object(record.object).unwrap();
     let mut map = std::collections::BTreeMap::new();
@@ -205,7 +205,7 @@ async fn a_change_that_is_only_tandems_own_write_is_not_queued() {
         .unwrap()
         .remove(0);
     store
-        .upsert_link(&tandem::model::Link {
+        .upsert_link(&tandem_core::model::Link {
             object: Object::Company,
             hubspot_id: id.clone(),
             accelo_id: "999".into(),

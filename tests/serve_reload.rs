@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use serve_support::*;
-use tandem::model::{Object, System};
-use tandem::sandbox::{SandboxOptions, WebhookTarget};
-use tandem::store::{LogBody, LogQuery, NoticeLevel, Store};
+use tandem_core::model::{Object, System};
+use tandem_engine::store::{LogBody, LogQuery, NoticeLevel, Store};
+use tandem_sandbox::{SandboxOptions, WebhookTarget};
 
 /// Saves `text` as an editor does: a temporary file renamed over the original.
 fn save(path: &Path, text: &str) {
@@ -48,7 +48,7 @@ async fn wait_notice(
 
 /// Creates a qualifying HubSpot company named `name`; answers the name its Accelo twin gets.
 async fn synced_name(
-    sb: &tandem::sandbox::Sandbox,
+    sb: &tandem_sandbox::Sandbox,
     serving: &Serving,
     name: &str,
     domain: &str,

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use serve_support::*;
-use tandem::model::{Object, System};
-use tandem::sandbox::{SandboxOptions, WebhookTarget};
-use tandem::server::Rules;
-use tandem::server::poll::{PollOptions, Poller};
+use tandem_core::model::{Object, System};
+use tandem_engine::server::Rules;
+use tandem_engine::server::poll::{PollOptions, Poller};
+use tandem_sandbox::{SandboxOptions, WebhookTarget};
 
 fn options(seed: u64) -> SandboxOptions {
     let mut hook = WebhookTarget::new("");
@@ -34,7 +34,7 @@ fn writes(stats: &Value) -> u64 {
 
 /// Creates a qualifying company (and a contact of it) in HubSpot as a person would; answers
 /// their ids.
-async fn create_in_hubspot(sb: &tandem::sandbox::Sandbox, tag: &str) -> (String, String) {
+async fn create_in_hubspot(sb: &tandem_sandbox::Sandbox, tag: &str) -> (String, String) {
     let company = edit(
         sb.hubspot_url(),
         "companies",
@@ -76,7 +76,7 @@ async fn accelo_twin(serving: &Serving, object: Object, hubspot_id: &str) -> Str
 }
 
 async fn accelo_field(
-    sb: &tandem::sandbox::Sandbox,
+    sb: &tandem_sandbox::Sandbox,
     object: &str,
     id: &str,
     field: &str,
@@ -89,7 +89,7 @@ async fn accelo_field(
 }
 
 async fn hubspot_prop(
-    sb: &tandem::sandbox::Sandbox,
+    sb: &tandem_sandbox::Sandbox,
     object: &str,
     id: &str,
     prop_name: &str,
@@ -214,7 +214,7 @@ async fn a_property_outside_the_trigger_list_is_synced_by_the_poller_only() {
         }
     })
     .await;
-    let program = tandem::compile::load(&tandem::rules::Paths {
+    let program = tandem_core::compile::load(&tandem_core::rules::Paths {
         config: serving.rules.join("tandem.yaml"),
         rules_dir: serving.rules.clone(),
     })
@@ -239,7 +239,7 @@ async fn a_property_outside_the_trigger_list_is_synced_by_the_poller_only() {
     let (company, _) = create_in_hubspot(&sb, "Trigger").await;
     let ac_company = accelo_twin(&serving, Object::Company, &company).await;
     serving.settle(&sb).await;
-    let delivered = |sb: &tandem::sandbox::Sandbox| {
+    let delivered = |sb: &tandem_sandbox::Sandbox| {
         sb.hubspot_stats()["webhooks"]["delivered_events"]
             .as_u64()
             .unwrap()
@@ -323,7 +323,7 @@ async fn accelo_edits_reach_hubspot_through_the_poller_and_the_echo_is_dropped()
     let key = format!("hubspot:company:{company}");
     let echo = serving
         .store
-        .jobs(&tandem::store::JobFilter::default())
+        .jobs(&tandem_engine::store::JobFilter::default())
         .await
         .unwrap()
         .iter()
@@ -392,7 +392,7 @@ async fn accelo_webhooks_sync_accelo_edits_without_the_poller() {
     serving.settle(&sb).await;
     let jobs = serving
         .store
-        .jobs(&tandem::store::JobFilter::default())
+        .jobs(&tandem_engine::store::JobFilter::default())
         .await
         .unwrap();
     assert!(

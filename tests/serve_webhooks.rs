@@ -10,14 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tandem::compile::{self, Program};
-use tandem::model::{Object, System};
-use tandem::rules::Paths;
-use tandem::rules::config::Secret;
-use tandem::server::signature::{sign_accelo, sign_v1, sign_v3};
-use tandem::server::{Receiver, ReceiverConfig, Rules, router};
-use tandem::store::testing::for_each_store;
-use tandem::store::{Echo, JobFilter, JobState, LogBody, LogQuery, Store};
+use tandem_core::compile::{self, Program};
+use tandem_core::model::{Object, System};
+use tandem_core::rules::Paths;
+use tandem_core::rules::config::Secret;
+use tandem_engine::server::signature::{sign_accelo, sign_v1, sign_v3};
+use tandem_engine::server::{Receiver, ReceiverConfig, Rules, router};
+use tandem_engine::store::testing::for_each_store;
+use tandem_engine::store::{Echo, JobFilter, JobState, LogBody, LogQuery, Store};
 
 const SECRET: &str = "hubspot-app-client-secret-0123";
 const ACCELO_SECRET: &str = "accelo-webhook-secret-4567";
@@ -259,7 +259,7 @@ async fn echoes_of_tandem_writes_queue_nothing() {
             .await
             .unwrap();
         store
-            .upsert_link(&tandem::model::Link {
+            .upsert_link(&tandem_core::model::Link {
                 object: Object::Company,
                 hubspot_id: "502".into(),
                 accelo_id: "12".into(),
@@ -414,7 +414,7 @@ async fn bad_requests_are_refused_and_store_nothing() {
 
 #[tokio::test]
 async fn the_signed_url_is_the_public_one_when_configured_and_v1_only_when_allowed() {
-    let ts = tandem::store::testing::TestStore::sqlite().await;
+    let ts = tandem_engine::store::testing::TestStore::sqlite().await;
     let store = ts.store.clone();
     let server = start(
         store.clone(),
@@ -464,7 +464,7 @@ async fn the_signed_url_is_the_public_one_when_configured_and_v1_only_when_allow
 
 #[tokio::test]
 async fn without_a_secret_hubspot_deliveries_are_deferred() {
-    let ts = tandem::store::testing::TestStore::sqlite().await;
+    let ts = tandem_engine::store::testing::TestStore::sqlite().await;
     let server = start(
         ts.store.clone(),
         ReceiverConfig {
@@ -563,8 +563,8 @@ async fn accelo_events_queue_the_accelo_record() {
 
 #[tokio::test]
 async fn health_and_metrics_answer() {
-    tandem::server::metrics::install();
-    let ts = tandem::store::testing::TestStore::sqlite().await;
+    tandem_engine::server::metrics::install();
+    let ts = tandem_engine::store::testing::TestStore::sqlite().await;
     let server = start(ts.store.clone(), config()).await;
     let r = reqwest::get(format!("{}/healthz", server.url))
         .await

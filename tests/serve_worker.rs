@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use serde_json::json;
 use serve_support::*;
+use tandem::cli::ConfigArgs;
 use tandem::cli::Exit;
-use tandem::model::{Object, RecordKey, System};
-use tandem::runtime::{ConfigArgs, Env};
-use tandem::sandbox::SandboxOptions;
-use tandem::store::{JobFilter, JobKind, JobState, NewJob};
+use tandem_core::model::{Object, RecordKey, System};
+use tandem_engine::runtime::Env;
+use tandem_engine::store::{JobFilter, JobKind, JobState, NewJob};
+use tandem_sandbox::SandboxOptions;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,7 +30,7 @@ async fn workers_alone_take_the_queued_jobs_each_once() {
     let dir = tempfile::tempdir().unwrap();
     let rules = rules_dir(dir.path(), |_, t| t);
     let store_url = dir.path().join("tandem.db").display().to_string();
-    let store = tandem::store::open(&store_url).await.unwrap();
+    let store = tandem_engine::store::open(&store_url).await.unwrap();
     let args = tandem::cli::worker::Args {
         config: ConfigArgs {
             config: Some(rules.join("tandem.yaml")),
@@ -84,7 +85,7 @@ async fn workers_alone_take_the_queued_jobs_each_once() {
             id: id.clone(),
         };
         store
-            .enqueue(&tandem::server::record_job(&key, Duration::ZERO))
+            .enqueue(&tandem_engine::server::record_job(&key, Duration::ZERO))
             .await
             .unwrap();
         ids.push(id);
@@ -157,14 +158,14 @@ async fn workers_alone_take_the_queued_jobs_each_once() {
     }
     // Contacts first, so that their jobs race to create the company; slow answers keep both
     // workers' creates in flight together.
-    sb.set_faults(tandem::sandbox::FaultConfig {
+    sb.set_faults(tandem_sandbox::FaultConfig {
         latency_ms: 20,
         ..Default::default()
     })
     .unwrap();
     for key in keys.iter().rev() {
         store
-            .enqueue(&tandem::server::record_job(key, Duration::ZERO))
+            .enqueue(&tandem_engine::server::record_job(key, Duration::ZERO))
             .await
             .unwrap();
     }

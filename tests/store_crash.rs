@@ -14,16 +14,16 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
 use serde_json::json;
-use tandem::model::{Link, Object, RecordKey, System};
-use tandem::plan::{Change, RecordRef};
-use tandem::store::testing::TestStore;
-use tandem::store::{
+use tandem_core::model::{Link, Object, RecordKey, System};
+use tandem_core::plan::{Change, RecordRef};
+use tandem_engine::store::testing::TestStore;
+use tandem_engine::store::{
     IntentState, JobKind, LinkChange, LogBody, LogQuery, NewIntent, NewJob, Outcome, RecordEntry,
     RecordOutcome,
 };
 
 async fn child(url: &str) {
-    let store = tandem::store::open(url).await.unwrap();
+    let store = tandem_engine::store::open(url).await.unwrap();
     let job = store
         .enqueue(&NewJob::new(JobKind::Pull, json!(null)))
         .await

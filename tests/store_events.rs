@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tandem::model::{Object, System};
-use tandem::store::testing::for_each_store;
-use tandem::store::{Echo, JobEnd, JobKind, NewEvent, NewJob};
+use tandem_core::model::{Object, System};
+use tandem_engine::store::testing::for_each_store;
+use tandem_engine::store::{Echo, JobEnd, JobKind, NewEvent, NewJob};
 
 fn echo(field: &str, value: Option<&str>) -> Echo {
     Echo {
@@ -101,9 +101,12 @@ async fn expired_echoes_are_not_recognised_and_are_purged() {
             .await
             .unwrap();
         assert_eq!(
-            tandem::server::serve::housekeep(store.as_ref(), tandem::server::serve::KEEP_EVENTS)
-                .await
-                .unwrap(),
+            tandem_engine::server::serve::housekeep(
+                store.as_ref(),
+                tandem_engine::server::serve::KEEP_EVENTS
+            )
+            .await
+            .unwrap(),
             (1, 0)
         );
         assert!(

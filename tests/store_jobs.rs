@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tandem::store::testing::{TestStore, for_each_store};
-use tandem::store::{
+use tandem_engine::store::testing::{TestStore, for_each_store};
+use tandem_engine::store::{
     JobEnd, JobFilter, JobId, JobKind, JobState, NewEvent, NewJob, Store, StoreError,
 };
 
@@ -298,9 +298,9 @@ async fn releasing_a_job_whose_key_is_queued_again_hands_over_to_that_job() {
     for_each_store(|store| async move {
         let job = || NewJob::new(JobKind::Record, json!({})).coalesce("accelo:contact:9");
         let event = |n: u32| NewEvent {
-            source: tandem::model::System::HubSpot,
+            source: tandem_core::model::System::HubSpot,
             dedup_key: format!("ev-{n}"),
-            object: Some(tandem::model::Object::Contact),
+            object: Some(tandem_core::model::Object::Contact),
             record_id: Some("9".into()),
             payload: json!({"eventId": n}),
         };
@@ -426,7 +426,7 @@ async fn concurrent_claimers_never_share_a_job(ts: TestStore) {
     }
     let mut handles = Vec::new();
     for w in 0..WORKERS {
-        let store: Arc<dyn Store> = tandem::store::open(&ts.url).await.unwrap();
+        let store: Arc<dyn Store> = tandem_engine::store::open(&ts.url).await.unwrap();
         handles.push(tokio::spawn(async move {
             let owner = format!("worker-{w}");
             let mut mine = Vec::new();

@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use tandem::model::{Link, Object, RecordKey, System};
-use tandem::plan::{Change, RecordRef};
-use tandem::store::testing::for_each_store;
-use tandem::store::{
+use tandem_core::model::{Link, Object, RecordKey, System};
+use tandem_core::plan::{Change, RecordRef};
+use tandem_engine::store::testing::for_each_store;
+use tandem_engine::store::{
     IntentOpened, JobKind, LinkChange, LogQuery, NewIntent, NewJob, Outcome, RecordEntry,
     RecordOutcome, StoreError,
 };
@@ -173,7 +173,7 @@ async fn delete_removes_by_either_side() {
     .await;
 }
 
-fn created(job: tandem::store::JobId, hubspot: &str, accelo: Option<&str>) -> RecordEntry {
+fn created(job: tandem_engine::store::JobId, hubspot: &str, accelo: Option<&str>) -> RecordEntry {
     RecordEntry {
         object: Object::Company,
         source: RecordRef {
@@ -281,7 +281,7 @@ async fn a_failed_create_abandons_its_intent() {
             .unwrap()
             .opened()
             .unwrap();
-        let mut entry = created(tandem::store::JobId(1), "7", None);
+        let mut entry = created(tandem_engine::store::JobId(1), "7", None);
         entry.error = Some("accelo answered 400: name is required".into());
         store
             .record_outcome(&RecordOutcome {
@@ -428,7 +428,7 @@ async fn an_outcome_can_remove_a_link() {
 }
 
 fn intent(
-    job: Option<tandem::store::JobId>,
+    job: Option<tandem_engine::store::JobId>,
     system: System,
     id: &str,
     target: System,

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tandem::model::{Direction, Object, System};
-use tandem::plan::{Change, RecordRef};
-use tandem::store::testing::{TestStore, for_each_store};
-use tandem::store::{
+use tandem_core::model::{Direction, Object, System};
+use tandem_core::plan::{Change, RecordRef};
+use tandem_engine::store::testing::{TestStore, for_each_store};
+use tandem_engine::store::{
     Counts, JobId, JobKind, JobState, LinkChange, LogBody, LogId, LogQuery, NewJob, NewLogEntry,
     Notice, NoticeLevel, Outcome, RecordEntry, RecordOutcome, RunFinished, RunProgress, RunStarted,
     Store, redact,
@@ -358,7 +358,7 @@ async fn a_follower_sees_every_entry_once(ts: TestStore) {
     let j = job(&ts.store, JobKind::Record).await;
     let mut writers = Vec::new();
     for w in 0..WRITERS {
-        let store = tandem::store::open(&ts.url).await.unwrap();
+        let store = tandem_engine::store::open(&ts.url).await.unwrap();
         writers.push(tokio::spawn(async move {
             // Batches (as the executor writes HubSpot batches) interleave with single appends;
             // a batch holds its ids for the length of its transaction.
@@ -396,7 +396,7 @@ async fn a_follower_sees_every_entry_once(ts: TestStore) {
             store.close().await;
         }));
     }
-    let follower = tandem::store::open(&ts.url).await.unwrap();
+    let follower = tandem_engine::store::open(&ts.url).await.unwrap();
     let mut seen = BTreeSet::new();
     let mut last: Option<LogId> = None;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -459,7 +459,7 @@ async fn a_follower_misses_no_entry_committed_late_postgres() {
     let ts = TestStore::postgres().await;
     let store = ts.store.clone();
     let j = job(&store, JobKind::Pull).await;
-    let held = tandem::model::Link {
+    let held = tandem_core::model::Link {
         object: Object::Company,
         hubspot_id: "held".into(),
         accelo_id: "h1".into(),
@@ -494,7 +494,7 @@ async fn a_follower_misses_no_entry_committed_late_postgres() {
         };
         let mut second = first.clone();
         second.entry.source.id = Some("held".into());
-        second.link = LinkChange::Upsert(tandem::model::Link {
+        second.link = LinkChange::Upsert(tandem_core::model::Link {
             accelo_id: "h2".into(),
             ..held
         });

@@ -7,16 +7,16 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use sqlx::Connection;
-use tandem::model::{Link, Object, System};
-use tandem::store::testing::TestStore;
-use tandem::store::{Backend, OpenOptions, StoreError};
+use tandem_core::model::{Link, Object, System};
+use tandem_engine::store::testing::TestStore;
+use tandem_engine::store::{Backend, OpenOptions, StoreError};
 
 #[tokio::test]
 async fn a_sqlite_store_is_created_with_its_directories_and_reopened_intact() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/deeper/tandem.db");
     let url = format!("sqlite://{}", path.display());
-    let store = tandem::store::open(&url).await.unwrap();
+    let store = tandem_engine::store::open(&url).await.unwrap();
     assert_eq!(store.backend(), Backend::Sqlite);
     assert_eq!(store.location(), path.display().to_string());
     let link = Link {
@@ -30,7 +30,9 @@ async fn a_sqlite_store_is_created_with_its_directories_and_reopened_intact() {
     store.close().await;
 
     // Reopen by plain path: migrations are not re-run, the data is there.
-    let store = tandem::store::open(path.to_str().unwrap()).await.unwrap();
+    let store = tandem_engine::store::open(path.to_str().unwrap())
+        .await
+        .unwrap();
     assert_eq!(
         store
             .link(Object::Company, System::HubSpot, "1")
@@ -53,7 +55,7 @@ async fn a_sqlite_store_is_created_with_its_directories_and_reopened_intact() {
         .await
         .unwrap();
     // Every migration ran.
-    let files = std::fs::read_dir("src/store/migrations/sqlite")
+    let files = std::fs::read_dir("src/engine/store/migrations/sqlite")
         .unwrap()
         .count();
     assert_eq!(migrations, files as i64);
@@ -63,7 +65,7 @@ async fn a_sqlite_store_is_created_with_its_directories_and_reopened_intact() {
 async fn a_missing_store_is_an_error_when_creating_is_off() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nope/tandem.db");
-    let err = tandem::store::open_with(
+    let err = tandem_engine::store::open_with(
         path.to_str().unwrap(),
         &OpenOptions {
             create: false,
@@ -86,7 +88,7 @@ async fn a_store_path_that_cannot_be_created_is_a_located_error() {
     let file = dir.path().join("a-file");
     std::fs::write(&file, "not a directory").unwrap();
     let path = file.join("tandem.db");
-    let err = tandem::store::open(path.to_str().unwrap())
+    let err = tandem_engine::store::open(path.to_str().unwrap())
         .await
         .unwrap_err();
     let text = err.to_string();
@@ -98,7 +100,7 @@ async fn a_store_path_that_cannot_be_created_is_a_located_error() {
         !err.is_unreachable(),
         "a local path problem, not an unreachable server"
     );
-    let empty = tandem::store::open("  ").await.unwrap_err();
+    let empty = tandem_engine::store::open("  ").await.unwrap_err();
     assert_eq!(
         empty.to_string(),
         "cannot open the store at ``: the store location is empty"
@@ -110,7 +112,7 @@ async fn a_postgres_password_never_appears_in_errors() {
     // Nothing listens on the port: the connection fails.
     let port = closed_port();
     let url = format!("postgres://tandem:Sup3rS3cretPw@127.0.0.1:{port}/sync");
-    let err = tandem::store::open(&url).await.unwrap_err();
+    let err = tandem_engine::store::open(&url).await.unwrap_err();
     let text = format!("{err} {err:?}");
     assert!(!text.contains("Sup3rS3cretPw"), "{text}");
     assert!(
@@ -128,7 +130,7 @@ async fn a_postgres_store_migrates_its_schema_and_reopens() {
     assert_eq!(ts.store.backend(), Backend::Postgres);
     ts.store.set_cursor("c", "1").await.unwrap();
     // The URL form a user gives `--store` (schema through `options`) opens the same store.
-    let again = tandem::store::open(&ts.url).await.unwrap();
+    let again = tandem_engine::store::open(&ts.url).await.unwrap();
     assert_eq!(again.cursor("c").await.unwrap().as_deref(), Some("1"));
     again.close().await;
     ts.cleanup().await;
@@ -149,7 +151,7 @@ async fn a_store_from_a_newer_tandem_is_refused_not_misread() {
     .await
     .unwrap();
     conn.close().await.unwrap();
-    let err = tandem::store::open(&ts.url).await.unwrap_err();
+    let err = tandem_engine::store::open(&ts.url).await.unwrap_err();
     let text = err.to_string();
     assert!(
         text.starts_with(&format!(
@@ -172,7 +174,7 @@ async fn a_test_store_dropped_without_cleanup_leaves_nothing_behind() {
 
     let ts = TestStore::postgres().await;
     let schema = ts.url.rsplit("search_path%3D").next().unwrap().to_string();
-    let base = tandem::store::testing::postgres_url();
+    let base = tandem_engine::store::testing::postgres_url();
     let count = || async {
         let mut c = sqlx::PgConnection::connect(&base).await.unwrap();
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_namespace WHERE nspname = $1")

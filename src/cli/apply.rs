@@ -9,12 +9,13 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
+use super::ConfigArgs;
 use super::Exit;
 use super::pull::{Output, print, run_job};
-use crate::exec::progress::ProgressMode;
-use crate::runtime::{ConfigArgs, Options};
-use crate::snapshot::read_saved_plan;
-use crate::store::JobKind;
+use tandem_engine::exec::progress::ProgressMode;
+use tandem_engine::runtime::Options;
+use tandem_engine::snapshot::read_saved_plan;
+use tandem_engine::store::JobKind;
 
 /// Arguments of `tandem apply`.
 #[derive(Debug, Clone, clap::Args)]
@@ -62,6 +63,6 @@ pub async fn apply(args: &Args, options: Options, progress: ProgressMode) -> Out
 
 /// Runs `tandem apply`.
 pub fn run(args: Args) -> Exit {
-    let options = Options::from_args(&args.config);
-    crate::runtime::block_on(async move { print(apply(&args, options, ProgressMode::Auto).await) })
+    let options = args.config.options();
+    super::block_on(async move { print(apply(&args, options, ProgressMode::Auto).await) })
 }

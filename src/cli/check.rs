@@ -9,7 +9,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use super::Exit;
-use crate::rules::{Paths, Report, check};
+use tandem_core::rules::{Paths, Report, check};
 
 /// Output format of diagnostics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

@@ -20,13 +20,13 @@ use serde_json::{Value, json};
 
 use super::Exit;
 use super::pull::{Output, run_job_with};
-use crate::exec::jobs;
-use crate::exec::progress::ProgressMode;
-use crate::model::{Direction, Object};
-use crate::plan::{Mode, Op, Plan, Scope, render};
-use crate::runtime::{Env, Options, Runtime};
-use crate::sandbox::{RateLimits, Sandbox, SandboxOptions};
-use crate::store::JobKind;
+use tandem_core::model::{Direction, Object};
+use tandem_core::plan::{Mode, Op, Plan, Scope, render};
+use tandem_engine::exec::jobs;
+use tandem_engine::exec::progress::ProgressMode;
+use tandem_engine::runtime::{Env, Options, Runtime};
+use tandem_engine::store::JobKind;
+use tandem_sandbox::{RateLimits, Sandbox, SandboxOptions};
 
 /// The shipped rules, built in so that the demo runs from anywhere.
 const COMPANIES_YAML: &str = include_str!("../../rules/companies.yaml");
@@ -55,7 +55,7 @@ pub struct Args {
 
 /// Runs `tandem demo`.
 pub fn run(args: Args) -> Exit {
-    crate::runtime::block_on(async move {
+    super::block_on(async move {
         match demo(&args).await {
             Ok(()) => Exit::Ok,
             Err(e) => {
@@ -228,7 +228,7 @@ async fn walk(args: &Args, sb: &Sandbox, started: Instant) -> Result<(), String>
         .read(Direction::Pull, &Scope::All)
         .await
         .map_err(|e| e.render(false))?;
-    let plan = crate::plan::plan(&rt.program, &snapshot.input(Mode::Bulk));
+    let plan = tandem_core::plan::plan(&rt.program, &snapshot.input(Mode::Bulk));
     println!("   {}", render::summary_line(&plan));
     print!("{}", sample(&plan, 2));
 
@@ -364,7 +364,7 @@ async fn walk(args: &Args, sb: &Sandbox, started: Instant) -> Result<(), String>
     println!("  Accelo         {ac_total} requests ({ac_writes} writes)");
     println!(
         "  took           {}",
-        crate::notify::human_duration(started.elapsed())
+        tandem_engine::notify::human_duration(started.elapsed())
     );
     println!("\nThe sync log, every run and every record field by field:");
     println!("  tandem log --store {}", store.display());

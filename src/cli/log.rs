@@ -14,9 +14,9 @@ use std::time::Duration;
 use chrono::{DateTime, Local, NaiveDate, Utc};
 
 use super::Exit;
-use crate::model::RecordKey;
-use crate::notify::human_duration;
-use crate::store::{
+use tandem_core::model::RecordKey;
+use tandem_engine::notify::human_duration;
+use tandem_engine::store::{
     JobId, JobState, LogBody, LogEntry, LogId, LogQuery, NoticeLevel, OpenOptions, Outcome, Store,
     StoreError,
 };
@@ -189,7 +189,7 @@ pub async fn show<W: Write>(
         .clone()
         .unwrap_or_else(|| Path::new("rules").join("tandem.yaml"));
     let url = store_url(args.store.as_deref(), &config)?;
-    let store = crate::store::open_with(
+    let store = tandem_engine::store::open_with(
         &url,
         &OpenOptions {
             create: false,
@@ -376,7 +376,7 @@ pub fn render_text(entry: &LogEntry) -> String {
                 Outcome::Noop => "unchanged",
                 o => o.as_str(),
             };
-            let side = |rr: &crate::plan::RecordRef| match &rr.id {
+            let side = |rr: &tandem_core::plan::RecordRef| match &rr.id {
                 Some(id) => format!("{}:{}:{id}", rr.system, r.object),
                 None => rr.system.to_string(),
             };

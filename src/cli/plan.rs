@@ -13,9 +13,10 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use super::Exit;
-use crate::model::Direction;
-use crate::plan::{Mode, SavedPlan, Scope, plan, render};
-use crate::runtime::{ConfigArgs, Options, Runtime, RuntimeError};
+use super::{ConfigArgs, Reported};
+use tandem_core::model::Direction;
+use tandem_core::plan::{Mode, SavedPlan, Scope, plan, render};
+use tandem_engine::runtime::{Options, Runtime, RuntimeError};
 
 /// `pull` or `push`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -170,8 +171,8 @@ fn save(path: &Path, text: &str) -> Result<(), RuntimeError> {
 /// Runs `tandem plan`.
 pub fn run(args: Args) -> Exit {
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let options = Options::from_args(&args.config);
-    crate::runtime::block_on(async move {
+    let options = args.config.options();
+    super::block_on(async move {
         let out = render(&args, options, color).await;
         let _ = std::io::stdout().write_all(out.stdout.as_bytes());
         let _ = std::io::stderr().write_all(out.stderr.as_bytes());

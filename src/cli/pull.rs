@@ -20,14 +20,15 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::Exit;
-use crate::exec::ExecOptions;
-use crate::exec::jobs::{self, Ran, fixed};
-use crate::exec::progress::ProgressMode;
-use crate::exec::worker::FailKind;
-use crate::notify::{SmtpCredentials, SmtpSettings, SmtpTls};
-use crate::rules::config::TlsMode;
-use crate::runtime::{ConfigArgs, Options, Runtime, RuntimeError};
-use crate::store::{JobKind, JobState, redact};
+use super::{ConfigArgs, Reported};
+use tandem_core::rules::config::TlsMode;
+use tandem_engine::exec::ExecOptions;
+use tandem_engine::exec::jobs::{self, Ran, fixed};
+use tandem_engine::exec::progress::ProgressMode;
+use tandem_engine::exec::worker::FailKind;
+use tandem_engine::notify::{SmtpCredentials, SmtpSettings, SmtpTls};
+use tandem_engine::runtime::{Options, Runtime, RuntimeError};
+use tandem_engine::store::{JobKind, JobState, redact};
 
 /// Arguments of `tandem pull`.
 #[derive(Debug, Clone, clap::Args)]
@@ -42,9 +43,9 @@ pub struct Args {
 
 /// Runs `tandem pull`.
 pub fn run(args: Args) -> Exit {
-    let options = Options::from_args(&args.config);
+    let options = args.config.options();
     let payload = jobs::payload(JobKind::Pull, None, args.force);
-    crate::runtime::block_on(async move {
+    super::block_on(async move {
         print(run_job(options, JobKind::Pull, payload, ProgressMode::Auto).await)
     })
 }
@@ -59,7 +60,7 @@ pub struct Output {
     /// The exit code.
     pub exit: Exit,
     /// The job, when one ran.
-    pub job: Option<crate::store::JobId>,
+    pub job: Option<tandem_engine::store::JobId>,
 }
 
 impl Output {
@@ -156,7 +157,7 @@ pub async fn run_job_with(
         exec_options(rt),
         email,
     );
-    let progress: Arc<dyn crate::exec::Progress> = Arc::from(progress.build());
+    let progress: Arc<dyn tandem_engine::exec::Progress> = Arc::from(progress.build());
     let ran = jobs::run_here(&worker, kind, payload, progress).await;
     let location = store.location().to_string();
     match ran {
@@ -180,7 +181,7 @@ pub async fn run_job_with(
 /// The summary and exit code of a finished job.
 fn outcome(kind: JobKind, ran: &Ran, store: &str) -> Output {
     let c = &ran.counts;
-    let took = crate::notify::human_duration(ran.elapsed);
+    let took = tandem_engine::notify::human_duration(ran.elapsed);
     let counts = format!(
         "{} created, {} updated, {} linked, {} in step, {} skipped, {} failed",
         c.created, c.updated, c.linked, c.noop, c.skipped, c.failed

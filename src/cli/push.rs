@@ -7,12 +7,12 @@
 
 use clap::Subcommand;
 
+use super::ConfigArgs;
 use super::Exit;
 use super::pull::{print, run_job};
-use crate::exec::jobs;
-use crate::exec::progress::ProgressMode;
-use crate::runtime::{ConfigArgs, Options};
-use crate::store::JobKind;
+use tandem_engine::exec::jobs;
+use tandem_engine::exec::progress::ProgressMode;
+use tandem_engine::store::JobKind;
 
 /// Arguments of `tandem push`.
 #[derive(Debug, Clone, clap::Args)]
@@ -86,9 +86,7 @@ pub fn run(args: Args) -> Exit {
             return Exit::Invalid;
         }
     };
-    let options = Options::from_args(&config);
+    let options = config.options();
     let payload = jobs::payload(kind, id.as_deref(), force);
-    crate::runtime::block_on(async move {
-        print(run_job(options, kind, payload, ProgressMode::Auto).await)
-    })
+    super::block_on(async move { print(run_job(options, kind, payload, ProgressMode::Auto).await) })
 }

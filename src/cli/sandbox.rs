@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use crate::sandbox::{FaultConfig, RateLimits, Sandbox, SandboxOptions, WebhookTarget};
+use tandem_sandbox::{FaultConfig, RateLimits, Sandbox, SandboxOptions, WebhookTarget};
 
 /// Arguments of `tandem sandbox`.
 #[derive(Debug, clap::Args)]

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::Exit;
-use crate::rules::schema;
+use tandem_core::rules::schema;
 
 /// Arguments of `tandem schema`.
 #[derive(Debug, Clone, clap::Args)]

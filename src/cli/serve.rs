@@ -18,15 +18,18 @@ use futures::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 
 use super::Exit;
-use crate::compile::watch::Reloader;
-use crate::exec::{Executor, Worker};
-use crate::rules::config::{Secret, SecretError};
-use crate::runtime::{ConfigArgs, Env, Options, Runtime, RuntimeError};
-use crate::server::poll::{PollOptions, Poller};
-use crate::server::record::RecordHandler;
-use crate::server::serve::Service;
-use crate::server::{DEFAULT_JOB_DELAY, MAX_BODY, Receiver, ReceiverConfig, Rules, metrics};
-use crate::store::{JobKind, Store};
+use super::{ConfigArgs, Reported};
+use tandem_core::rules::config::{Secret, SecretError};
+use tandem_engine::exec::{Executor, Worker};
+use tandem_engine::reload::Reloader;
+use tandem_engine::runtime::{Env, Options, Runtime, RuntimeError};
+use tandem_engine::server::poll::{PollOptions, Poller};
+use tandem_engine::server::record::RecordHandler;
+use tandem_engine::server::serve::Service;
+use tandem_engine::server::{
+    DEFAULT_JOB_DELAY, MAX_BODY, Receiver, ReceiverConfig, Rules, metrics,
+};
+use tandem_engine::store::{JobKind, Store};
 
 /// How long the worker waits before starting again after a store failure.
 const WORKER_RESTART: Duration = Duration::from_secs(5);
@@ -49,7 +52,7 @@ pub struct Args {
 
 /// Runs `tandem serve` until SIGTERM / SIGINT.
 pub fn run(args: Args) -> Exit {
-    crate::runtime::block_on(async move {
+    super::block_on(async move {
         let shutdown = CancellationToken::new();
         let on_signal = shutdown.clone();
         tokio::spawn(async move {
@@ -74,7 +77,7 @@ pub(crate) struct Common {
 pub(crate) async fn common(config: &ConfigArgs, env: Env) -> Result<Common, Exit> {
     let runtime = Runtime::load(Options {
         env,
-        ..Options::from_args(config)
+        ..config.options()
     })
     .map_err(|e| e.report())?;
     for w in runtime.warnings.diagnostics() {
@@ -117,9 +120,9 @@ pub(crate) fn worker(common: &Common) -> Worker {
         }
     };
     let reloader = Arc::clone(&common.reloader);
-    let program: crate::exec::jobs::ProgramSource = Arc::new(move || reloader.current());
+    let program: tandem_engine::exec::jobs::ProgramSource = Arc::new(move || reloader.current());
     let record = RecordHandler::new(common.rules.clone(), common.executor.clone());
-    crate::exec::jobs::worker(
+    tandem_engine::exec::jobs::worker(
         common.runtime.systems.clone(),
         program,
         Arc::clone(&common.store),
@@ -171,7 +174,7 @@ async fn serve_with(
     let secret = |r: Result<Option<Secret>, SecretError>| {
         r.inspect(|s| {
             if let Some(s) = s {
-                crate::store::redact::register_secret(s.expose());
+                tandem_engine::store::redact::register_secret(s.expose());
             }
         })
         .map_err(|e| RuntimeError::from(e).report())
@@ -227,7 +230,7 @@ async fn serve_with(
         )
     });
     let worker = worker(&common);
-    let task: crate::server::serve::Task = Box::new(move |stop: CancellationToken| {
+    let task: tandem_engine::server::serve::Task = Box::new(move |stop: CancellationToken| {
         async move {
             // A store outage stops the worker's loop; it starts again once the store answers,
             // while the server goes on accepting (or refusing, 500) webhooks.

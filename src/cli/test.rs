@@ -11,11 +11,11 @@ use std::path::PathBuf;
 use similar::TextDiff;
 
 use super::Exit;
-use crate::compile::{Program, load};
-use crate::model::{Object, System};
-use crate::plan::{Action, PlanInput, plan};
-use crate::rules::Paths;
-use crate::rules::set::{Expected, TestCase};
+use tandem_core::compile::{Program, load};
+use tandem_core::model::{Object, System};
+use tandem_core::plan::{Action, PlanInput, plan};
+use tandem_core::rules::Paths;
+use tandem_core::rules::set::{Expected, TestCase};
 
 /// Arguments of `tandem test`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -50,7 +50,7 @@ pub fn run_case(program: &Program, case: &TestCase) -> CaseOutcome {
     let input = PlanInput {
         direction: case.direction,
         initiator: case.initiator,
-        mode: crate::plan::Mode::Bulk,
+        mode: tandem_core::plan::Mode::Bulk,
         source,
         target,
         links: &case.links,

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use super::ConfigArgs;
 use super::Exit;
 use super::serve::{common, wait_for_signal, worker};
-use crate::runtime::{ConfigArgs, Env};
+use tandem_engine::runtime::Env;
 
 /// Arguments of `tandem worker`.
 #[derive(Debug, Clone, clap::Args)]
@@ -21,7 +22,7 @@ pub struct Args {
 
 /// Runs `tandem worker` until SIGTERM / SIGINT.
 pub fn run(args: Args) -> Exit {
-    crate::runtime::block_on(async move {
+    super::block_on(async move {
         let shutdown = CancellationToken::new();
         let on_signal = shutdown.clone();
         tokio::spawn(async move {
@@ -44,7 +45,7 @@ pub async fn work(args: Args, env: Env, shutdown: CancellationToken) -> Exit {
         let reloader = Arc::clone(&common.reloader);
         let store = Arc::clone(&common.store);
         let stop = shutdown.clone();
-        async move { crate::server::serve::announce_reloads(reloader, store, stop).await }
+        async move { tandem_engine::server::serve::announce_reloads(reloader, store, stop).await }
     });
     let result = worker.run(shutdown.clone()).await;
     shutdown.cancel();

@@ -14,18 +14,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tandem::compile::load;
-use tandem::connect::accelo::{Accelo, AcceloSettings};
-use tandem::connect::hubspot::{HubSpot, HubSpotAuth, HubSpotSettings};
-use tandem::connect::{RateLimit, Secret};
-use tandem::exec::ExecOptions;
-use tandem::exec::jobs::{self, fixed};
-use tandem::exec::progress::Silent;
-use tandem::rules::Paths;
-use tandem::runtime::Systems;
-use tandem::sandbox::{RateLimits, Sandbox, SandboxOptions};
-use tandem::store::JobKind;
-use tandem::store::testing::TestStore;
+use tandem_core::compile::load;
+use tandem_core::rules::Paths;
+use tandem_engine::connect::Systems;
+use tandem_engine::connect::accelo::{Accelo, AcceloSettings};
+use tandem_engine::connect::hubspot::{HubSpot, HubSpotAuth, HubSpotSettings};
+use tandem_engine::connect::{RateLimit, Secret};
+use tandem_engine::exec::ExecOptions;
+use tandem_engine::exec::jobs::{self, fixed};
+use tandem_engine::exec::progress::Silent;
+use tandem_engine::store::JobKind;
+use tandem_engine::store::testing::TestStore;
+use tandem_sandbox::{RateLimits, Sandbox, SandboxOptions};
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();

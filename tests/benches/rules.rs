@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value, json};
-use tandem::compile::load;
-use tandem::expr::{Expr, RecordValue, Vars};
-use tandem::model::{Direction, Link, Object, Record, System};
-use tandem::plan::{PlanInput, plan};
-use tandem::rules::{Paths, Source, check, check_sources};
+use tandem_core::compile::load;
+use tandem_core::expr::{Expr, RecordValue, Vars};
+use tandem_core::model::{Direction, Link, Object, Record, System};
+use tandem_core::plan::{PlanInput, plan};
+use tandem_core::rules::{Paths, Source, check, check_sources};
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -210,7 +210,7 @@ fn main() {
 
 /// 2. One rule evaluation: prepare a HubSpot contact, evaluate the pull criteria; and the cost
 ///    of one cheap operation (a counting loop), which the per-operation checks add to.
-fn evaluation(program: &tandem::compile::Program, full: bool) {
+fn evaluation(program: &tandem_core::compile::Program, full: bool) {
     let w = world(1, 1);
     let contact = w
         .hubspot
@@ -264,7 +264,7 @@ fn sizes(full: bool) -> &'static [usize] {
 }
 
 /// 3. Planning a seeded world.
-fn planning(program: &tandem::compile::Program, full: bool) {
+fn planning(program: &tandem_core::compile::Program, full: bool) {
     for &companies in sizes(full) {
         let w = world(companies, 7);
         let records = w.hubspot.len() + w.accelo.len();
@@ -276,7 +276,7 @@ fn planning(program: &tandem::compile::Program, full: bool) {
             let input = PlanInput {
                 direction,
                 initiator: direction.source(),
-                mode: tandem::plan::Mode::Bulk,
+                mode: tandem_core::plan::Mode::Bulk,
                 source,
                 target,
                 links: &w.links,
@@ -311,7 +311,7 @@ fn planning(program: &tandem::compile::Program, full: bool) {
 /// 4. Incremental planning (the automatic sync's mode) of the same worlds, after the pull's
 ///    updates were applied and their last-synced values recorded: every linked field is
 ///    compared with both sides' remembered values (the steady state: nothing changed).
-fn incremental(program: &tandem::compile::Program, full: bool) {
+fn incremental(program: &tandem_core::compile::Program, full: bool) {
     for &companies in sizes(full) {
         let mut w = world(companies, 7);
         let bulk = plan(
@@ -331,7 +331,10 @@ fn incremental(program: &tandem::compile::Program, full: bool) {
             .map(|(i, r)| ((r.object, r.id.clone()), i))
             .collect();
         for a in &bulk.actions {
-            if !matches!(a.op, tandem::plan::Op::Update | tandem::plan::Op::Noop) {
+            if !matches!(
+                a.op,
+                tandem_core::plan::Op::Update | tandem_core::plan::Op::Noop
+            ) {
                 continue;
             }
             let (Some(m), Some(id), Some(tid)) = (&a.last_synced, &a.source.id, &a.target.id)
@@ -365,7 +368,7 @@ fn incremental(program: &tandem::compile::Program, full: bool) {
             }
         }
         let mut input = PlanInput::bulk(Direction::Pull, &w.hubspot, &w.accelo, &links);
-        input.mode = tandem::plan::Mode::Incremental;
+        input.mode = tandem_core::plan::Mode::Incremental;
         let reps = if companies >= 50_000 || !full { 1 } else { 3 };
         let mut times = Vec::new();
         let mut last = None;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tandem::sandbox::{RateLimits, Sandbox, SandboxOptions};
+use tandem_sandbox::{RateLimits, Sandbox, SandboxOptions};
 
 struct Args {
     companies: usize,

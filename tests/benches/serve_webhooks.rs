@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{Value, json};
-use tandem::compile;
-use tandem::rules::Paths;
-use tandem::rules::config::Secret;
-use tandem::server::signature::sign_v3;
-use tandem::server::{Receiver, ReceiverConfig, Rules, router};
-use tandem::store::testing::TestStore;
-use tandem::store::{JobFilter, Store};
+use tandem_core::compile;
+use tandem_core::rules::Paths;
+use tandem_core::rules::config::Secret;
+use tandem_engine::server::signature::sign_v3;
+use tandem_engine::server::{Receiver, ReceiverConfig, Rules, router};
+use tandem_engine::store::testing::TestStore;
+use tandem_engine::store::{JobFilter, Store};
 
 const SECRET: &str = "bench-webhook-secret-0123456789";
 /// HubSpot's default number of requests in flight per account.

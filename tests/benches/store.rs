@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tandem::model::{Link, Object, System};
-use tandem::plan::{Change, RecordRef};
-use tandem::store::testing::TestStore;
-use tandem::store::{
+use tandem_core::model::{Link, Object, System};
+use tandem_core::plan::{Change, RecordRef};
+use tandem_engine::store::testing::TestStore;
+use tandem_engine::store::{
     Echo, JobEnd, JobKind, LinkChange, LogQuery, NewEvent, NewJob, Outcome, RecordEntry,
     RecordOutcome,
 };
@@ -28,7 +28,7 @@ struct Row {
     unit: &'static str,
 }
 
-fn outcome(job: tandem::store::JobId, n: usize) -> RecordOutcome {
+fn outcome(job: tandem_engine::store::JobId, n: usize) -> RecordOutcome {
     let h = format!("{}", 10_000_000 + n);
     let a = format!("{n}");
     RecordOutcome {
@@ -215,7 +215,7 @@ async fn bench(ts: &TestStore, scale: usize, rows: &mut Vec<Row>) {
     row("claim + finish, 1 worker", jobs / 2, t.elapsed(), "jobs");
     let mut pools = Vec::new();
     for _ in 0..4 {
-        pools.push(tandem::store::open(&ts.url).await.unwrap());
+        pools.push(tandem_engine::store::open(&ts.url).await.unwrap());
     }
     let t = Instant::now();
     let mut workers = Vec::new();

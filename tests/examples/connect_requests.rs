@@ -14,11 +14,13 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use serde_json::Value;
-use tandem::connect::accelo::{Accelo, AcceloSettings};
-use tandem::connect::hubspot::{HubSpot, HubSpotAuth, HubSpotSettings};
-use tandem::connect::{Connector, CreateInput, Lookup, RateLimit, Scan, Secret, UpdateInput};
-use tandem::model::{Object, Record};
-use tandem::sandbox::{RateLimits, Sandbox, SandboxOptions};
+use tandem_core::model::{Object, Record};
+use tandem_engine::connect::accelo::{Accelo, AcceloSettings};
+use tandem_engine::connect::hubspot::{HubSpot, HubSpotAuth, HubSpotSettings};
+use tandem_engine::connect::{
+    Connector, CreateInput, Lookup, RateLimit, Scan, Secret, UpdateInput,
+};
+use tandem_sandbox::{RateLimits, Sandbox, SandboxOptions};
 
 fn unlimited() -> RateLimit {
     RateLimit {

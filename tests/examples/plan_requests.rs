@@ -14,15 +14,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tandem::compile::load;
-use tandem::connect::accelo::{Accelo, AcceloSettings};
-use tandem::connect::hubspot::{HubSpot, HubSpotAuth, HubSpotSettings};
-use tandem::connect::{RateLimit, Secret};
-use tandem::model::{Direction, Object, System};
-use tandem::plan::{Mode, Scope, plan};
-use tandem::rules::Paths;
-use tandem::runtime::Systems;
-use tandem::sandbox::{RateLimits, Sandbox, SandboxOptions};
+use tandem_core::compile::load;
+use tandem_core::model::{Direction, Object, System};
+use tandem_core::plan::{Mode, Scope, plan};
+use tandem_core::rules::Paths;
+use tandem_engine::connect::Systems;
+use tandem_engine::connect::accelo::{Accelo, AcceloSettings};
+use tandem_engine::connect::hubspot::{HubSpot, HubSpotAuth, HubSpotSettings};
+use tandem_engine::connect::{RateLimit, Secret};
+use tandem_sandbox::{RateLimits, Sandbox, SandboxOptions};
 
 fn unlimited() -> RateLimit {
     RateLimit {
@@ -191,7 +191,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         for (label, direction, scope) in scopes {
             let (h0, a0) = (stats(sb.hubspot_url()).await, stats(sb.accelo_url()).await);
             let t = Instant::now();
-            let snap = tandem::snapshot::read(&systems, &program, None, direction, &scope).await?;
+            let snap =
+                tandem_engine::snapshot::read(&systems, &program, None, direction, &scope).await?;
             let read = t.elapsed();
             let t = Instant::now();
             let p = plan(&program, &snap.input(Mode::Bulk));

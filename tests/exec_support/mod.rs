@@ -9,15 +9,15 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use serde_json::Value;
-use tandem::compile::{Program, load};
-use tandem::connect::accelo::{Accelo, AcceloSettings};
-use tandem::connect::hubspot::{HubSpot, HubSpotAuth, HubSpotSettings};
-use tandem::connect::{Connector, RetryPolicy, Scan, Secret};
-use tandem::model::{Direction, Link, Object, Record};
-use tandem::plan::{Plan, PlanInput, plan};
-use tandem::rules::Paths;
-use tandem::sandbox::{RateLimits, Sandbox, SandboxOptions};
-use tandem::store::Store;
+use tandem_core::compile::{Program, load};
+use tandem_core::model::{Direction, Link, Object, Record};
+use tandem_core::plan::{Plan, PlanInput, plan};
+use tandem_core::rules::Paths;
+use tandem_engine::connect::accelo::{Accelo, AcceloSettings};
+use tandem_engine::connect::hubspot::{HubSpot, HubSpotAuth, HubSpotSettings};
+use tandem_engine::connect::{Connector, RetryPolicy, Scan, Secret};
+use tandem_engine::store::Store;
+use tandem_sandbox::{RateLimits, Sandbox, SandboxOptions};
 
 /// Quick retries: the sandbox's faults are seeded, the waits need not be long.
 pub fn fast_retry() -> RetryPolicy {
@@ -212,18 +212,18 @@ impl Project {
     }
 
     /// Runtime options for command functions called in-process.
-    pub fn options(&self) -> tandem::runtime::Options {
-        tandem::runtime::Options {
+    pub fn options(&self) -> tandem_engine::runtime::Options {
+        tandem_engine::runtime::Options {
             config: Some(self.config()),
             rules: None,
-            env: tandem::runtime::Env::Map(self.env.clone()),
+            env: tandem_engine::runtime::Env::Map(self.env.clone()),
             retry: Some(fast_retry()),
         }
     }
 
     /// The store, opened from this process.
     pub async fn store(&self) -> Arc<dyn Store> {
-        tandem::store::open(&self.store_path().display().to_string())
+        tandem_engine::store::open(&self.store_path().display().to_string())
             .await
             .expect("store")
     }

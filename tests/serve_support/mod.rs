@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tandem::compile::{self, Program};
-use tandem::connect::accelo::{Accelo, AcceloSettings};
-use tandem::connect::hubspot::{HubSpot, HubSpotAuth, HubSpotSettings};
-use tandem::connect::{Connector, RetryPolicy, Secret};
-use tandem::rules::Paths;
-use tandem::sandbox::{Sandbox, SandboxOptions};
+use tandem_core::compile::{self, Program};
+use tandem_core::rules::Paths;
+use tandem_engine::connect::accelo::{Accelo, AcceloSettings};
+use tandem_engine::connect::hubspot::{HubSpot, HubSpotAuth, HubSpotSettings};
+use tandem_engine::connect::{Connector, RetryPolicy, Secret};
+use tandem_sandbox::{Sandbox, SandboxOptions};
 
 /// How long any awaited condition may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
@@ -134,7 +134,7 @@ pub struct Serving {
     /// The store URL (a SQLite file).
     pub store_url: String,
     /// A second handle on the store, for the test's own checks.
-    pub store: Arc<dyn tandem::store::Store>,
+    pub store: Arc<dyn tandem_engine::store::Store>,
     shutdown: tokio_util::sync::CancellationToken,
     handle: Option<tokio::task::JoinHandle<tandem::cli::Exit>>,
     _dir: tempfile::TempDir,
@@ -175,11 +175,11 @@ impl Serving {
         let dir = tempfile::tempdir().unwrap();
         let rules = rules_dir(dir.path(), edit);
         let store_url = dir.path().join("tandem.db").display().to_string();
-        let env = tandem::runtime::Env::from_pairs(serve_env(sb, &store_url));
+        let env = tandem_engine::runtime::Env::from_pairs(serve_env(sb, &store_url));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let args = tandem::cli::serve::Args {
-            config: tandem::runtime::ConfigArgs {
+            config: tandem::cli::ConfigArgs {
                 config: Some(rules.join("tandem.yaml")),
                 rules: Some(rules.clone()),
             },
@@ -205,7 +205,7 @@ impl Serving {
             }
         })
         .await;
-        let store = tandem::store::open(&store_url).await.unwrap();
+        let store = tandem_engine::store::open(&store_url).await.unwrap();
         sb.set_hubspot_webhook(
             Some(&format!("{url}/webhooks/hubspot")),
             Some(WEBHOOK_SECRET),
@@ -236,10 +236,10 @@ impl Serving {
             let pending = sb.hubspot_webhooks_pending();
             async move {
                 let open = store
-                    .jobs(&tandem::store::JobFilter {
+                    .jobs(&tandem_engine::store::JobFilter {
                         states: vec![
-                            tandem::store::JobState::Queued,
-                            tandem::store::JobState::Running,
+                            tandem_engine::store::JobState::Queued,
+                            tandem_engine::store::JobState::Running,
                         ],
                         ..Default::default()
                     })

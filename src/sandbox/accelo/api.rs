@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use super::query::{FieldReq, ListQuery, page_bounds, parse_fields, render};
 use super::store::{AcStore, Address, Affiliation, Company, Contact, Obj};
 use super::{Ac, invalid, ok, params, path_id};
-use crate::sandbox::common::{json_response, query_pairs, value_to_string};
+use crate::common::{json_response, query_pairs, value_to_string};
 
 type Params = BTreeMap<String, String>;
 
@@ -168,7 +168,7 @@ fn opt(p: &Params, k: &str) -> Option<Option<String>> {
 }
 
 fn valid_email(s: &str) -> bool {
-    crate::sandbox::hubspot::store::valid_email(s)
+    crate::hubspot::store::valid_email(s)
 }
 
 fn yes_no(v: &str) -> Mut<bool> {

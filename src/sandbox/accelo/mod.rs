@@ -26,11 +26,11 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use self::store::{AcEvent, AcStore, Obj};
-use crate::sandbox::common::{
+use crate::common::{
     Clock, FaultAction, FaultConfig, Faults, RollingWindow, Stats, dropped_connection,
     gateway_html, json_response, lock, query_pairs, route_key,
 };
-use crate::sandbox::data::{AcSeed, SeedSpec};
+use crate::data::{AcSeed, SeedSpec};
 
 /// Credentials of the simulated deployment.
 #[derive(Debug, Clone)]
@@ -713,7 +713,7 @@ pub fn params(
             return Err(invalid("the JSON request body must be an object"));
         };
         for (k, v) in o {
-            match crate::sandbox::common::value_to_string(v) {
+            match crate::common::value_to_string(v) {
                 Some(s) => {
                     out.insert(k.clone(), s);
                 }

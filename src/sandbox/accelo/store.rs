@@ -13,9 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::sandbox::data::{
-    AcSeed, COMPANY_STATUSES, CONTACT_STATUSES, COUNTRIES, country_id, states,
-};
+use crate::data::{AcSeed, COMPANY_STATUSES, CONTACT_STATUSES, COUNTRIES, country_id, states};
 
 /// The object types the simulator renders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -799,7 +797,7 @@ mod tests {
 
     #[test]
     fn the_seeded_store_is_indexed() {
-        let seed = crate::sandbox::data::generate(5, 20, 80).accelo;
+        let seed = crate::data::generate(5, 20, 80).accelo;
         let st = AcStore::from_seed(&seed, None);
         assert_eq!(st.affiliations().len(), seed.affiliations.len());
         assert_consistent(&st);

@@ -19,7 +19,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::store::AcEvent;
 use super::{Ac, invalid, ok, params};
-use crate::sandbox::common::{Faults, lock};
+use crate::common::{Faults, lock};
 
 /// The event types the simulator emits.
 pub const EVENT_TYPES: &[(&str, &str)] = &[

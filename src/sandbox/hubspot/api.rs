@@ -18,7 +18,7 @@ use super::store::{
     to_contact_direction,
 };
 use super::{Hs, error, parse_body, store_error, unknown_object};
-use crate::sandbox::common::{iso_ms, json_response, query_pairs, value_to_string};
+use crate::common::{iso_ms, json_response, query_pairs, value_to_string};
 
 /// Associations to make after a create: (other id, contact→company type ids).
 type AssocPlan = Vec<(u64, Vec<u32>)>;

@@ -16,7 +16,7 @@ use super::store::{
     from_contact_direction, to_contact_direction,
 };
 use super::{Hs, error, parse_body, store_error, unknown_object};
-use crate::sandbox::common::{iso_ms, json_response, query_pairs, value_to_string};
+use crate::common::{iso_ms, json_response, query_pairs, value_to_string};
 
 /// Batch read input limit.
 pub const READ_LIMIT: usize = 1_000;

@@ -29,11 +29,11 @@ use serde_json::{Value, json};
 
 use self::store::{HsStore, Kind, StoreError};
 use self::webhooks::{WebhookSettings, Webhooks};
-use crate::sandbox::common::{
+use crate::common::{
     Clock, FaultAction, FaultConfig, Faults, RollingWindow, Stats, correlation_id,
     dropped_connection, gateway_html, json_response, lock, route_key,
 };
-use crate::sandbox::data::{HsSeed, SeedSpec};
+use crate::data::{HsSeed, SeedSpec};
 
 /// Credentials of the simulated portal.
 #[derive(Debug, Clone)]
@@ -312,7 +312,7 @@ async fn unmatched(State(hs): State<Arc<Hs>>, method: Method, uri: axum::http::U
 // ---------------------------------------------------------------------------------------------
 // The gate: counting, faults, auth, rate limits
 
-/// Whether a request counts as a write (see [`crate::sandbox::common::Stats`]): any method
+/// Whether a request counts as a write (see [`crate::common::Stats`]): any method
 /// but GET/HEAD/OPTIONS, except token requests, search and batch reads.
 fn is_write(method: &Method, path: &str) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
@@ -550,7 +550,7 @@ async fn oauth_token(
             params.insert(k, v);
         }
     }
-    for (k, v) in crate::sandbox::common::query_pairs(q.as_deref()) {
+    for (k, v) in crate::common::query_pairs(q.as_deref()) {
         params.entry(k).or_insert(v);
     }
     let get = |k: &str| params.get(k).map(String::as_str).unwrap_or("");
@@ -640,16 +640,14 @@ async fn admin_edit(State(hs): State<Arc<Hs>>, body: Bytes) -> Response {
     };
     let id = match &edit.id {
         None | Some(Value::Null) => None,
-        Some(v) => {
-            match crate::sandbox::common::value_to_string(v).and_then(|s| s.parse::<u64>().ok()) {
-                Some(n) => Some(n),
-                None => return admin_error(StatusCode::BAD_REQUEST, format!("invalid id `{v}`")),
-            }
-        }
+        Some(v) => match crate::common::value_to_string(v).and_then(|s| s.parse::<u64>().ok()) {
+            Some(n) => Some(n),
+            None => return admin_error(StatusCode::BAD_REQUEST, format!("invalid id `{v}`")),
+        },
     };
     let mut input = Vec::new();
     for (k, v) in &edit.fields {
-        match crate::sandbox::common::value_to_string(v) {
+        match crate::common::value_to_string(v) {
             Some(s) => input.push((k.clone(), s)),
             None => {
                 return admin_error(

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::store::Kind;
-use crate::sandbox::common::{iso_ms, parse_time_ms};
+use crate::common::{iso_ms, parse_time_ms};
 
 /// The trigger lists of the default rules (a copy of reference/trigger-properties.yaml).
 pub const TRIGGER_PROPERTIES_YAML: &str = include_str!("trigger-properties.yaml");

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::props::PropType;
 use super::store::{HsStore, Kind, Record};
 use super::{Hs, error, parse_body, unknown_object};
-use crate::sandbox::common::{json_response, parse_time_ms, value_to_string};
+use crate::common::{json_response, parse_time_ms, value_to_string};
 
 /// Maximum page size of a search.
 pub const SEARCH_LIMIT: usize = 200;

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::props::{PropError, PropertyDef, catalogue};
-use crate::sandbox::common::iso_ms;
-use crate::sandbox::data::HsSeed;
+use crate::common::iso_ms;
+use crate::data::HsSeed;
 
 /// The two CRM objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -257,7 +257,7 @@ impl ObjStore {
             records: BTreeMap::new(),
             catalogue,
             unique,
-            next_id: crate::sandbox::data::HUBSPOT_FIRST_ID,
+            next_id: crate::data::HUBSPOT_FIRST_ID,
         }
     }
 
@@ -1167,7 +1167,7 @@ mod tests {
             "hs_additional_emails".to_string(),
             "Old@X.com;other@x.com".to_string(),
         );
-        seed.contacts.push(crate::sandbox::data::HsSeedRecord {
+        seed.contacts.push(crate::data::HsSeedRecord {
             id: 42,
             props,
             created_ms: 1,

@@ -18,7 +18,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::props::trigger_lists;
 use super::store::{Change, Kind};
-use crate::sandbox::common::{Clock, Faults, lock};
+use crate::common::{Clock, Faults, lock};
 
 /// One webhook subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,204 @@
+//! The compiled rules: [`Program`], built from a checked [`RuleSet`], immutable, `Send + Sync`,
+//! shared as `Arc<Program>` by the planner, the executor and the server.
+//!
+//! Rhai ASTs were compiled and JSONPaths parsed during the check; the program adds the lookups
+//! the runtime needs and the evaluation methods. Every evaluation returns `Result<_, EvalError>`:
+//! a rule that fails or exceeds a limit fails that record, never the program. [`load`] runs the
+//! whole pipeline (read → check → compile); the engine's reloader re-runs it when files change.
+
+use std::sync::Arc;
+
+use crate::expr::{EvalError, RecordValue};
+use crate::model::{Direction, Object, Record, System};
+use crate::rules::config::Config;
+use crate::rules::set::{Mapping, ObjectRules, RuleSet, StatusMap, TestCase};
+use crate::rules::{Paths, Report};
+
+/// The compiled rule set.
+#[derive(Debug, Clone)]
+pub struct Program {
+    rules: RuleSet,
+}
+
+impl Program {
+    /// Compiles a checked rule set.
+    pub fn new(rules: RuleSet) -> Program {
+        Program { rules }
+    }
+
+    /// sha256 (hex) of the canonical rule-file contents: equal hashes, equal rules.
+    pub fn rules_hash(&self) -> &str {
+        &self.rules.hash
+    }
+
+    /// The rules of `object`, if a rule file describes it (objects without rules do not sync).
+    pub fn object(&self, object: Object) -> Option<&ObjectRules> {
+        self.rules.objects.get(&object)
+    }
+
+    /// Every object's rules, companies first.
+    pub fn objects(&self) -> impl Iterator<Item = &ObjectRules> {
+        self.rules.objects.values()
+    }
+
+    /// True when a HubSpot change of `property` (or `"created"`) on `object` queues a sync
+    /// (B11).
+    pub fn triggers(&self, object: Object, property: &str) -> bool {
+        self.object(object)
+            .is_some_and(|o| o.triggers.contains(property))
+    }
+
+    /// The HubSpot properties the rules of `object` read — what a connector should request.
+    pub fn read_properties(&self, object: Object) -> Vec<String> {
+        self.object(object)
+            .map(|o| o.read_properties.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// B5: does `record` (a source record of `direction`) meet the criteria? Records of an
+    /// object without rules never do; an object without criteria syncs everything.
+    pub fn criteria(
+        &self,
+        object: Object,
+        direction: Direction,
+        record: &Record,
+    ) -> Result<bool, EvalError> {
+        self.criteria_with(object, direction, &RecordValue::new(record))
+    }
+
+    /// [`Program::criteria`] on a prepared record.
+    pub fn criteria_with(
+        &self,
+        object: Object,
+        direction: Direction,
+        record: &RecordValue,
+    ) -> Result<bool, EvalError> {
+        match self.object(object) {
+            None => Ok(false),
+            Some(o) => match o.criteria(direction) {
+                None => Ok(true),
+                Some(e) => e.eval_bool(record),
+            },
+        }
+    }
+
+    /// B6: the value of dedup key `idx` for `record` (evaluated with the key's expression for
+    /// the record's system); `None` when blank or when there is no such key.
+    pub fn dedup_key(
+        &self,
+        object: Object,
+        idx: usize,
+        record: &Record,
+    ) -> Result<Option<String>, EvalError> {
+        self.dedup_key_with(object, idx, record.system, &RecordValue::new(record))
+    }
+
+    /// [`Program::dedup_key`] on a prepared record of `system`.
+    pub fn dedup_key_with(
+        &self,
+        object: Object,
+        idx: usize,
+        system: System,
+        record: &RecordValue,
+    ) -> Result<Option<String>, EvalError> {
+        match self.object(object).and_then(|o| o.dedup.get(idx)) {
+            None => Ok(None),
+            Some(k) => k.expr(system).eval_text(record, None),
+        }
+    }
+
+    /// Applies `mapping`'s transform for `direction` (identity when it has none).
+    pub fn transform(
+        &self,
+        mapping: &Mapping,
+        direction: Direction,
+        value: Option<&str>,
+        record: &RecordValue,
+    ) -> Result<Option<String>, EvalError> {
+        match mapping.transform(direction) {
+            None => Ok(value.filter(|v| !v.is_empty()).map(str::to_string)),
+            Some(e) => e.eval_text(record, value),
+        }
+    }
+
+    /// The value `mapping` writes in `direction` for source record `record`: the field read on
+    /// the source side, then transformed.
+    pub fn source_value(
+        &self,
+        mapping: &Mapping,
+        direction: Direction,
+        record: &Record,
+        prepared: &RecordValue,
+    ) -> Result<Option<String>, EvalError> {
+        let raw = mapping.read(record);
+        self.transform(mapping, direction, raw.as_deref(), prepared)
+    }
+
+    /// B15: maps a status value in `direction` (HubSpot value → Accelo title on pull, Accelo
+    /// title → HubSpot value on push); `None` when unmapped.
+    pub fn map_status(&self, object: Object, direction: Direction, value: &str) -> Option<&str> {
+        self.status(object)?.map(direction, value)
+    }
+
+    /// The status mapping of `object`.
+    pub fn status(&self, object: Object) -> Option<&StatusMap> {
+        self.object(object)?.status.as_ref()
+    }
+
+    /// The mapping that writes target field `field` (HubSpot property on push, Accelo write
+    /// key on pull) — how an executor gets from a plan change back to a mapping name.
+    pub fn mapping_for_target(
+        &self,
+        object: Object,
+        direction: Direction,
+        field: &str,
+    ) -> Option<&Mapping> {
+        self.object(object)?
+            .mappings
+            .iter()
+            .find(|m| m.direction.flows(direction) && m.target_field(direction) == Some(field))
+    }
+
+    /// Every rule-file test case, companies' first.
+    pub fn tests(&self) -> impl Iterator<Item = &TestCase> {
+        self.objects().flat_map(|o| o.tests.iter())
+    }
+}
+
+/// The result of loading: the program, the config, and the warnings found.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The compiled rules.
+    pub program: Arc<Program>,
+    /// The configuration.
+    pub config: Config,
+    /// Warnings (no errors).
+    pub report: Report,
+}
+
+/// Reads, checks and compiles the config and rules under `paths`. `Err` holds every problem
+/// when anything is invalid.
+pub fn load(paths: &Paths) -> Result<Loaded, Report> {
+    let checked = crate::rules::check(paths);
+    match (checked.config, checked.rules) {
+        (Some(config), Some(rules)) if !checked.report.has_errors() => Ok(Loaded {
+            program: Arc::new(Program::new(rules)),
+            config,
+            report: checked.report,
+        }),
+        _ => Err(checked.report),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn program_is_shareable() {
+        assert_send_sync::<Program>();
+        assert_send_sync::<Arc<Program>>();
+    }
+}

@@ -1,0 +1,438 @@
+//! What Tandem knows about each side before reading any rule: the standard HubSpot properties of
+//! companies and contacts (type, read-only flag, enumeration values where HubSpot fixes them) and
+//! the Accelo fields of the record documents (shapes in `model::Record`), with the writable ones
+//! marked. Rule files add the portal's custom HubSpot properties.
+//!
+//! Every name in `reference/trigger-properties.yaml` is here, plus the system properties
+//! (`hs_object_id`, `createdate`, `lastmodifieddate` / `hs_lastmodifieddate`,
+//! `associatedcompanyid`) and the other common standard ones.
+
+use std::collections::BTreeMap;
+
+use super::raw::PropertyType;
+use crate::model::Object;
+
+use PropertyType::{Bool, Date, Datetime, Enumeration, Number, PhoneNumber, String as Text};
+
+/// `(name, type, read_only)`.
+type Std = (&'static str, PropertyType, bool);
+
+/// Values of `lifecyclestage` (both objects).
+pub const LIFECYCLE_STAGES: &[&str] = &[
+    "subscriber",
+    "lead",
+    "marketingqualifiedlead",
+    "salesqualifiedlead",
+    "opportunity",
+    "customer",
+    "evangelist",
+    "other",
+];
+
+/// Values of `hs_lead_status` (both objects).
+pub const LEAD_STATUSES: &[&str] = &[
+    "NEW",
+    "OPEN",
+    "IN_PROGRESS",
+    "OPEN_DEAL",
+    "UNQUALIFIED",
+    "ATTEMPTED_TO_CONTACT",
+    "CONNECTED",
+    "BAD_TIMING",
+];
+
+/// Values of a company's `type`.
+pub const COMPANY_TYPES: &[&str] = &["PROSPECT", "PARTNER", "RESELLER", "VENDOR", "OTHER"];
+
+const COMPANY: &[Std] = &[
+    // system
+    ("hs_object_id", Number, true),
+    ("createdate", Datetime, true),
+    ("hs_lastmodifieddate", Datetime, true),
+    ("hs_merged_object_ids", Enumeration, true),
+    ("num_associated_contacts", Number, true),
+    ("hs_additional_domains", Text, false),
+    // the guide's trigger list
+    ("name", Text, false),
+    ("about_us", Text, false),
+    ("address", Text, false),
+    ("address2", Text, false),
+    ("annualrevenue", Number, false),
+    ("city", Text, false),
+    ("closedate", Datetime, false),
+    ("country", Text, false),
+    ("description", Text, false),
+    ("domain", Text, false),
+    ("first_deal_created_date", Datetime, true),
+    ("founded_year", Text, false),
+    ("hs_lead_status", Enumeration, false),
+    ("hubspot_owner_id", Enumeration, false),
+    ("hubspot_team_id", Enumeration, true),
+    ("industry", Enumeration, false),
+    ("is_public", Bool, false),
+    ("lifecyclestage", Enumeration, false),
+    ("notes_last_contacted", Datetime, true),
+    ("notes_last_updated", Datetime, true),
+    ("notes_next_activity_date", Datetime, true),
+    ("numberofemployees", Number, false),
+    ("phone", PhoneNumber, false),
+    ("recent_deal_amount", Number, true),
+    ("recent_deal_close_date", Datetime, true),
+    ("state", Text, false),
+    ("timezone", Enumeration, false),
+    ("total_money_raised", Text, false),
+    ("total_revenue", Number, true),
+    ("type", Enumeration, false),
+    ("web_technologies", Enumeration, false),
+    ("website", Text, false),
+    ("zip", Text, false),
+    ("facebook_company_page", Text, false),
+    ("facebookfans", Number, false),
+    ("googleplus_page", Text, false),
+    ("linkedin_company_page", Text, false),
+    ("linkedinbio", Text, false),
+    ("twitterbio", Text, false),
+    ("twitterfollowers", Number, false),
+    ("twitterhandle", Text, false),
+];
+
+const CONTACT: &[Std] = &[
+    // system
+    ("hs_object_id", Number, true),
+    ("createdate", Datetime, true),
+    ("lastmodifieddate", Datetime, true),
+    ("hs_lastmodifieddate", Datetime, true),
+    ("associatedcompanyid", Number, true),
+    ("hs_additional_emails", Enumeration, true),
+    // the guide's trigger list
+    ("firstname", Text, false),
+    ("address", Text, false),
+    ("annualrevenue", Text, false),
+    ("city", Text, false),
+    ("closedate", Datetime, false),
+    ("company", Text, false),
+    ("country", Text, false),
+    ("days_to_close", Number, true),
+    ("email", Text, false),
+    ("fax", PhoneNumber, false),
+    ("first_deal_created_date", Datetime, true),
+    ("hs_lead_status", Enumeration, false),
+    ("hs_lifecyclestage_customer_date", Datetime, true),
+    ("hs_lifecyclestage_evangelist_date", Datetime, true),
+    ("hs_lifecyclestage_lead_date", Datetime, true),
+    (
+        "hs_lifecyclestage_marketingqualifiedlead_date",
+        Datetime,
+        true,
+    ),
+    ("hs_lifecyclestage_opportunity_date", Datetime, true),
+    ("hs_lifecyclestage_other_date", Datetime, true),
+    ("hs_lifecyclestage_salesqualifiedlead_date", Datetime, true),
+    ("hs_lifecyclestage_subscriber_date", Datetime, true),
+    ("hs_sales_email_last_clicked", Datetime, true),
+    ("hs_sales_email_last_opened", Datetime, true),
+    ("hs_sales_email_last_replied", Datetime, true),
+    ("hs_sequences_is_enrolled", Bool, true),
+    ("hubspot_owner_id", Enumeration, false),
+    ("hubspot_team_id", Enumeration, true),
+    ("industry", Text, false),
+    ("jobtitle", Text, false),
+    ("lastname", Text, false),
+    ("lifecyclestage", Enumeration, false),
+    ("message", Text, false),
+    ("mobilephone", PhoneNumber, false),
+    ("notes_last_contacted", Datetime, true),
+    ("notes_last_updated", Datetime, true),
+    ("notes_next_activity_date", Datetime, true),
+    ("numemployees", Enumeration, false),
+    ("phone", PhoneNumber, false),
+    ("recent_deal_amount", Number, true),
+    ("recent_deal_close_date", Datetime, true),
+    ("salutation", Text, false),
+    ("state", Text, false),
+    ("total_revenue", Number, true),
+    ("webinareventlastupdated", Number, true),
+    ("website", Text, false),
+    ("zip", Text, false),
+    ("hs_email_optout_1234723", Enumeration, true),
+    ("followercount", Number, true),
+    ("hs_facebookid", Text, false),
+    ("hs_googleplusid", Text, false),
+    ("hs_linkedinid", Text, false),
+    ("hs_twitterid", Text, false),
+    ("kloutscoregeneral", Number, true),
+    ("linkedinbio", Text, false),
+    ("linkedinconnections", Number, true),
+    ("photo", Text, false),
+    ("twitterbio", Text, false),
+    ("twitterhandle", Text, false),
+    ("twitterprofilephoto", Text, false),
+    ("hs_analytics_source", Enumeration, true),
+    ("date_of_birth", Date, false),
+];
+
+/// What Tandem knows about one HubSpot property.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Property {
+    /// Internal name.
+    pub name: String,
+    /// HubSpot type.
+    pub kind: PropertyType,
+    /// Never written by Tandem.
+    pub read_only: bool,
+    /// Allowed values when HubSpot fixes them (empty = not checked).
+    pub options: Vec<String>,
+    /// Declared in the rule file's `custom_properties`.
+    pub custom: bool,
+}
+
+fn standard_options(name: &str, object: Object) -> Vec<String> {
+    let list: &[&str] = match (name, object) {
+        ("lifecyclestage", _) => LIFECYCLE_STAGES,
+        ("hs_lead_status", _) => LEAD_STATUSES,
+        ("type", Object::Company) => COMPANY_TYPES,
+        ("is_public" | "hs_sequences_is_enrolled", _) => &["true", "false"],
+        _ => &[],
+    };
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// The standard HubSpot properties of `object`.
+pub fn standard_properties(object: Object) -> Vec<Property> {
+    let table = match object {
+        Object::Company => COMPANY,
+        Object::Contact => CONTACT,
+    };
+    table
+        .iter()
+        .map(|(name, kind, read_only)| Property {
+            name: name.to_string(),
+            kind: *kind,
+            read_only: *read_only,
+            options: standard_options(name, object),
+            custom: false,
+        })
+        .collect()
+}
+
+/// The HubSpot properties one rule file may use: the standard ones plus its custom ones.
+#[derive(Debug, Clone)]
+pub struct HubSpotCatalog {
+    props: BTreeMap<String, Property>,
+}
+
+impl HubSpotCatalog {
+    /// The standard properties of `object`.
+    pub fn standard(object: Object) -> HubSpotCatalog {
+        HubSpotCatalog {
+            props: standard_properties(object)
+                .into_iter()
+                .map(|p| (p.name.clone(), p))
+                .collect(),
+        }
+    }
+
+    /// Adds (or, for a standard name, replaces) a property.
+    pub fn declare(&mut self, p: Property) {
+        self.props.insert(p.name.clone(), p);
+    }
+
+    /// The property called `name`.
+    pub fn get(&self, name: &str) -> Option<&Property> {
+        self.props.get(name)
+    }
+
+    /// Every property name.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.props.keys().map(String::as_str)
+    }
+
+    /// True when `name` is a standard (not custom) property.
+    pub fn is_standard(object: Object, name: &str) -> bool {
+        let table = match object {
+            Object::Company => COMPANY,
+            Object::Contact => CONTACT,
+        };
+        table.iter().any(|(n, ..)| *n == name)
+    }
+}
+
+/// One field of an Accelo record document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceloField {
+    /// Dotted path from the document root (`postal_address.city`) — the write key when
+    /// writable.
+    pub path: &'static str,
+    /// Tandem may write it through a field mapping.
+    pub writable: bool,
+    /// A nested object (`postal_address`), not a value.
+    pub object: bool,
+}
+
+const fn f(path: &'static str, writable: bool) -> AcceloField {
+    AcceloField {
+        path,
+        writable,
+        object: false,
+    }
+}
+
+const fn obj(path: &'static str) -> AcceloField {
+    AcceloField {
+        path,
+        writable: false,
+        object: true,
+    }
+}
+
+const ACCELO_COMPANY: &[AcceloField] = &[
+    f("id", false),
+    f("name", true),
+    f("website", true),
+    f("phone", true),
+    f("fax", true),
+    f("comments", true),
+    f("custom_id", false),
+    f("standing", false),
+    f("date_created", false),
+    f("date_modified", false),
+    f("date_last_interacted", false),
+    obj("status"),
+    f("status.id", false),
+    f("status.title", false),
+    f("status.standing", false),
+    obj("postal_address"),
+    f("postal_address.id", false),
+    f("postal_address.full", false),
+    f("postal_address.street1", true),
+    f("postal_address.street2", true),
+    f("postal_address.city", true),
+    f("postal_address.zipcode", true),
+    f("postal_address.state", true),
+    f("postal_address.country", true),
+];
+
+const ACCELO_CONTACT: &[AcceloField] = &[
+    f("id", false),
+    f("firstname", true),
+    f("middlename", true),
+    f("surname", true),
+    f("title", true),
+    f("comments", true),
+    f("standing", false),
+    f("date_created", false),
+    f("date_modified", false),
+    f("date_last_interacted", false),
+    obj("status"),
+    f("status.id", false),
+    f("status.title", false),
+    f("status.standing", false),
+    obj("affiliation"),
+    f("affiliation.id", false),
+    f("affiliation.email", true),
+    f("affiliation.phone", true),
+    f("affiliation.mobile", true),
+    f("affiliation.fax", true),
+    f("affiliation.position", true),
+    f("affiliation.standing", false),
+    f("affiliation.date_modified", false),
+    obj("company"),
+    f("company.id", false),
+    f("company.name", false),
+];
+
+/// Every field of an Accelo `object` document.
+pub fn accelo_fields(object: Object) -> &'static [AcceloField] {
+    match object {
+        Object::Company => ACCELO_COMPANY,
+        Object::Contact => ACCELO_CONTACT,
+    }
+}
+
+/// The field at dotted `path`.
+pub fn accelo_field(object: Object, path: &str) -> Option<AcceloField> {
+    accelo_fields(object)
+        .iter()
+        .copied()
+        .find(|f| f.path == path)
+}
+
+/// The nested objects of an Accelo document (always present, possibly empty, when rules read
+/// a record: `record.postal_address.city` is `()` rather than an error when there is none).
+pub fn accelo_nested(object: Object) -> impl Iterator<Item = &'static str> {
+    accelo_fields(object)
+        .iter()
+        .filter(|f| f.object)
+        .map(|f| f.path)
+}
+
+/// The Accelo write key of the status (its value is a status title).
+pub const ACCELO_STATUS_KEY: &str = "status";
+
+/// The closest candidate to `name` (edit distance ≤ 1/3 of its length), for "did you mean".
+pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (levenshtein(name, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trigger_list_is_all_known() {
+        let text = include_str!("../../../tests/fixtures/rules/trigger-properties.yaml");
+        let mut object = None;
+        let mut count = 0;
+        for line in text.lines() {
+            let line = line.trim_end();
+            if line.starts_with('#') || line.is_empty() {
+                continue;
+            }
+            if let Some(o) = line.strip_suffix(':') {
+                object = Some(o.parse::<Object>().unwrap());
+                continue;
+            }
+            let name = line.trim_start_matches([' ', '-']).trim();
+            if name == "created" {
+                continue;
+            }
+            let o = object.unwrap();
+            assert!(
+                HubSpotCatalog::standard(o).get(name).is_some(),
+                "{o} `{name}` missing from the catalogue"
+            );
+            count += 1;
+        }
+        assert!(count > 100);
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(suggest("nme", ["name", "phone"]), Some("name"));
+        assert_eq!(
+            suggest("lifecylestage", ["lifecyclestage"]),
+            Some("lifecyclestage")
+        );
+        assert_eq!(suggest("zzzz", ["name"]), None);
+    }
+}

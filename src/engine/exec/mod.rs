@@ -1,0 +1,77 @@
+//! The executor and the job runner: turns a [`Plan`](tandem_core::plan::Plan) into writes on the
+//! target system, durably, and runs every manual and automatic sync as a job of the store's
+//! queue.
+//!
+//! - [`executor`] — [`Executor::execute`]: a plan in dependency order (companies, then contacts),
+//!   HubSpot writes in batches of the connector's batch size, Accelo writes one by one with
+//!   bounded concurrency; each record's outcome (link + log entry + intent resolution) is written
+//!   as it happens in one store transaction; create intents before every create (B20); echoes of
+//!   every written value (B17); guardrails before the first write (B21).
+//! - [`recover`] — settling the open create intents a crash left behind, before anything is
+//!   created again.
+//! - [`guardrails`] — the B21 thresholds.
+//! - [`progress`] — progress to a terminal (indicatif bar on a TTY, plain lines otherwise).
+//! - [`worker`] — [`Worker`]: claims jobs under short leases with heartbeats, dispatches them by
+//!   kind to a [`JobHandler`], writes the run's start and end to the sync log, finishes or
+//!   releases the job, and sends the push-completion email.
+//! - [`jobs`] — the handlers of the manual runs (`pull`, `push`, `push_company`,
+//!   `push_contact`, `apply`).
+//!
+//! Invariants: nothing is written to a remote system before the guardrails passed; no create is
+//! sent without an open intent; a record's link change, intent resolution and log entry are one
+//! transaction; a run that loses its lease stops writing at the next record.
+
+pub mod executor;
+pub mod guardrails;
+pub mod jobs;
+pub mod owner;
+pub mod progress;
+pub mod recover;
+pub mod worker;
+
+pub use executor::{ExecOptions, Executor, JobLease, Report, RunContext};
+pub use guardrails::Breach;
+pub use progress::{Progress, ProgressMode};
+pub use worker::{Finished, JobHandler, JobRun, RunSummary, Worker};
+
+use crate::connect::ConnectError;
+use crate::store::StoreError;
+
+/// Why a run stopped before handling every action.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ExecError {
+    /// A guardrail (B21) would be exceeded; nothing was written.
+    #[error("{0}")]
+    #[diagnostic(
+        code(tandem::exec::guardrail),
+        help(
+            "check the plan with `tandem plan`; if it is right, run again with `--force` or \
+             raise `sync.guardrails` in tandem.yaml"
+        )
+    )]
+    Guardrail(Breach),
+    /// A remote system could not be reached, refused the credentials or stayed unavailable.
+    #[error("stopped: {0}")]
+    #[diagnostic(code(tandem::exec::unreachable))]
+    Unreachable(ConnectError),
+    /// The store failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] StoreError),
+    /// The run was cancelled, or its job's lease was lost (another worker took it over); it
+    /// stopped between two records.
+    #[error("interrupted: {0}")]
+    #[diagnostic(code(tandem::exec::interrupted))]
+    Interrupted(String),
+}
+
+impl ExecError {
+    /// True when the remote system (or the store's database) is unreachable: exit code 3.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            ExecError::Unreachable(_) => true,
+            ExecError::Store(e) => e.is_unreachable(),
+            _ => false,
+        }
+    }
+}
