@@ -1,44 +1,62 @@
-//! The compiled rules: [`Program`], built from a checked [`RuleSet`], immutable, `Send + Sync`,
-//! shared as `Arc<Program>` by the planner, the executor and the server.
+//! The compiled rules: [`Program`], compiled from a checked [`RuleSet`], immutable,
+//! `Send + Sync`, shared as `Arc<Program>` by the planner, the executor and the server.
 //!
-//! Rhai ASTs were compiled and JSONPaths parsed during the check; the program adds the lookups
-//! the runtime needs and the evaluation methods. Every evaluation returns `Result<_, EvalError>`:
-//! a rule that fails or exceeds a limit fails that record, never the program. [`load`] runs the
-//! whole pipeline (read → check → compile); the engine's reloader re-runs it when files change.
+//! Compiling turns each object's checked rules into their runtime form ([`rules`]): Rhai ASTs,
+//! parsed JSONPaths, status tables. The program adds the lookups the runtime needs and the
+//! evaluation methods; the planner reads the rules through it alone. Every evaluation returns
+//! `Result<_, EvalError>`: a rule that fails or exceeds a limit fails that record, never the
+//! program. [`load`] runs the whole pipeline (read → check → compile); the engine's reloader
+//! re-runs it when files change.
 
+pub mod rules;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub use self::rules::{
+    AcceloPath, BlankPolicy, CompileError, DedupKey, FieldDirection, Mapping, ObjectRules,
+    Precedence, StatusMap,
+};
 use crate::expr::{EvalError, RecordValue};
 use crate::model::{Direction, Object, Record, System};
 use crate::rules::config::Config;
-use crate::rules::set::{Mapping, ObjectRules, RuleSet, StatusMap, TestCase};
-use crate::rules::{Paths, Report};
+use crate::rules::set::{RuleSet, TestCase};
+use crate::rules::{Code, Diagnostic, Paths, Report};
 
 /// The compiled rule set.
 #[derive(Debug, Clone)]
 pub struct Program {
-    rules: RuleSet,
+    objects: BTreeMap<Object, ObjectRules>,
+    hash: String,
 }
 
 impl Program {
     /// Compiles a checked rule set.
-    pub fn new(rules: RuleSet) -> Program {
-        Program { rules }
+    pub fn compile(rules: &RuleSet) -> Result<Program, CompileError> {
+        let objects = rules
+            .objects
+            .iter()
+            .map(|(object, r)| Ok((*object, self::rules::compile_object(r)?)))
+            .collect::<Result<BTreeMap<_, _>, CompileError>>()?;
+        Ok(Program {
+            objects,
+            hash: rules.hash.clone(),
+        })
     }
 
     /// sha256 (hex) of the canonical rule-file contents: equal hashes, equal rules.
     pub fn rules_hash(&self) -> &str {
-        &self.rules.hash
+        &self.hash
     }
 
     /// The rules of `object`, if a rule file describes it (objects without rules do not sync).
     pub fn object(&self, object: Object) -> Option<&ObjectRules> {
-        self.rules.objects.get(&object)
+        self.objects.get(&object)
     }
 
     /// Every object's rules, companies first.
     pub fn objects(&self) -> impl Iterator<Item = &ObjectRules> {
-        self.rules.objects.values()
+        self.objects.values()
     }
 
     /// True when a HubSpot change of `property` (or `"created"`) on `object` queues a sync
@@ -180,13 +198,24 @@ pub struct Loaded {
 /// when anything is invalid.
 pub fn load(paths: &Paths) -> Result<Loaded, Report> {
     let checked = crate::rules::check(paths);
+    let mut report = checked.report;
     match (checked.config, checked.rules) {
-        (Some(config), Some(rules)) if !checked.report.has_errors() => Ok(Loaded {
-            program: Arc::new(Program::new(rules)),
-            config,
-            report: checked.report,
-        }),
-        _ => Err(checked.report),
+        (Some(config), Some(rules)) if !report.has_errors() => match Program::compile(&rules) {
+            Ok(program) => Ok(Loaded {
+                program: Arc::new(program),
+                config,
+                report,
+            }),
+            Err(e) => {
+                let code = match e.what {
+                    "expression" => Code::RhaiSyntax,
+                    _ => Code::JsonPathSyntax,
+                };
+                report.push(Diagnostic::whole(code, &e.file, e.to_string()));
+                Err(report)
+            }
+        },
+        _ => Err(report),
     }
 }
 

@@ -493,7 +493,7 @@ impl RecordValue {
         }
         match record.system {
             System::Accelo => {
-                for nested in crate::rules::catalog::accelo_nested(record.object) {
+                for nested in crate::model::accelo::accelo_nested(record.object) {
                     let empty = map
                         .get(nested)
                         .is_none_or(|d| d.is_unit() || d.read_lock::<rhai::Map>().is_none());
@@ -525,7 +525,7 @@ impl RecordValue {
                 }
             }
             System::Accelo => {
-                for f in crate::rules::catalog::accelo_fields(object) {
+                for f in crate::model::accelo::accelo_fields(object) {
                     if f.object {
                         continue;
                     }

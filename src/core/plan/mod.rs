@@ -29,6 +29,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::model::Op;
 use crate::model::{Direction, Object, System};
 
 pub use planner::{PlanInput, plan};
@@ -117,35 +118,6 @@ impl Summary {
             }
         }
         s
-    }
-}
-
-/// What happens to one source record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Op {
-    /// Create the record on the target side and link the two.
-    Create,
-    /// Change fields of the linked target record.
-    Update,
-    /// Link to an existing target record found by a dedup key (B6), applying `changes`.
-    Link,
-    /// Nothing to do.
-    Noop,
-    /// Deliberately not synced; `reason` says why.
-    Skip,
-}
-
-impl Op {
-    /// Lower-case name as in the JSON form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Op::Create => "create",
-            Op::Update => "update",
-            Op::Link => "link",
-            Op::Noop => "noop",
-            Op::Skip => "skip",
-        }
     }
 }
 

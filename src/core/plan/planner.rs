@@ -35,9 +35,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{Action, Change, Mode, Op, Plan, RecordRef, Summary, synced_key};
 use crate::compile::Program;
+use crate::compile::{BlankPolicy, Mapping, ObjectRules, Precedence, StatusMap};
 use crate::expr::{EvalError, RecordValue};
 use crate::model::{Direction, Link, Object, Record, System};
-use crate::rules::set::{BlankPolicy, Mapping, ObjectRules, Precedence, StatusMap};
 
 /// What the planner plans from.
 #[derive(Debug, Clone, Copy)]

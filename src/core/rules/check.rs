@@ -14,17 +14,19 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::catalog::{self, HubSpotCatalog, Property, accelo_field, suggest};
+use super::catalog::{HubSpotCatalog, Property, suggest};
 use super::config::Config;
 use super::diag::{Code, Diagnostic, Report};
 use super::lenient::Lenient;
 use super::raw::{self, PropertyType, RuleFile};
 use super::schema::{self, FileKind};
 use super::set::{
-    AcceloPath, DedupKey, Expected, Mapping, ObjectRules, RuleSet, StatusMap, TestCase,
+    Code as Checked_, DedupKey, Expected, FieldPath, Mapping, ObjectRules, RuleSet, StatusMap,
+    TestCase,
 };
 use super::yaml::{self, SpanIndex, push_pointer};
 use crate::expr::{CompileErrorKind, Expr, RecordValue, Vars};
+use crate::model::accelo::{self, accelo_field};
 use crate::model::{Direction, Link, Object, Record, System};
 
 /// The default config file.
@@ -862,7 +864,7 @@ impl FileState {
                                     .label("`record` here is an Accelo record");
                                 if let Some(s) = suggest(
                                     &dotted,
-                                    catalog::accelo_fields(object).iter().map(|f| f.path),
+                                    accelo::accelo_fields(object).iter().map(|f| f.path),
                                 ) {
                                     d = d.help(format!("did you mean `record.{s}`?"));
                                 }
@@ -886,7 +888,7 @@ impl FileState {
         vars: Vars,
         side: &Side<'_>,
         report: &mut Report,
-    ) -> Option<Expr> {
+    ) -> Option<Checked_> {
         match Expr::compile(text, vars) {
             Ok(e) => {
                 if !self.check_record_paths(ptr, text, side.system, side.object, side.cat, report) {
@@ -913,7 +915,11 @@ impl FileState {
                     );
                     return None;
                 }
-                Some(e)
+                // Valid: compiling it for the program is `crate::compile`'s job.
+                Some(Checked_ {
+                    source: text.to_string(),
+                    vars,
+                })
             }
             Err(err) => {
                 let span = self.expr_span(ptr, text, err.line, err.column);
@@ -1245,12 +1251,12 @@ impl FileState {
         if let Some(s) = &status {
             read_properties.insert(s.hubspot.clone());
         }
-        let mut pull_exprs: Vec<&Expr> = Vec::new();
+        let mut pull_exprs: Vec<&Checked_> = Vec::new();
         pull_exprs.extend(criteria_pull.as_ref());
         pull_exprs.extend(dedup.iter().map(|d| &d.hubspot));
         pull_exprs.extend(mappings.iter().filter_map(|m| m.transform_pull.as_ref()));
         for e in pull_exprs {
-            for path in record_paths(e.source()) {
+            for path in record_paths(&e.source) {
                 if let Some((first, _)) = path.first()
                     && cat.get(first).is_some()
                 {
@@ -1309,9 +1315,13 @@ impl FileState {
         object: Object,
         written: bool,
         report: &mut Report,
-    ) -> Option<AcceloPath> {
-        let mut path = match AcceloPath::parse(text) {
-            Ok(p) => p,
+    ) -> Option<FieldPath> {
+        let mut path = FieldPath {
+            source: text.to_string(),
+            write_key: None,
+        };
+        match serde_json_path::JsonPath::parse(text) {
+            Ok(_) => {}
             Err(e) => {
                 // serde_json_path reports a 0-based byte offset into the path (its docs say
                 // "1-indexed"; the parser computes `input.offset(rest)`).
@@ -1328,8 +1338,8 @@ impl FileState {
                 return None;
             }
         };
-        let fields = catalog::accelo_fields(object);
-        match path.dotted() {
+        let fields = accelo::accelo_fields(object);
+        match accelo::name_segments(text).map(|s| s.join(".")) {
             Some(dotted) => match accelo_field(object, &dotted) {
                 None => {
                     let mut d = self
@@ -1722,7 +1732,7 @@ impl FileState {
                     format!("unknown Accelo {object} field `{path}`"),
                 )
                 .label("not in the Accelo record");
-            if let Some(s) = suggest(path, catalog::accelo_fields(object).iter().map(|f| f.path)) {
+            if let Some(s) = suggest(path, accelo::accelo_fields(object).iter().map(|f| f.path)) {
                 d = d.help(format!("did you mean `{s}`?"));
             }
             report.push(d);

@@ -462,9 +462,9 @@ pub enum ExpectOp {
     Skip,
 }
 
-impl From<ExpectOp> for crate::plan::Op {
-    fn from(o: ExpectOp) -> crate::plan::Op {
-        use crate::plan::Op;
+impl From<ExpectOp> for crate::model::Op {
+    fn from(o: ExpectOp) -> crate::model::Op {
+        use crate::model::Op;
         match o {
             ExpectOp::Create => Op::Create,
             ExpectOp::Update => Op::Update,

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+pub mod accelo;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -390,5 +392,34 @@ mod tests {
         assert_eq!(Direction::Pull.source(), System::HubSpot);
         assert_eq!(Direction::Pull.target(), System::Accelo);
         assert_eq!(Direction::from_source(System::Accelo), Direction::Push);
+    }
+}
+
+/// What happens to one source record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    /// Create the record on the target side and link the two.
+    Create,
+    /// Change fields of the linked target record.
+    Update,
+    /// Link to an existing target record found by a dedup key, applying `changes`.
+    Link,
+    /// Nothing to do.
+    Noop,
+    /// Deliberately not synced; `reason` says why.
+    Skip,
+}
+
+impl Op {
+    /// Lower-case name as in the JSON form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::Update => "update",
+            Op::Link => "link",
+            Op::Noop => "noop",
+            Op::Skip => "skip",
+        }
     }
 }
