@@ -122,30 +122,8 @@ pub fn run(args: Args) -> super::Exit {
             accelo = sb.accelo_url(),
             "sandbox serving; stop with Ctrl-C"
         );
-        wait_for_signal().await;
+        super::wait_for_signal().await;
         sb.shutdown().await;
         super::Exit::Ok
     })
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -56,7 +56,7 @@ pub fn run(args: Args) -> Exit {
         let shutdown = CancellationToken::new();
         let on_signal = shutdown.clone();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            super::wait_for_signal().await;
             tracing::info!(target: "tandem::server", "signal received: shutting down");
             on_signal.cancel();
         });
@@ -274,28 +274,5 @@ async fn serve_with(
             eprintln!("error: {e}");
             Exit::Failures
         }
-    }
-}
-
-/// Waits for SIGINT or SIGTERM.
-pub(crate) async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -9,7 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::ConfigArgs;
 use super::Exit;
-use super::serve::{common, wait_for_signal, worker};
+use super::serve::{common, worker};
+use super::wait_for_signal;
 use tandem_engine::runtime::Env;
 
 /// Arguments of `tandem worker`.

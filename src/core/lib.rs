@@ -12,3 +12,4 @@ pub mod expr;
 pub mod model;
 pub mod plan;
 pub mod rules;
+pub mod secret;

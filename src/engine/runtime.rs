@@ -355,25 +355,18 @@ pub fn connectors(
     secrets: config::Secrets,
     retry: Option<RetryPolicy>,
 ) -> Result<Systems, RuntimeError> {
-    let hs_auth = match secrets.hubspot {
-        config::HubSpotAuth::Token(t) => {
-            store::redact::register_secret(t.expose());
-            HubSpotAuth::Token(Secret::new(t.expose()))
-        }
-        config::HubSpotAuth::OAuth {
-            client_id,
+    match &secrets.hubspot {
+        HubSpotAuth::Token(t) => store::redact::register_secret(t.expose()),
+        HubSpotAuth::OAuth {
             client_secret,
             refresh_token,
+            ..
         } => {
             store::redact::register_secret(client_secret.expose());
             store::redact::register_secret(refresh_token.expose());
-            HubSpotAuth::OAuth {
-                client_id,
-                client_secret: Secret::new(client_secret.expose()),
-                refresh_token: Secret::new(refresh_token.expose()),
-            }
         }
-    };
+    }
+    let hs_auth = secrets.hubspot;
     store::redact::register_secret(secrets.accelo_client_secret.expose());
 
     let url = |system: System, url: &str| -> Result<String, RuntimeError> {

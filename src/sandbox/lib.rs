@@ -22,6 +22,7 @@
 pub mod accelo;
 pub mod common;
 pub mod data;
+pub mod gate;
 pub mod hubspot;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -17,7 +17,7 @@ use PropertyType::{Bool, Date, Datetime, Enumeration, Number, PhoneNumber, Strin
 /// `(name, type, read_only)`.
 type Std = (&'static str, PropertyType, bool);
 
-/// Values of `lifecyclestage` (both objects).
+/// Values of `lifecyclestage` (both objects), in HubSpot's forward order.
 pub const LIFECYCLE_STAGES: &[&str] = &[
     "subscriber",
     "lead",

@@ -5,11 +5,11 @@
 //! [`Config::secrets`] reads those at run time with errors that name the variable, never the
 //! value. The `TANDEM_*` overrides that scripts rely on are applied by [`Config::apply_env`].
 
-use std::fmt;
-
 use schemars::JsonSchema;
 use serde::Deserialize;
 use thiserror::Error;
+
+pub use crate::secret::Secret;
 
 /// The Tandem configuration file (`rules/tandem.yaml` by default).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
@@ -215,34 +215,6 @@ pub struct Guardrails {
     pub max_share: Option<f64>,
 }
 
-/// A secret read from the environment. `Debug` and `Display` print `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The value, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
 /// A secret that could not be resolved. Names the variable, never a value.
 #[derive(Debug, Clone, PartialEq, Eq, Error, miette::Diagnostic)]
 pub enum SecretError {
@@ -267,15 +239,15 @@ pub enum SecretError {
 /// How Tandem authenticates to HubSpot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HubSpotAuth {
-    /// A private app's access token.
+    /// A private-app (static) access token.
     Token(Secret),
-    /// An OAuth app.
+    /// OAuth 2: access tokens obtained with a refresh token and refreshed ahead of expiry.
     OAuth {
-        /// Client id.
+        /// The app's client id.
         client_id: String,
-        /// Client secret.
+        /// The app's client secret.
         client_secret: Secret,
-        /// Refresh token.
+        /// The installation's refresh token.
         refresh_token: Secret,
     },
 }
@@ -331,13 +303,15 @@ impl Config {
     pub fn secrets(&self, env: impl Fn(&str) -> Option<String>) -> Result<Secrets, SecretError> {
         let get = |k: &str| env(k).filter(|v| !v.is_empty());
         let read = |var: &str, what: &'static str| {
-            get(var).map(Secret).ok_or_else(|| SecretError::Missing {
-                var: var.to_string(),
-                what,
-            })
+            get(var)
+                .map(Secret::new)
+                .ok_or_else(|| SecretError::Missing {
+                    var: var.to_string(),
+                    what,
+                })
         };
         let hubspot = if let Some(t) = get(ENV_HUBSPOT_TOKEN) {
-            HubSpotAuth::Token(Secret(t))
+            HubSpotAuth::Token(Secret::new(t))
         } else if let Some(var) = &self.hubspot.token_env {
             HubSpotAuth::Token(read(var, "HubSpot access token")?)
         } else if let Some(o) = &self.hubspot.oauth {
@@ -352,7 +326,7 @@ impl Config {
             });
         };
         let accelo_client_secret = if let Some(s) = get(ENV_ACCELO_CLIENT_SECRET) {
-            Secret(s)
+            Secret::new(s)
         } else if self.accelo.client_secret_env.is_empty() {
             return Err(SecretError::Unconfigured {
                 key: "accelo.client_secret_env",
@@ -373,13 +347,13 @@ impl Config {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Secret>, SecretError> {
         if let Some(v) = env(ENV_HUBSPOT_WEBHOOK_SECRET).filter(|v| !v.is_empty()) {
-            return Ok(Some(Secret(v)));
+            return Ok(Some(Secret::new(v)));
         }
         match &self.server.webhook_secret_env {
             None => Ok(None),
             Some(var) => env(var)
                 .filter(|v| !v.is_empty())
-                .map(|v| Some(Secret(v)))
+                .map(|v| Some(Secret::new(v)))
                 .ok_or_else(|| SecretError::Missing {
                     var: var.clone(),
                     what: "webhook signing secret",
@@ -394,13 +368,13 @@ impl Config {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Secret>, SecretError> {
         if let Some(v) = env(ENV_ACCELO_WEBHOOK_SECRET).filter(|v| !v.is_empty()) {
-            return Ok(Some(Secret(v)));
+            return Ok(Some(Secret::new(v)));
         }
         match &self.server.accelo_webhook_secret_env {
             None => Ok(None),
             Some(var) => env(var)
                 .filter(|v| !v.is_empty())
-                .map(|v| Some(Secret(v)))
+                .map(|v| Some(Secret::new(v)))
                 .ok_or_else(|| SecretError::Missing {
                     var: var.clone(),
                     what: "Accelo webhook secret",
@@ -421,7 +395,7 @@ impl Config {
                 let get = |var: &String, what| {
                     env(var)
                         .filter(|v| !v.is_empty())
-                        .map(Secret)
+                        .map(Secret::new)
                         .ok_or_else(|| SecretError::Missing {
                             var: var.clone(),
                             what,

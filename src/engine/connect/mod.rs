@@ -24,11 +24,10 @@ mod de;
 mod error;
 mod http;
 pub mod hubspot;
-mod secret;
 
 pub use error::ConnectError;
 pub use http::{RateLimit, RetryPolicy};
-pub use secret::Secret;
+pub use tandem_core::secret::Secret;
 
 /// The changes of one write, by write key. `None` clears the field.
 pub type Changes = BTreeMap<String, Option<String>>;

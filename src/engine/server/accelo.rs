@@ -23,8 +23,7 @@ use crate::store::NewEvent;
 use tandem_core::model::{Object, System};
 
 fn refuse(status: StatusCode, outcome: &'static str, message: &str) -> Response {
-    metrics::counter!(m::WEBHOOK_REQUESTS, "source" => "accelo", "outcome" => outcome).increment(1);
-    (status, axum::Json(json!({"error": message}))).into_response()
+    super::refuse("accelo", status, outcome, message)
 }
 
 /// The object an Accelo event type is about.
@@ -79,16 +78,9 @@ pub async fn receive(
              server.accelo_webhook_secret_env)",
         );
     };
-    let body = match body {
+    let body = match super::webhook_body("accelo", body, rx.config.max_body) {
         Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return refuse(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                &format!("the body is larger than {} bytes", rx.config.max_body),
-            );
-        }
-        Err(e) => return refuse(e.status(), "malformed", "the body could not be read"),
+        Err(refused) => return refused,
     };
     let sig = headers.get("x-hub-signature").and_then(|v| v.to_str().ok());
     if let Err(e) = signature::verify_accelo(secret.expose().as_bytes(), &body, sig) {

@@ -235,9 +235,7 @@ impl ReplayGuard {
 }
 
 fn refuse(status: StatusCode, outcome: &'static str, message: &str) -> Response {
-    metrics::counter!(m::WEBHOOK_REQUESTS, "source" => "hubspot", "outcome" => outcome)
-        .increment(1);
-    (status, axum::Json(json!({"error": message}))).into_response()
+    super::refuse("hubspot", status, outcome, message)
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -295,16 +293,9 @@ pub async fn receive(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    let body = match body {
+    let body = match super::webhook_body("hubspot", body, rx.config.max_body) {
         Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return refuse(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                &format!("the body is larger than {} bytes", rx.config.max_body),
-            );
-        }
-        Err(e) => return refuse(e.status(), "malformed", "the body could not be read"),
+        Err(refused) => return refused,
     };
     let Some(secret) = rx.config.hubspot_secret.as_ref() else {
         return refuse(

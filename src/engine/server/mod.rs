@@ -199,3 +199,40 @@ pub(crate) fn key(system: System, object: Object, id: impl Into<String>) -> Reco
 pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
+
+/// Refuses a webhook request from `source` (`hubspot`, `accelo`): counted under `outcome`,
+/// answered with `{"error": message}`. Nothing of a refused request is stored.
+pub(crate) fn refuse(
+    source: &'static str,
+    status: StatusCode,
+    outcome: &'static str,
+    message: &str,
+) -> Response {
+    ::metrics::counter!(metrics::WEBHOOK_REQUESTS, "source" => source, "outcome" => outcome)
+        .increment(1);
+    (status, axum::Json(serde_json::json!({"error": message}))).into_response()
+}
+
+/// The body of a webhook request from `source`, or its refusal: 413 when it is larger than
+/// `max_body`, the extractor's 4xx when it could not be read.
+pub(crate) fn webhook_body(
+    source: &'static str,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+    max_body: usize,
+) -> Result<axum::body::Bytes, Response> {
+    match body {
+        Ok(b) => Ok(b),
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(refuse(
+            source,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            &format!("the body is larger than {max_body} bytes"),
+        )),
+        Err(e) => Err(refuse(
+            source,
+            e.status(),
+            "malformed",
+            "the body could not be read",
+        )),
+    }
+}

@@ -11,13 +11,17 @@ pub mod query;
 pub mod store;
 pub mod webhooks;
 
+use std::future::Future;
+
+use crate::data::SeedData;
+use crate::gate::{self, Simulator};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -27,8 +31,8 @@ use serde_json::{Value, json};
 
 use self::store::{AcEvent, AcStore, Obj};
 use crate::common::{
-    Clock, FaultAction, FaultConfig, Faults, RollingWindow, Stats, dropped_connection,
-    gateway_html, json_response, lock, query_pairs, route_key,
+    Clock, FaultConfig, Faults, RollingWindow, Stats, gateway_html, json_response, lock,
+    query_pairs, route_key,
 };
 use crate::data::{AcSeed, SeedSpec};
 
@@ -269,16 +273,19 @@ pub fn router(ac: Arc<Ac>) -> Router {
             axum::routing::delete(webhooks::delete_subscription),
         )
         .route("/oauth2/v0/token", post(token))
-        .route_layer(middleware::from_fn_with_state(ac.clone(), gate));
+        .route_layer(middleware::from_fn_with_state(ac.clone(), gate::gate::<Ac>));
     let admin = Router::new()
         .route("/_sandbox/edit", post(api::admin_edit))
         .route("/_sandbox/records/{object}", get(api::admin_records))
-        .route("/_sandbox/stats", get(admin_stats))
-        .route("/_sandbox/reset", post(admin_reset))
-        .route("/_sandbox/revoke_tokens", post(admin_revoke_tokens))
+        .route("/_sandbox/stats", get(gate::admin_stats::<Ac>))
+        .route("/_sandbox/reset", post(gate::admin_reset::<Ac>))
+        .route(
+            "/_sandbox/revoke_tokens",
+            post(gate::admin_revoke_tokens::<Ac>),
+        )
         .route(
             "/_sandbox/faults",
-            get(admin_get_faults).post(admin_set_faults),
+            get(gate::admin_get_faults::<Ac>).post(gate::admin_set_faults::<Ac>),
         );
     Router::new()
         .merge(api)
@@ -323,40 +330,6 @@ async fn unmatched(State(ac): State<Arc<Ac>>, method: Method, uri: Uri) -> Respo
 
 // ---------------------------------------------------------------------------------------------
 // Gate
-
-async fn gate(State(ac): State<Arc<Ac>>, req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let template = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string());
-    let key = route_key(&method, template.as_deref(), &path);
-    let write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS)
-        && !path.starts_with("/oauth2/");
-    let (action, latency) = ac.faults.decide_for(&key);
-    ac.stats.count(key, write);
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    match action {
-        FaultAction::Pass => {}
-        FaultAction::Drop => {
-            ac.stats.fault("drop");
-            return dropped_connection();
-        }
-        FaultAction::DropAfter => {
-            ac.stats.fault("drop_after");
-            let _served = pass(&ac, req, next).await;
-            return dropped_connection();
-        }
-        FaultAction::Status(code) => {
-            ac.stats.fault(&code.to_string());
-            return injected(&ac, code);
-        }
-    }
-    pass(&ac, req, next).await
-}
 
 /// Auth, rate limits and the handler (the part of the gate a `drop_after` fault still runs).
 async fn pass(ac: &Ac, req: Request, next: Next) -> Response {
@@ -624,10 +597,38 @@ async fn token(State(ac): State<Arc<Ac>>, headers: HeaderMap, body: Bytes) -> Re
 // ---------------------------------------------------------------------------------------------
 // Admin
 
-async fn admin_stats(State(ac): State<Arc<Ac>>) -> Response {
-    let mut v = ac.stats.to_json();
-    if let Some(o) = v.as_object_mut() {
-        let store = ac.read();
+impl Simulator for Ac {
+    fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// Any method but GET/HEAD/OPTIONS, except token requests.
+    fn is_write(method: &Method, path: &str) -> bool {
+        !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+            && !path.starts_with("/oauth2/")
+    }
+
+    fn pass(&self, req: Request, next: Next) -> impl Future<Output = Response> + Send {
+        pass(self, req, next)
+    }
+
+    fn injected(&self, code: u16) -> Response {
+        injected(self, code)
+    }
+
+    fn revoke_tokens(&self) -> usize {
+        let mut tokens = lock(&self.tokens);
+        let n = tokens.len();
+        tokens.clear();
+        n
+    }
+
+    fn more_stats(&self, o: &mut serde_json::Map<String, Value>) {
+        let store = self.read();
         o.insert(
             "records".into(),
             json!({
@@ -637,22 +638,15 @@ async fn admin_stats(State(ac): State<Arc<Ac>>) -> Response {
                 "addresses": store.addresses.len(),
             }),
         );
-        o.insert("webhooks".into(), ac.hooks.stats_json());
+        o.insert("webhooks".into(), self.hooks.stats_json());
     }
-    json_response(StatusCode::OK, &v)
-}
 
-async fn admin_reset(State(ac): State<Arc<Ac>>) -> Response {
-    let spec = ac.spec;
-    match tokio::task::spawn_blocking(move || spec.generate()).await {
-        Ok(seed) => {
-            reset(&ac, &seed.accelo);
-            json_response(StatusCode::OK, &json!({"reset": true}))
-        }
-        Err(e) => json_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &json!({"error": format!("regenerating the seed failed: {e}")}),
-        ),
+    fn spec(&self) -> SeedSpec {
+        self.spec
+    }
+
+    fn reset_to(&self, seed: &SeedData) {
+        reset(self, &seed.accelo);
     }
 }
 
@@ -663,33 +657,6 @@ pub fn reset(ac: &Ac, seed: &AcSeed) {
     ac.stats.reset();
     ac.faults.set(ac.initial_faults.clone());
     ac.hourly.reset();
-}
-
-/// `POST /_sandbox/revoke_tokens`: every access token issued so far stops working (401
-/// `invalid_client`, as for an unknown token); the client credentials stay valid.
-async fn admin_revoke_tokens(State(ac): State<Arc<Ac>>) -> Response {
-    let revoked = {
-        let mut tokens = lock(&ac.tokens);
-        let n = tokens.len();
-        tokens.clear();
-        n
-    };
-    json_response(StatusCode::OK, &json!({"revoked": revoked}))
-}
-
-async fn admin_get_faults(State(ac): State<Arc<Ac>>) -> Response {
-    json_response(StatusCode::OK, &json!(ac.faults.config()))
-}
-
-async fn admin_set_faults(State(ac): State<Arc<Ac>>, body: Bytes) -> Response {
-    let text = String::from_utf8_lossy(&body);
-    match FaultConfig::parse(if text.trim().is_empty() { "{}" } else { &text }) {
-        Ok(cfg) => {
-            ac.faults.set(cfg);
-            json_response(StatusCode::OK, &json!(ac.faults.config()))
-        }
-        Err(e) => json_response(StatusCode::BAD_REQUEST, &json!({"error": e})),
-    }
 }
 
 /// Request parameters: the query string merged with a form or JSON body (body wins).

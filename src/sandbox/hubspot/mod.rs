@@ -13,6 +13,10 @@ pub mod search;
 pub mod store;
 pub mod webhooks;
 
+use std::future::Future;
+
+use crate::data::SeedData;
+use crate::gate::{self, Simulator};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
@@ -20,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -30,8 +34,8 @@ use serde_json::{Value, json};
 use self::store::{HsStore, Kind, StoreError};
 use self::webhooks::{WebhookSettings, Webhooks};
 use crate::common::{
-    Clock, FaultAction, FaultConfig, Faults, RollingWindow, Stats, correlation_id,
-    dropped_connection, gateway_html, json_response, lock, route_key,
+    Clock, FaultConfig, Faults, RollingWindow, Stats, correlation_id, gateway_html, json_response,
+    lock, route_key,
 };
 use crate::data::{HsSeed, SeedSpec};
 
@@ -200,16 +204,19 @@ pub fn router(hs: Arc<Hs>) -> Router {
         .route("/oauth/v1/token", post(oauth_token))
         .route("/oauth/v3/token", post(oauth_token))
         .route("/oauth/v1/access-tokens/{token}", get(access_token_info))
-        .route_layer(middleware::from_fn_with_state(hs.clone(), gate));
+        .route_layer(middleware::from_fn_with_state(hs.clone(), gate::gate::<Hs>));
     let admin = Router::new()
         .route("/_sandbox/edit", post(admin_edit))
         .route("/_sandbox/records/{object}", get(admin_records))
-        .route("/_sandbox/stats", get(admin_stats))
-        .route("/_sandbox/reset", post(admin_reset))
-        .route("/_sandbox/revoke_tokens", post(admin_revoke_tokens))
+        .route("/_sandbox/stats", get(gate::admin_stats::<Hs>))
+        .route("/_sandbox/reset", post(gate::admin_reset::<Hs>))
+        .route(
+            "/_sandbox/revoke_tokens",
+            post(gate::admin_revoke_tokens::<Hs>),
+        )
         .route(
             "/_sandbox/faults",
-            get(admin_get_faults).post(admin_set_faults),
+            get(gate::admin_get_faults::<Hs>).post(gate::admin_set_faults::<Hs>),
         )
         .route(
             "/_sandbox/webhooks",
@@ -319,39 +326,6 @@ fn is_write(method: &Method, path: &str) -> bool {
         && !path.starts_with("/oauth/")
         && !path.ends_with("/search")
         && !path.ends_with("/batch/read")
-}
-
-async fn gate(State(hs): State<Arc<Hs>>, req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let template = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string());
-    let key = route_key(&method, template.as_deref(), &path);
-    let write = is_write(&method, &path);
-    let (action, latency) = hs.faults.decide_for(&key);
-    hs.stats.count(key, write);
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    match action {
-        FaultAction::Pass => {}
-        FaultAction::Drop => {
-            hs.stats.fault("drop");
-            return dropped_connection();
-        }
-        FaultAction::DropAfter => {
-            hs.stats.fault("drop_after");
-            let _served = pass(&hs, req, next).await;
-            return dropped_connection();
-        }
-        FaultAction::Status(code) => {
-            hs.stats.fault(&code.to_string());
-            return injected(&hs, code);
-        }
-    }
-    pass(&hs, req, next).await
 }
 
 /// Auth, rate limits and the handler (the part of the gate a `drop_after` fault still runs).
@@ -707,11 +681,37 @@ async fn admin_records(State(hs): State<Arc<Hs>>, Path(object): Path<String>) ->
     json_response(StatusCode::OK, &Value::Array(all))
 }
 
-async fn admin_stats(State(hs): State<Arc<Hs>>) -> Response {
-    let mut v = hs.stats.to_json();
-    if let Some(o) = v.as_object_mut() {
-        o.insert("webhooks".into(), hs.webhooks.stats.to_json());
-        let store = hs.read();
+impl Simulator for Hs {
+    fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    fn is_write(method: &Method, path: &str) -> bool {
+        is_write(method, path)
+    }
+
+    fn pass(&self, req: Request, next: Next) -> impl Future<Output = Response> + Send {
+        pass(self, req, next)
+    }
+
+    fn injected(&self, code: u16) -> Response {
+        injected(self, code)
+    }
+
+    fn revoke_tokens(&self) -> usize {
+        let mut tokens = lock(&self.access_tokens);
+        let n = tokens.len();
+        tokens.clear();
+        n
+    }
+
+    fn more_stats(&self, o: &mut serde_json::Map<String, Value>) {
+        o.insert("webhooks".into(), self.webhooks.stats.to_json());
+        let store = self.read();
         o.insert(
             "records".into(),
             json!({
@@ -720,20 +720,13 @@ async fn admin_stats(State(hs): State<Arc<Hs>>) -> Response {
             }),
         );
     }
-    json_response(StatusCode::OK, &v)
-}
 
-async fn admin_reset(State(hs): State<Arc<Hs>>) -> Response {
-    let spec = hs.spec;
-    match tokio::task::spawn_blocking(move || spec.generate()).await {
-        Ok(seed) => {
-            reset(&hs, &seed.hubspot);
-            json_response(StatusCode::OK, &json!({"reset": true}))
-        }
-        Err(e) => admin_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("regenerating the seed failed: {e}"),
-        ),
+    fn spec(&self) -> SeedSpec {
+        self.spec
+    }
+
+    fn reset_to(&self, seed: &SeedData) {
+        reset(self, &seed.hubspot);
     }
 }
 
@@ -747,34 +740,6 @@ pub fn reset(hs: &Hs, seed: &HsSeed) {
     hs.ten_secondly.reset();
     hs.secondly.reset();
     hs.daily.reset();
-}
-
-/// `POST /_sandbox/revoke_tokens`: every OAuth access token issued so far stops working (401
-/// `INVALID_AUTHENTICATION`, as for an unknown token); the refresh token and the private-app
-/// token stay valid, so a client recovers by refreshing.
-async fn admin_revoke_tokens(State(hs): State<Arc<Hs>>) -> Response {
-    let revoked = {
-        let mut tokens = lock(&hs.access_tokens);
-        let n = tokens.len();
-        tokens.clear();
-        n
-    };
-    json_response(StatusCode::OK, &json!({"revoked": revoked}))
-}
-
-async fn admin_get_faults(State(hs): State<Arc<Hs>>) -> Response {
-    json_response(StatusCode::OK, &json!(hs.faults.config()))
-}
-
-async fn admin_set_faults(State(hs): State<Arc<Hs>>, body: Bytes) -> Response {
-    let text = String::from_utf8_lossy(&body);
-    match FaultConfig::parse(if text.trim().is_empty() { "{}" } else { &text }) {
-        Ok(cfg) => {
-            hs.faults.set(cfg);
-            json_response(StatusCode::OK, &json!(hs.faults.config()))
-        }
-        Err(e) => admin_error(StatusCode::BAD_REQUEST, e),
-    }
 }
 
 async fn admin_get_webhooks(State(hs): State<Arc<Hs>>) -> Response {

@@ -42,9 +42,10 @@ use self::wire::*;
 use super::http::{Answer, Body, Call, HeaderStyle, Lane, StaticToken, TokenSource, Transport};
 use super::{
     ConnectError, Connector, CreateInput, Cursor, Lookup, Page, RateLimit, RetryPolicy, Scan,
-    Secret, Stored, UpdateInput, WriteOutcome, WriteResult, Written,
+    Stored, UpdateInput, WriteOutcome, WriteResult, Written,
 };
 use tandem_core::model::{Object, Record, System};
+use tandem_core::rules::catalog::LIFECYCLE_STAGES;
 
 /// Inputs per batch request and records per list page.
 const BATCH: usize = 100;
@@ -61,21 +62,7 @@ pub const DEFAULT_SEARCH_INDEX_LAG: Duration = Duration::from_secs(10);
 /// First pause between two searches for a lost create (doubles, up to the window's end).
 const LAG_RETRY_FIRST: Duration = Duration::from_millis(250);
 
-/// How Tandem authenticates to HubSpot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HubSpotAuth {
-    /// A private-app (static) access token.
-    Token(Secret),
-    /// OAuth 2: access tokens obtained with a refresh token and refreshed ahead of expiry.
-    OAuth {
-        /// The app's client id.
-        client_id: String,
-        /// The app's client secret.
-        client_secret: Secret,
-        /// The installation's refresh token.
-        refresh_token: Secret,
-    },
-}
+pub use tandem_core::rules::config::HubSpotAuth;
 
 /// Everything the HubSpot connector needs to know.
 #[derive(Debug, Clone, PartialEq)]
@@ -892,18 +879,6 @@ fn settle(
 /// The lifecycle stage property.
 const LIFECYCLE: &str = "lifecyclestage";
 
-/// HubSpot's default lifecycle stages, in their forward order.
-const LIFECYCLE_ORDER: &[&str] = &[
-    "subscriber",
-    "lead",
-    "marketingqualifiedlead",
-    "salesqualifiedlead",
-    "opportunity",
-    "customer",
-    "evangelist",
-    "other",
-];
-
 /// True when `u` sets `lifecyclestage` to a stage before the record's current one (known from
 /// `u.current`), or to another stage when either is a custom stage whose order is unknown.
 fn moves_lifecycle_back(u: &UpdateInput) -> bool {
@@ -916,7 +891,7 @@ fn moves_lifecycle_back(u: &UpdateInput) -> bool {
     if from == *to {
         return false;
     }
-    let rank = |s: &str| LIFECYCLE_ORDER.iter().position(|x| *x == s);
+    let rank = |s: &str| LIFECYCLE_STAGES.iter().position(|x| *x == s);
     match (rank(&from), rank(to)) {
         (Some(f), Some(t)) => t < f,
         _ => true,
@@ -1278,6 +1253,7 @@ impl Connector for HubSpot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connect::Secret;
 
     #[test]
     fn lifecycle_moves_back_only_against_a_known_later_stage() {

@@ -1,5 +1,6 @@
-//! `Secret`: a string that never prints. Tokens, client secrets and refresh tokens live in it
-//! from the moment they are read until the moment they go into an HTTP header or form.
+//! `Secret`: a string that never prints. Tokens, client secrets, refresh tokens, webhook
+//! secrets and passwords live in it from the moment they are read from the environment until
+//! the moment they go into an HTTP header, a form or a signature.
 
 use std::fmt;
 
