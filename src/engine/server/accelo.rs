@@ -80,7 +80,7 @@ pub async fn receive(
     };
     let body = match super::webhook_body("accelo", body, rx.config.max_body) {
         Ok(b) => b,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let sig = headers.get("x-hub-signature").and_then(|v| v.to_str().ok());
     if let Err(e) = signature::verify_accelo(secret.expose().as_bytes(), &body, sig) {

@@ -295,7 +295,7 @@ pub async fn receive(
     let started = Instant::now();
     let body = match super::webhook_body("hubspot", body, rx.config.max_body) {
         Ok(b) => b,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let Some(secret) = rx.config.hubspot_secret.as_ref() else {
         return refuse(

@@ -219,20 +219,20 @@ pub(crate) fn webhook_body(
     source: &'static str,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
     max_body: usize,
-) -> Result<axum::body::Bytes, Response> {
+) -> Result<axum::body::Bytes, Box<Response>> {
     match body {
         Ok(b) => Ok(b),
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(refuse(
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(Box::new(refuse(
             source,
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
             &format!("the body is larger than {max_body} bytes"),
-        )),
-        Err(e) => Err(refuse(
+        ))),
+        Err(e) => Err(Box::new(refuse(
             source,
             e.status(),
             "malformed",
             "the body could not be read",
-        )),
+        ))),
     }
 }
