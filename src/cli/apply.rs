@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::ConfigArgs;
-use super::Exit;
+use super::common::ConfigArgs;
+use super::common::Exit;
 use super::pull::{Output, print, run_job};
 use tandem_engine::exec::progress::ProgressMode;
 use tandem_engine::runtime::Options;
@@ -64,5 +64,5 @@ pub async fn apply(args: &Args, options: Options, progress: ProgressMode) -> Out
 /// Runs `tandem apply`.
 pub fn run(args: Args) -> Exit {
     let options = args.config.options();
-    super::block_on(async move { print(apply(&args, options, ProgressMode::Auto).await) })
+    super::common::block_on(async move { print(apply(&args, options, ProgressMode::Auto).await) })
 }

@@ -8,7 +8,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use super::Exit;
+use super::common::Exit;
 use tandem_core::rules::{Paths, Report, check};
 
 /// Output format of diagnostics.

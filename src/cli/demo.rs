@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::Exit;
+use super::common::Exit;
 use super::pull::{Output, run_job_with};
 use tandem_core::model::{Direction, Object};
 use tandem_core::plan::{Mode, Op, Plan, Scope, render};
@@ -55,7 +55,7 @@ pub struct Args {
 
 /// Runs `tandem demo`.
 pub fn run(args: Args) -> Exit {
-    super::block_on(async move {
+    super::common::block_on(async move {
         match demo(&args).await {
             Ok(()) => Exit::Ok,
             Err(e) => {

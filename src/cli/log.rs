@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Local, NaiveDate, Utc};
 
-use super::Exit;
+use super::common::Exit;
 use tandem_core::model::RecordKey;
 use tandem_engine::notify::human_duration;
 use tandem_engine::store::{

@@ -12,8 +12,8 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use super::Exit;
-use super::{ConfigArgs, Reported};
+use super::common::Exit;
+use super::common::{ConfigArgs, Reported};
 use tandem_core::model::Direction;
 use tandem_core::plan::{Mode, SavedPlan, Scope, plan, render};
 use tandem_engine::runtime::{Options, Runtime, RuntimeError};
@@ -172,7 +172,7 @@ fn save(path: &Path, text: &str) -> Result<(), RuntimeError> {
 pub fn run(args: Args) -> Exit {
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let options = args.config.options();
-    super::block_on(async move {
+    super::common::block_on(async move {
         let out = render(&args, options, color).await;
         let _ = std::io::stdout().write_all(out.stdout.as_bytes());
         let _ = std::io::stderr().write_all(out.stderr.as_bytes());

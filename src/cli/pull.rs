@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::Exit;
-use super::{ConfigArgs, Reported};
+use super::common::Exit;
+use super::common::{ConfigArgs, Reported};
 use tandem_core::rules::config::TlsMode;
 use tandem_engine::exec::ExecOptions;
 use tandem_engine::exec::jobs::{self, Ran, fixed};
@@ -45,7 +45,7 @@ pub struct Args {
 pub fn run(args: Args) -> Exit {
     let options = args.config.options();
     let payload = jobs::payload(JobKind::Pull, None, args.force);
-    super::block_on(async move {
+    super::common::block_on(async move {
         print(run_job(options, JobKind::Pull, payload, ProgressMode::Auto).await)
     })
 }

@@ -7,8 +7,8 @@
 
 use clap::Subcommand;
 
-use super::ConfigArgs;
-use super::Exit;
+use super::common::ConfigArgs;
+use super::common::Exit;
 use super::pull::{print, run_job};
 use tandem_engine::exec::jobs;
 use tandem_engine::exec::progress::ProgressMode;
@@ -88,5 +88,7 @@ pub fn run(args: Args) -> Exit {
     };
     let options = config.options();
     let payload = jobs::payload(kind, id.as_deref(), force);
-    super::block_on(async move { print(run_job(options, kind, payload, ProgressMode::Auto).await) })
+    super::common::block_on(async move {
+        print(run_job(options, kind, payload, ProgressMode::Auto).await)
+    })
 }

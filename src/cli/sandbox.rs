@@ -85,12 +85,12 @@ pub fn options(args: &Args) -> Result<SandboxOptions, String> {
 }
 
 /// Runs the sandbox until SIGINT/SIGTERM.
-pub fn run(args: Args) -> super::Exit {
+pub fn run(args: Args) -> super::common::Exit {
     let opts = match options(&args) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}");
-            return super::Exit::Invalid;
+            return super::common::Exit::Invalid;
         }
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -100,7 +100,7 @@ pub fn run(args: Args) -> super::Exit {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return super::Exit::Failures;
+            return super::common::Exit::Failures;
         }
     };
     rt.block_on(async move {
@@ -108,7 +108,7 @@ pub fn run(args: Args) -> super::Exit {
             Ok(sb) => sb,
             Err(e) => {
                 eprintln!("{:?}", miette::Report::new(e));
-                return super::Exit::Invalid;
+                return super::common::Exit::Invalid;
             }
         };
         let line = sb.info().to_string();
@@ -122,8 +122,8 @@ pub fn run(args: Args) -> super::Exit {
             accelo = sb.accelo_url(),
             "sandbox serving; stop with Ctrl-C"
         );
-        super::wait_for_signal().await;
+        super::common::wait_for_signal().await;
         sb.shutdown().await;
-        super::Exit::Ok
+        super::common::Exit::Ok
     })
 }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::Exit;
+use super::common::Exit;
 use tandem_core::rules::schema;
 
 /// Arguments of `tandem schema`.

@@ -17,8 +17,8 @@ use std::time::Duration;
 use futures::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 
-use super::Exit;
-use super::{ConfigArgs, Reported};
+use super::common::Exit;
+use super::common::{ConfigArgs, Reported};
 use tandem_core::rules::config::{Secret, SecretError};
 use tandem_engine::exec::{Executor, Worker};
 use tandem_engine::reload::Reloader;
@@ -52,11 +52,11 @@ pub struct Args {
 
 /// Runs `tandem serve` until SIGTERM / SIGINT.
 pub fn run(args: Args) -> Exit {
-    super::block_on(async move {
+    super::common::block_on(async move {
         let shutdown = CancellationToken::new();
         let on_signal = shutdown.clone();
         tokio::spawn(async move {
-            super::wait_for_signal().await;
+            super::common::wait_for_signal().await;
             tracing::info!(target: "tandem::server", "signal received: shutting down");
             on_signal.cancel();
         });

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use similar::TextDiff;
 
-use super::Exit;
+use super::common::Exit;
 use tandem_core::compile::{Program, load};
 use tandem_core::model::{Object, System};
 use tandem_core::plan::{Action, PlanInput, plan};

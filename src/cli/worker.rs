@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::ConfigArgs;
-use super::Exit;
+use super::common::ConfigArgs;
+use super::common::Exit;
+use super::common::wait_for_signal;
 use super::serve::{common, worker};
-use super::wait_for_signal;
 use tandem_engine::runtime::Env;
 
 /// Arguments of `tandem worker`.
@@ -23,7 +23,7 @@ pub struct Args {
 
 /// Runs `tandem worker` until SIGTERM / SIGINT.
 pub fn run(args: Args) -> Exit {
-    super::block_on(async move {
+    super::common::block_on(async move {
         let shutdown = CancellationToken::new();
         let on_signal = shutdown.clone();
         tokio::spawn(async move {

@@ -33,10 +33,11 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Action, Change, Mode, Op, Plan, RecordRef, Summary, synced_key};
+use super::types::{Action, Change, Mode, Plan, RecordRef, Summary, synced_key};
 use crate::compile::Program;
 use crate::compile::{BlankPolicy, Mapping, ObjectRules, Precedence, StatusMap};
 use crate::expr::{EvalError, RecordValue};
+use crate::model::Op;
 use crate::model::{Direction, Link, Object, Record, System};
 
 /// What the planner plans from.

@@ -6,7 +6,8 @@
 
 use std::fmt::Write as _;
 
-use super::{Action, Op, Plan};
+use super::types::{Action, Plan};
+use crate::model::Op;
 
 /// ANSI styles, or nothing.
 struct Style {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::Plan;
+use super::types::Plan;
 use crate::model::{Link, Object, Record, System, canonical_json};
 
 /// The saved-plan format this version writes and reads.

@@ -28,8 +28,9 @@ use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::{ConnectError, Secret};
+use super::error::ConnectError;
 use tandem_core::model::System;
+use tandem_core::secret::Secret;
 
 /// The longest lifetime a token is trusted for, whatever its `expires_in` says.
 pub(crate) const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);

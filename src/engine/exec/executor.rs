@@ -32,7 +32,7 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::ExecError;
+use super::error::ExecError;
 use super::guardrails;
 use super::progress::Progress;
 use crate::connect::{

@@ -503,7 +503,7 @@ async fn follow(
             () = tokio::time::sleep(std::time::Duration::from_millis(300)) => {}
             r = tokio::signal::ctrl_c() => {
                 if r.is_ok() {
-                    return Err(JobError::Exec(super::ExecError::Interrupted(format!(
+                    return Err(JobError::Exec(super::error::ExecError::Interrupted(format!(
                         "stopped following job {id}; it goes on (`tandem log --follow --job {id}`)"
                     ))));
                 }

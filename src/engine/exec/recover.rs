@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 
-use super::ExecError;
+use super::error::ExecError;
 use super::executor::{Executor, IntentPayload};
 use super::owner;
 use crate::connect::ConnectError;

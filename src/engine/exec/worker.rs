@@ -22,9 +22,10 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::error::ExecError;
 use super::executor::{JobLease, Report};
+use super::owner;
 use super::progress::{Progress, Silent};
-use super::{ExecError, owner};
 use crate::notify::{PushSummary, SmtpSettings};
 use crate::store::{
     Counts, Job, JobEnd, JobId, JobKind, JobState, LogBody, LogQuery, NewLogEntry, Notice,

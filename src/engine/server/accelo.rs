@@ -17,13 +17,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::metrics as m;
+use super::receiver::{Receiver, key, record_job};
 use super::signature;
-use super::{Receiver, key, metrics as m, record_job};
 use crate::store::NewEvent;
 use tandem_core::model::{Object, System};
 
 fn refuse(status: StatusCode, outcome: &'static str, message: &str) -> Response {
-    super::refuse("accelo", status, outcome, message)
+    super::receiver::refuse("accelo", status, outcome, message)
 }
 
 /// The object an Accelo event type is about.
@@ -78,7 +79,7 @@ pub async fn receive(
              server.accelo_webhook_secret_env)",
         );
     };
-    let body = match super::webhook_body("accelo", body, rx.config.max_body) {
+    let body = match super::receiver::webhook_body("accelo", body, rx.config.max_body) {
         Ok(b) => b,
         Err(refused) => return *refused,
     };

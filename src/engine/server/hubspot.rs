@@ -17,8 +17,7 @@
 //! occurredAt + subscriptionType + propertyName (HubSpot redelivers, and `eventId` alone is not
 //! unique), before the 2xx answer; events that need no job are then settled.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -28,8 +27,11 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::signature::{self, MAX_AGE_MS, SignatureError};
-use super::{Receiver, key, metrics as m, now_ms, record_job};
+use super::metrics as m;
+#[cfg(test)]
+use super::receiver::ReplayGuard;
+use super::receiver::{Receiver, key, now_ms, record_job};
+use super::signature::{self, SignatureError};
 use crate::store::{
     Echo, EventId, LogBody, NewEvent, NewJob, NewLogEntry, Notice, NoticeLevel, Store,
 };
@@ -198,44 +200,8 @@ pub fn classify(program: &Program, ev: &Map<String, Value>) -> Classified {
     }
 }
 
-/// Remembers the signed requests seen within the signature's validity (5 minutes), so that
-/// the same request sent again is refused. Per process; across restarts and processes the
-/// event deduplication still makes a replay queue nothing.
-#[derive(Debug, Default)]
-pub struct ReplayGuard {
-    seen: Mutex<HashMap<String, i64>>,
-}
-
-impl ReplayGuard {
-    /// True the first time `signature` is seen (within its validity), false for a replay.
-    pub fn first_time(&self, signature: &str, now: i64) -> bool {
-        let Ok(mut seen) = self.seen.lock() else {
-            return true;
-        };
-        if seen.len() > 10_000 {
-            seen.retain(|_, expires| *expires > now);
-        }
-        match seen.get(signature) {
-            Some(expires) if *expires > now => false,
-            _ => {
-                // Valid for 5 minutes either side of its timestamp.
-                seen.insert(signature.to_string(), now + 2 * MAX_AGE_MS);
-                true
-            }
-        }
-    }
-
-    /// Forgets `signature`: its request was refused after the check (its events could not be
-    /// stored), so the same request sent again is not a replay.
-    pub fn forget(&self, signature: &str) {
-        if let Ok(mut seen) = self.seen.lock() {
-            seen.remove(signature);
-        }
-    }
-}
-
 fn refuse(status: StatusCode, outcome: &'static str, message: &str) -> Response {
-    super::refuse("hubspot", status, outcome, message)
+    super::receiver::refuse("hubspot", status, outcome, message)
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -293,7 +259,7 @@ pub async fn receive(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    let body = match super::webhook_body("hubspot", body, rx.config.max_body) {
+    let body = match super::receiver::webhook_body("hubspot", body, rx.config.max_body) {
         Ok(b) => b,
         Err(refused) => return *refused,
     };
@@ -549,6 +515,7 @@ async fn accept(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::signature::MAX_AGE_MS;
 
     #[test]
     fn dedup_key_uses_every_identifying_part() {

@@ -27,7 +27,8 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::{Rules, metrics as m, now_ms, record_job};
+use super::metrics as m;
+use super::receiver::{Rules, now_ms, record_job};
 use crate::connect::{ConnectError, Connector, Scan};
 use crate::store::{Store, StoreError};
 use tandem_core::compile::Program;

@@ -23,7 +23,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{Rules, metrics as m, record_of_job};
+use super::metrics as m;
+use super::receiver::{Rules, record_of_job};
 use crate::connect::Connector;
 use crate::connect::Systems;
 use crate::exec::worker::JobError;

@@ -12,7 +12,9 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, Postgres, Transaction};
 
-use super::{Backend, OpenOptions, StoreError, redact};
+use super::api::{Backend, OpenOptions};
+use super::error::StoreError;
+use super::redact;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("store/migrations/postgres");
 

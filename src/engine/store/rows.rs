@@ -11,8 +11,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
 
-use super::{
-    Event, EventId, Intent, IntentId, IntentState, Job, JobId, LogBody, LogEntry, LogId, StoreError,
+use super::error::StoreError;
+use super::types::{
+    Event, EventId, Intent, IntentId, IntentState, Job, JobId, LogBody, LogEntry, LogId,
 };
 use tandem_core::model::{Link, Object, RecordKey, System};
 

@@ -16,7 +16,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
-use super::{Backend, OpenOptions, StoreError};
+use super::api::{Backend, OpenOptions};
+use super::error::StoreError;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("store/migrations/sqlite");
 

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::FutureExt;
 
+use super::api::{OpenOptions, Store};
 use super::postgres::PgStore;
-use super::{OpenOptions, Store};
 
 /// The environment variable naming the PostgreSQL database tests use.
 pub const POSTGRES_URL_ENV: &str = "TANDEM_TEST_POSTGRES_URL";

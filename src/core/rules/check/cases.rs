@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::FileState;
+use super::file::FileState;
 use crate::model::accelo::{self, accelo_field};
 use crate::model::{Direction, Link, Object, Record, System};
 use crate::rules::catalog::{HubSpotCatalog, suggest};

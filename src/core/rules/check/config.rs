@@ -1,7 +1,7 @@
 //! Checking `tandem.yaml`: connections, store, notifications, server and sync settings, and
 //! that secrets are named by environment variable, never pasted.
 
-use super::load;
+use super::file::load;
 use crate::rules::config::Config;
 use crate::rules::diag::{Code, Diagnostic, Report};
 use crate::rules::paths::Source;

@@ -8,30 +8,23 @@
 
 mod cases;
 mod config;
+mod file;
 mod rule_file;
 mod status;
 
 use std::collections::{BTreeMap, HashMap};
-use std::ops::Range;
 use std::path::Path;
-use std::sync::Arc;
 
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use self::config::check_config;
-use super::catalog::HubSpotCatalog;
+use self::file::{FileState, load};
 use super::config::Config;
 use super::diag::{Code, Diagnostic, Report};
-use super::lenient::Lenient;
 use super::paths::{self, Paths, Source};
-use super::raw::{self};
-use super::scan::char_index;
-use super::schema::{self, FileKind};
+use super::schema::FileKind;
 use super::set::{ObjectRules, RuleSet};
-use super::yaml::{self, SpanIndex};
-use crate::expr::RecordValue;
-use crate::model::{Object, System};
+use crate::model::Object;
 
 /// The outcome of a check.
 #[derive(Debug, Clone)]
@@ -174,116 +167,10 @@ fn rules_hash(files: &[FileState]) -> String {
     hex::encode(h.finalize())
 }
 
-/// One side's view for checking expressions: which record `record` is, and a sample of it.
-struct Side<'c> {
-    system: System,
-    object: Object,
-    cat: &'c HubSpotCatalog,
-    sample: &'c RecordValue,
-}
-
-/// A parsed file with its spans.
-struct FileState {
-    name: String,
-    src: Arc<str>,
-    value: Value,
-    index: SpanIndex,
-    object: Object,
-    raw_tests: Vec<(usize, raw::TestCase)>,
-}
-
-fn load(src: &Source, kind: FileKind, report: &mut Report) -> Option<FileState> {
-    report.add_source(&src.name, src.text.clone());
-    let doc = yaml::parse(&src.text);
-    for e in &doc.errors {
-        let d = match &e.kind {
-            yaml::YamlErrorKind::DuplicateKey { first } => {
-                Diagnostic::new(Code::DuplicateKey, &src.name, e.span.clone(), &e.message)
-                    .related(first.clone(), "first defined here")
-            }
-            _ => Diagnostic::new(Code::YamlSyntax, &src.name, e.span.clone(), &e.message),
-        };
-        report.push(d);
-    }
-    let value = doc.value?;
-    schema::validate(kind, &src.name, &src.text, &value, &doc.index, report);
-    Some(FileState {
-        name: src.name.clone(),
-        src: src.text.clone(),
-        value,
-        index: doc.index,
-        object: Object::Company,
-        raw_tests: Vec::new(),
-    })
-}
-
-impl FileState {
-    /// Span of the value at `ptr`, limited to its first line.
-    /// A mapping or list with a key is pointed at by its key.
-    fn val(&self, ptr: &str) -> Range<usize> {
-        if let Some(yaml::Node {
-            key: Some(k),
-            style: yaml::Style::Collection,
-            ..
-        }) = self.index.get(ptr)
-        {
-            return k.clone();
-        }
-        let r = self.index.value_span(ptr);
-        let start = r.start.min(self.src.len());
-        let end = r.end.min(self.src.len()).max(start);
-        match self.src[start..end].find('\n') {
-            Some(i) => start..start + i,
-            None => start..end,
-        }
-    }
-
-    /// Span of the key naming `ptr` (or its value).
-    fn key(&self, ptr: &str) -> Range<usize> {
-        self.index.key_span(ptr)
-    }
-
-    fn diag(&self, code: Code, span: Range<usize>, msg: impl Into<String>) -> Diagnostic {
-        Diagnostic::new(code, &self.name, span, msg)
-    }
-
-    /// The source span of the character at (`line`, `column`) of the expression at `ptr`.
-    fn expr_span(&self, ptr: &str, text: &str, line: usize, column: usize) -> Range<usize> {
-        self.expr_span_len(ptr, text, char_index(text, line, column), 1)
-    }
-
-    /// The source span of `len` characters from character `idx` of the expression at `ptr`.
-    fn expr_span_len(&self, ptr: &str, text: &str, idx: usize, len: usize) -> Range<usize> {
-        let Some(node) = self.index.get(ptr) else {
-            return self.val(ptr);
-        };
-        let offsets = yaml::scalar_offsets(&self.src, node, text);
-        let last = offsets.len().saturating_sub(1);
-        let at = offsets
-            .get(idx.min(last))
-            .copied()
-            .unwrap_or(node.value.start);
-        let end_idx = (idx + len.max(1) - 1).min(last);
-        let end_at = offsets.get(end_idx).copied().unwrap_or(at).max(at);
-        let width = self.src[end_at.min(self.src.len())..]
-            .chars()
-            .next()
-            .map_or(0, char::len_utf8);
-        at..end_at + width
-    }
-}
-
-/// The valid entries of a lenient list, with their indexes.
-fn items<T>(l: &Lenient<Vec<Lenient<T>>>) -> impl Iterator<Item = (usize, &T)> {
-    l.get()
-        .into_iter()
-        .flat_map(|v| v.iter().enumerate())
-        .filter_map(|(i, x)| x.get().map(|x| (i, x)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn config_alone_can_be_loaded() {

@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 
-use super::{FileState, Side, items};
+use super::file::{FileState, Side, items};
 use crate::expr::{CompileErrorKind, Expr, RecordValue, Vars};
 use crate::model::accelo::{self, accelo_field};
 use crate::model::{Direction, Object, System};

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
-use super::FileState;
+use super::file::FileState;
 use crate::model::{Direction, Object};
 use crate::rules::catalog::{HubSpotCatalog, suggest};
 use crate::rules::diag::{Code, Report};
