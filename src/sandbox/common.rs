@@ -199,8 +199,6 @@ pub struct RollingWindow {
 pub struct WindowDecision {
     /// Whether the request may proceed.
     pub allowed: bool,
-    /// The limit (`None` = unlimited).
-    pub max: Option<u32>,
     /// Requests left in the current window after this one.
     pub remaining: u32,
     /// When the oldest admitted request leaves the window.
@@ -222,7 +220,6 @@ impl RollingWindow {
         let Some(max) = self.max else {
             return WindowDecision {
                 allowed: true,
-                max: None,
                 remaining: u32::MAX,
                 reset_in: Duration::ZERO,
             };
@@ -244,14 +241,12 @@ impl RollingWindow {
             q.push_back(now);
             WindowDecision {
                 allowed: true,
-                max: Some(max),
                 remaining: max - q.len() as u32,
                 reset_in,
             }
         } else {
             WindowDecision {
                 allowed: false,
-                max: Some(max),
                 remaining: 0,
                 reset_in,
             }
@@ -475,6 +470,7 @@ impl Faults {
     }
 
     /// Decides the fate of one API request, and the latency to add before answering.
+    #[cfg(test)]
     pub fn decide(&self) -> (FaultAction, Duration) {
         self.decide_for("")
     }

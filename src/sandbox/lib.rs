@@ -17,13 +17,16 @@
 
 // Handlers build their error responses early and return them through `Result<_, Response>`;
 // boxing every one of them would only add noise on paths that end the request anyway.
-#![allow(clippy::result_large_err)]
+#![allow(
+    clippy::result_large_err,
+    reason = "handlers return their early error responses through Result<_, Response>"
+)]
 
-pub mod accelo;
-pub mod common;
-pub mod data;
-pub mod gate;
-pub mod hubspot;
+mod accelo;
+mod common;
+mod data;
+mod gate;
+mod hubspot;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;

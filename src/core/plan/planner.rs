@@ -960,7 +960,10 @@ impl<'a> Ctx<'a, '_> {
     /// Incremental mode, one value of a linked pair with known `last_synced` values `bs` / `bt`
     /// (blank = empty string). `rv_t` caches the target prepared for expressions (only a write
     /// against the direction needs it).
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one value of a pair: both records, their prepared forms and baselines"
+    )]
     fn incremental_flow(
         &self,
         u: Unit<'_>,

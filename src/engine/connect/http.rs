@@ -534,7 +534,10 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a transport's settings, given once by each connector"
+    )]
     pub(crate) fn new(
         system: System,
         base_url: &str,

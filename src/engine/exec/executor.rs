@@ -898,7 +898,10 @@ impl Executor {
     }
 
     /// The outcome of one create.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the create's context, its result and the run's state it updates"
+    )]
     fn created(
         &self,
         ix: &Index<'_>,

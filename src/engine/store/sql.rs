@@ -64,7 +64,7 @@ macro_rules! claimable {
 macro_rules! impl_store {
     ($ty:ident, $db:ty, $conn:ty, $backend:expr) => {
         mod store_impl {
-            #[allow(unused_imports)]
+            #[allow(unused_imports, reason = "each backend uses a different part of its module")]
             use super::*;
             use $crate::store::rows::{
                 EventRow, IntentRow, JobRow, LeaseRow, LinkRow, LogColumns, LogRow, ms_after,

@@ -91,7 +91,10 @@ pub struct Ac {
 
 impl Ac {
     /// Builds the simulator state around seeded data.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the simulator's parts, each given once at start-up"
+    )]
     pub fn new(
         spec: SeedSpec,
         seed: &AcSeed,

@@ -107,7 +107,10 @@ pub struct Hs {
 
 impl Hs {
     /// Builds the simulator state around seeded data.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the simulator's parts, each given once at start-up"
+    )]
     pub fn new(
         spec: SeedSpec,
         seed: &HsSeed,

@@ -149,7 +149,10 @@ impl FileState {
     }
 
     /// One value of a test record. `None` = reported error; `Some(None)` = blank (dropped).
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a test value with where it is and what it must match"
+    )]
     pub(super) fn test_value(
         &self,
         system: System,
