@@ -21,6 +21,8 @@ use tandem_engine::store::{JobKind, JobState, LogBody, LogQuery};
 use tandem_sandbox::Sandbox;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::support::admin::edit;
+use crate::support::closed_port;
 use crate::support::exec::*;
 
 async fn run(p: &Project, kind: JobKind, id: Option<&str>, force: bool) -> Output {
@@ -35,20 +37,6 @@ async fn run(p: &Project, kind: JobKind, id: Option<&str>, force: bool) -> Outpu
 
 fn stats(sb: &Sandbox) -> Value {
     json!({"hubspot": sb.hubspot_stats(), "accelo": sb.accelo_stats()})
-}
-
-fn total_writes(s: &Value) -> u64 {
-    writes(&s["hubspot"]) + writes(&s["accelo"])
-}
-
-async fn edit(base: &str, object: &str, id: &str, fields: Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/_sandbox/edit"))
-        .json(&json!({"object": object, "id": id, "fields": fields}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
 }
 
 async fn world(p: &Project, sb: &Sandbox) -> World {
@@ -152,7 +140,7 @@ async fn pull_imports_the_qualifying_records_once() {
     edit(
         sb.hubspot_url(),
         "contacts",
-        &contact.hubspot_id,
+        Some(contact.hubspot_id.as_str()),
         json!({"jobtitle": "Chief Tandem Officer"}),
     )
     .await;
@@ -316,7 +304,7 @@ async fn push_exports_in_batches_of_100_and_emails_the_summary() {
     edit(
         sb.accelo_url(),
         "companies",
-        &company.accelo_id,
+        Some(company.accelo_id.as_str()),
         json!({"phone": "+61 3 5550 0000"}),
     )
     .await;
@@ -503,7 +491,7 @@ async fn apply_runs_a_saved_plan_and_refuses_a_stale_one() {
     edit(
         sb.hubspot_url(),
         "companies",
-        &hs_company.id,
+        Some(hs_company.id.as_str()),
         json!({"city": "Wollongong"}),
     )
     .await;
@@ -662,12 +650,6 @@ async fn a_follower_takes_the_job_over_when_its_runner_dies() {
         0
     );
     sb.shutdown().await;
-}
-
-/// A loopback port nothing listens on: picked by the OS, then closed again.
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 /// The first job found running, polled until `deadline`.

@@ -17,48 +17,12 @@ use tandem_engine::connect::{
 };
 use tandem_sandbox::{Sandbox, SandboxOptions};
 
+use crate::support::{
+    accelo_connector, fast_retry, hubspot_connector, read_all, requests, seeded_sandbox,
+};
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/// Quick retries: the sandbox's faults are seeded, the waits need not be long.
-fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        retries: 12,
-        min_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(100),
-        max_server_wait: Duration::from_millis(50),
-    }
-}
-
-async fn sandbox(seed: u64, companies: usize, contacts: usize) -> Sandbox {
-    Sandbox::start(SandboxOptions {
-        seed,
-        companies,
-        contacts,
-        ..Default::default()
-    })
-    .await
-    .expect("sandbox starts")
-}
-
-fn hubspot(sb: &Sandbox) -> HubSpot {
-    let mut s = HubSpotSettings::new(
-        sb.hubspot_url(),
-        HubSpotAuth::Token(Secret::new(sb.hubspot_token())),
-    );
-    s.retry = fast_retry();
-    HubSpot::new(s).expect("hubspot connector")
-}
-
-fn accelo(sb: &Sandbox) -> Accelo {
-    let mut s = AcceloSettings::new(
-        sb.accelo_url(),
-        sb.accelo_client_id(),
-        Secret::new(sb.accelo_client_secret()),
-    );
-    s.retry = fast_retry();
-    Accelo::new(s).expect("accelo connector")
-}
 
 struct Admin {
     http: reqwest::Client,
@@ -118,26 +82,12 @@ impl Admin {
     }
 }
 
-/// Requests counted under `METHOD /route` in a stats answer.
-fn count(stats: &Value, key: &str) -> u64 {
-    stats["requests"][key].as_u64().unwrap_or(0)
-}
-
 fn txt(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
         other => other.to_string(),
     }
-}
-
-async fn read_all(c: &dyn Connector, object: Object, props: &[String]) -> Vec<Record> {
-    let pages: Vec<Vec<Record>> = c
-        .scan(object, Scan::All, props)
-        .try_collect()
-        .await
-        .expect("scan");
-    pages.into_iter().flatten().collect()
 }
 
 fn by_id(records: Vec<Record>) -> BTreeMap<String, Record> {
@@ -164,19 +114,19 @@ const CONTACT_PROPS: &[&str] = &["email", "firstname", "lastname", "phone", "job
 #[tokio::test]
 async fn full_reads_cost_one_request_per_page_and_match_the_data() {
     // Sizes that are not multiples of 100.
-    let sb = sandbox(11, 250, 430).await;
+    let sb = seeded_sandbox(11, 250, 430).await;
     let admin = Admin::new();
     let (hs_url, ac_url) = (sb.hubspot_url().to_string(), sb.accelo_url().to_string());
-    let hs = hubspot(&sb);
-    let ac = accelo(&sb);
+    let hs = hubspot_connector(&sb);
+    let ac = accelo_connector(&sb);
 
     let companies = read_all(&hs, Object::Company, &props(COMPANY_PROPS)).await;
     let contacts = read_all(&hs, Object::Contact, &props(CONTACT_PROPS)).await;
     assert_eq!(companies.len(), 250);
     assert_eq!(contacts.len(), 430);
     let st = admin.stats(&hs_url).await;
-    assert_eq!(count(&st, "GET /crm/v3/objects/companies"), 3, "{st}");
-    assert_eq!(count(&st, "GET /crm/v3/objects/contacts"), 5, "{st}");
+    assert_eq!(requests(&st, "GET /crm/v3/objects/companies"), 3, "{st}");
+    assert_eq!(requests(&st, "GET /crm/v3/objects/contacts"), 5, "{st}");
     assert_eq!(
         st["total"].as_u64(),
         Some(8),
@@ -208,10 +158,10 @@ async fn full_reads_cost_one_request_per_page_and_match_the_data() {
     assert_eq!(companies_ac.len(), 250);
     assert_eq!(contacts_ac.len(), 430);
     let st = admin.stats(&ac_url).await;
-    assert_eq!(count(&st, "GET /api/v0/companies"), 3, "{st}");
-    assert_eq!(count(&st, "GET /api/v0/contacts"), 5, "{st}");
+    assert_eq!(requests(&st, "GET /api/v0/companies"), 3, "{st}");
+    assert_eq!(requests(&st, "GET /api/v0/contacts"), 5, "{st}");
     // One affiliation read per page of contacts (by their default affiliations).
-    assert_eq!(count(&st, "GET /api/v0/affiliations"), 5, "{st}");
+    assert_eq!(requests(&st, "GET /api/v0/affiliations"), 5, "{st}");
 
     // Accelo contacts are joined with their default affiliation and its company.
     let affs: BTreeMap<String, Value> = admin
@@ -248,11 +198,11 @@ async fn full_reads_cost_one_request_per_page_and_match_the_data() {
 
 #[tokio::test]
 async fn get_and_find_read_exactly_what_was_asked() {
-    let sb = sandbox(12, 60, 120).await;
+    let sb = seeded_sandbox(12, 60, 120).await;
     let admin = Admin::new();
     let (hs_url, ac_url) = (sb.hubspot_url().to_string(), sb.accelo_url().to_string());
-    let hs = hubspot(&sb);
-    let ac = accelo(&sb);
+    let hs = hubspot_connector(&sb);
+    let ac = accelo_connector(&sb);
 
     // HubSpot: batch read by ids (one request), unknown ids absent.
     let truth = admin.records(&hs_url, "contacts").await;
@@ -264,7 +214,7 @@ async fn get_and_find_read_exactly_what_was_asked() {
         .expect("get");
     assert_eq!(got.len(), 30);
     assert_eq!(
-        count(
+        requests(
             &admin.stats(&hs_url).await,
             "POST /crm/v3/objects/contacts/batch/read"
         ),
@@ -386,11 +336,11 @@ async fn get_and_find_read_exactly_what_was_asked() {
 
 #[tokio::test]
 async fn changed_since_reads_only_what_changed() {
-    let sb = sandbox(13, 40, 80).await;
+    let sb = seeded_sandbox(13, 40, 80).await;
     let admin = Admin::new();
     let (hs_url, ac_url) = (sb.hubspot_url().to_string(), sb.accelo_url().to_string());
-    let hs = hubspot(&sb);
-    let ac = accelo(&sb);
+    let hs = hubspot_connector(&sb);
+    let ac = accelo_connector(&sb);
     // Seeded data is older than 2025; everything edited now is newer.
     let since = chrono::Utc::now().timestamp_millis() - 1000;
 
@@ -502,7 +452,7 @@ async fn changed_since_moves_the_search_window_past_10000_results() {
         records.len() - ids.len()
     );
     let st = admin.stats(sb.hubspot_url()).await;
-    let searches = count(&st, "POST /crm/v3/objects/companies/search");
+    let searches = requests(&st, "POST /crm/v3/objects/companies/search");
     assert!((52..=54).contains(&searches), "{searches} searches: {st}");
     sb.shutdown().await;
 }
@@ -524,7 +474,7 @@ async fn the_hubspot_budget_follows_the_rate_limit_headers() {
     .await
     .expect("sandbox");
     let admin = Admin::new();
-    let hs = hubspot(&sb);
+    let hs = hubspot_connector(&sb);
     assert_eq!(
         hs.rate_limit(),
         tandem_engine::connect::RateLimit::HUBSPOT_BURST
@@ -551,10 +501,10 @@ async fn the_hubspot_budget_follows_the_rate_limit_headers() {
 
 #[tokio::test]
 async fn hubspot_batch_writes_report_each_input_alone() {
-    let sb = sandbox(14, 10, 20).await;
+    let sb = seeded_sandbox(14, 10, 20).await;
     let admin = Admin::new();
     let hs_url = sb.hubspot_url().to_string();
-    let hs = hubspot(&sb);
+    let hs = hubspot_connector(&sb);
     let company = txt(&admin.records(&hs_url, "companies").await[0]["id"]);
     let taken = admin
         .records(&hs_url, "contacts")
@@ -614,7 +564,7 @@ async fn hubspot_batch_writes_report_each_input_alone() {
     let fourth = out[3].as_ref().expect("fourth created");
     let st = admin.stats(&hs_url).await;
     assert_eq!(
-        count(&st, "POST /crm/v3/objects/contacts/batch/create"),
+        requests(&st, "POST /crm/v3/objects/contacts/batch/create"),
         1,
         "{st}"
     );
@@ -666,7 +616,7 @@ async fn hubspot_batch_writes_report_each_input_alone() {
     // One batch update (the 207 names the failing input) and one association batch.
     let st = admin.stats(&hs_url).await;
     assert_eq!(
-        count(&st, "POST /crm/v3/objects/contacts/batch/update"),
+        requests(&st, "POST /crm/v3/objects/contacts/batch/update"),
         1,
         "{st}"
     );
@@ -691,9 +641,9 @@ async fn hubspot_batch_writes_report_each_input_alone() {
 
 #[tokio::test]
 async fn hubspot_batches_hold_at_most_100_inputs() {
-    let sb = sandbox(15, 5, 5).await;
+    let sb = seeded_sandbox(15, 5, 5).await;
     let admin = Admin::new();
-    let hs = hubspot(&sb);
+    let hs = hubspot_connector(&sb);
     let inputs: Vec<CreateInput> = (0..250)
         .map(|i| CreateInput {
             changes: changes(&[
@@ -724,12 +674,12 @@ async fn hubspot_batches_hold_at_most_100_inputs() {
     assert!(out.iter().all(|r| r.is_ok()));
     let st = admin.stats(sb.hubspot_url()).await;
     assert_eq!(
-        count(&st, "POST /crm/v3/objects/companies/batch/create"),
+        requests(&st, "POST /crm/v3/objects/companies/batch/create"),
         3,
         "{st}"
     );
     assert_eq!(
-        count(&st, "POST /crm/v3/objects/companies/batch/update"),
+        requests(&st, "POST /crm/v3/objects/companies/batch/update"),
         3,
         "{st}"
     );
@@ -738,10 +688,10 @@ async fn hubspot_batches_hold_at_most_100_inputs() {
 
 #[tokio::test]
 async fn accelo_writes_route_each_key_to_its_resource() {
-    let sb = sandbox(16, 10, 20).await;
+    let sb = seeded_sandbox(16, 10, 20).await;
     let admin = Admin::new();
     let ac_url = sb.accelo_url().to_string();
-    let ac = accelo(&sb);
+    let ac = accelo_connector(&sb);
 
     let out = ac
         .create(
@@ -850,13 +800,13 @@ async fn accelo_writes_route_each_key_to_its_resource() {
     assert!(out[0].is_ok(), "{:?}", out[0]);
     let st_after = admin.stats(&ac_url).await;
     assert_eq!(
-        count(&st_after, "PUT /api/v0/contacts/{id}")
-            - count(&st_before, "PUT /api/v0/contacts/{id}"),
+        requests(&st_after, "PUT /api/v0/contacts/{id}")
+            - requests(&st_before, "PUT /api/v0/contacts/{id}"),
         1
     );
     assert_eq!(
-        count(&st_after, "PUT /api/v0/affiliations/{id}")
-            - count(&st_before, "PUT /api/v0/affiliations/{id}"),
+        requests(&st_after, "PUT /api/v0/affiliations/{id}")
+            - requests(&st_before, "PUT /api/v0/affiliations/{id}"),
         1
     );
     let out = ac
@@ -911,9 +861,9 @@ async fn accelo_writes_route_each_key_to_its_resource() {
     assert!(out[0].is_ok(), "{:?}", out[0]);
     let after = admin.stats(&ac_url).await;
     let key = "POST /api/v0/companies/{id}/progressions/{progression}/auto";
-    assert_eq!(count(&after, key), count(&before, key), "{after}");
+    assert_eq!(requests(&after, key), requests(&before, key), "{after}");
     assert_eq!(
-        count(&after, key),
+        requests(&after, key),
         1,
         "one progression ran, for Prospect → Active"
     );
@@ -939,11 +889,11 @@ async fn accelo_writes_route_each_key_to_its_resource() {
 
 #[tokio::test]
 async fn reads_under_429_storms_and_5xx_equal_the_fault_free_reads() {
-    let sb = sandbox(17, 230, 340).await;
+    let sb = seeded_sandbox(17, 230, 340).await;
     let admin = Admin::new();
     let (hs_url, ac_url) = (sb.hubspot_url().to_string(), sb.accelo_url().to_string());
-    let hs = hubspot(&sb);
-    let ac = accelo(&sb);
+    let hs = hubspot_connector(&sb);
+    let ac = accelo_connector(&sb);
     let hp = props(COMPANY_PROPS);
     let cp = props(CONTACT_PROPS);
 
@@ -973,11 +923,11 @@ async fn reads_under_429_storms_and_5xx_equal_the_fault_free_reads() {
 
 #[tokio::test]
 async fn creates_after_dropped_connections_never_duplicate() {
-    let sb = sandbox(18, 10, 10).await;
+    let sb = seeded_sandbox(18, 10, 10).await;
     let admin = Admin::new();
     let (hs_url, ac_url) = (sb.hubspot_url().to_string(), sb.accelo_url().to_string());
-    let hs = hubspot(&sb);
-    let ac = accelo(&sb);
+    let hs = hubspot_connector(&sb);
+    let ac = accelo_connector(&sb);
     // Connections dropped before the request is served, and after (the record exists but the
     // answer is lost).
     let faults = json!({"seed": 9, "drop_rate": 0.15, "drop_after_rate": 0.15});
@@ -1050,11 +1000,11 @@ async fn creates_after_dropped_connections_never_duplicate() {
 
 #[tokio::test]
 async fn a_create_with_unknown_outcome_is_never_blindly_repeated() {
-    let sb = sandbox(19, 5, 5).await;
+    let sb = seeded_sandbox(19, 5, 5).await;
     let admin = Admin::new();
     let (hs_url, ac_url) = (sb.hubspot_url().to_string(), sb.accelo_url().to_string());
-    let hs = hubspot(&sb);
-    let ac = accelo(&sb);
+    let hs = hubspot_connector(&sb);
+    let ac = accelo_connector(&sb);
     // Get the Accelo token first: with every request dropped, the token request would fail too.
     ac.check().await.expect("check");
     admin.faults(&hs_url, json!({"drop_rate": 1.0})).await;
@@ -1079,7 +1029,7 @@ async fn a_create_with_unknown_outcome_is_never_blindly_repeated() {
     );
     let st = admin.stats(&hs_url).await;
     assert_eq!(
-        count(&st, "POST /crm/v3/objects/companies/batch/create"),
+        requests(&st, "POST /crm/v3/objects/companies/batch/create"),
         1,
         "{st}"
     );
@@ -1101,7 +1051,7 @@ async fn a_create_with_unknown_outcome_is_never_blindly_repeated() {
         "{out:?}"
     );
     let st = admin.stats(&ac_url).await;
-    assert_eq!(count(&st, "POST /api/v0/companies"), 1, "{st}");
+    assert_eq!(requests(&st, "POST /api/v0/companies"), 1, "{st}");
 
     // With a lookup that cannot be answered either (the system is unreachable): still one
     // create, the call fails as a whole, and no record exists.
@@ -1117,7 +1067,7 @@ async fn a_create_with_unknown_outcome_is_never_blindly_repeated() {
         .await;
     assert!(matches!(&out, Err(e) if e.is_unreachable()), "{out:?}");
     let st = admin.stats(&ac_url).await;
-    assert_eq!(count(&st, "POST /api/v0/companies"), 2, "{st}");
+    assert_eq!(requests(&st, "POST /api/v0/companies"), 2, "{st}");
     admin.faults(&ac_url, json!({})).await;
     assert!(
         !admin
@@ -1170,11 +1120,11 @@ async fn create_under_drops(
 
 #[tokio::test]
 async fn a_lost_create_whose_record_exists_is_found_not_repeated() {
-    let sb = sandbox(22, 10, 10).await;
+    let sb = seeded_sandbox(22, 10, 10).await;
     let admin = Admin::new();
     let (hs_url, ac_url) = (sb.hubspot_url().to_string(), sb.accelo_url().to_string());
-    let hs = hubspot(&sb);
-    let ac = accelo(&sb);
+    let hs = hubspot_connector(&sb);
+    let ac = accelo_connector(&sb);
 
     let website = admin
         .records(&ac_url, "companies")
@@ -1231,11 +1181,11 @@ async fn a_lost_create_whose_record_exists_is_found_not_repeated() {
 
 #[tokio::test]
 async fn a_create_served_but_unanswered_is_found_not_repeated() {
-    let sb = sandbox(25, 5, 5).await;
+    let sb = seeded_sandbox(25, 5, 5).await;
     let admin = Admin::new();
     let (hs_url, ac_url) = (sb.hubspot_url().to_string(), sb.accelo_url().to_string());
-    let hs = hubspot(&sb);
-    let ac = accelo(&sb);
+    let hs = hubspot_connector(&sb);
+    let ac = accelo_connector(&sb);
     let company = txt(&admin.records(&ac_url, "companies").await[0]["id"]);
     let (mut hs_found, mut ac_found) = (0, 0);
     for seed in 0..40u64 {
@@ -1315,7 +1265,7 @@ async fn a_create_served_but_unanswered_is_found_not_repeated() {
 
 #[tokio::test]
 async fn refused_credentials_and_unreachable_systems_are_the_exit_3_kind() {
-    let sb = sandbox(20, 3, 3).await;
+    let sb = seeded_sandbox(20, 3, 3).await;
     let mut s = HubSpotSettings::new(
         sb.hubspot_url(),
         HubSpotAuth::Token(Secret::new("pat-wrong-token-1234")),
@@ -1512,7 +1462,7 @@ fn hubspot_with_lag_window(sb: &Sandbox, window: Duration) -> HubSpot {
 
 #[tokio::test]
 async fn lost_company_creates_under_a_lagging_search_index_never_duplicate() {
-    let sb = sandbox(31, 5, 5).await;
+    let sb = seeded_sandbox(31, 5, 5).await;
     let admin = Admin::new();
     let hs_url = sb.hubspot_url().to_string();
     // Search sees a write only 1.5 s after it; a third of the answers are lost after the
@@ -1587,7 +1537,7 @@ async fn lost_company_creates_under_a_lagging_search_index_never_duplicate() {
 
 #[tokio::test]
 async fn revoked_tokens_are_replaced_after_one_401() {
-    let sb = sandbox(32, 3, 3).await;
+    let sb = seeded_sandbox(32, 3, 3).await;
     let admin = Admin::new();
     let (hs_url, ac_url) = (sb.hubspot_url().to_string(), sb.accelo_url().to_string());
     let mut s = HubSpotSettings::new(
@@ -1600,7 +1550,7 @@ async fn revoked_tokens_are_replaced_after_one_401() {
     );
     s.retry = fast_retry();
     let hs = HubSpot::new(s).expect("connector");
-    let ac = accelo(&sb);
+    let ac = accelo_connector(&sb);
     hs.check().await.expect("hubspot");
     ac.check().await.expect("accelo");
     assert_eq!(hs.token_refreshes().await, 1);
@@ -1619,15 +1569,15 @@ async fn revoked_tokens_are_replaced_after_one_401() {
     assert_eq!(hs.token_refreshes().await, 2);
     assert_eq!(ac.tokens_fetched().await, 2);
     let st = admin.stats(&hs_url).await;
-    assert_eq!(count(&st, "POST /oauth/v1/token"), 2, "{st}");
+    assert_eq!(requests(&st, "POST /oauth/v1/token"), 2, "{st}");
     assert_eq!(
-        count(&st, "GET /crm/v3/objects/companies"),
+        requests(&st, "GET /crm/v3/objects/companies"),
         3,
         "first check, the refused request, its repetition: {st}"
     );
     let st = admin.stats(&ac_url).await;
-    assert_eq!(count(&st, "POST /oauth2/v0/token"), 2, "{st}");
-    assert_eq!(count(&st, "GET /api/v0/companies"), 3, "{st}");
+    assert_eq!(requests(&st, "POST /oauth2/v0/token"), 2, "{st}");
+    assert_eq!(requests(&st, "GET /api/v0/companies"), 3, "{st}");
     // And the new tokens stay in use.
     hs.check().await.expect("hubspot");
     ac.check().await.expect("accelo");
@@ -1679,13 +1629,13 @@ async fn create_until_settled(
 
 #[tokio::test]
 async fn creates_under_5xx_and_429_storms_are_made_exactly_once() {
-    let sb = sandbox(33, 10, 10).await;
+    let sb = seeded_sandbox(33, 10, 10).await;
     let admin = Admin::new();
     let (hs_url, ac_url) = (sb.hubspot_url().to_string(), sb.accelo_url().to_string());
     // The lookups of lost creates find what exists at once here (no search lag), so a short
     // index-lag window keeps the test quick.
     let hs = hubspot_with_lag_window(&sb, Duration::from_millis(200));
-    let ac = accelo(&sb);
+    let ac = accelo_connector(&sb);
     ac.check().await.expect("token first");
     let company = txt(&admin.records(&ac_url, "companies").await[0]["id"]);
     let faults = json!({"seed": 2, "errors": {"500": 0.1, "503": 0.1}, "storm_429": 5});
@@ -1834,7 +1784,7 @@ async fn the_accelo_budget_waits_for_the_window_when_nothing_remains() {
         }
     }
     let st = admin.stats(&ac_url).await;
-    assert_eq!(count(&st, "GET /api/v0/companies"), 12, "{st}");
+    assert_eq!(requests(&st, "GET /api/v0/companies"), 12, "{st}");
     assert_eq!(
         st["throttled"], 0,
         "the connector never sent a request into a full window: {st}"

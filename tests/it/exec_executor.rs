@@ -93,10 +93,6 @@ impl Env {
     }
 }
 
-fn total_writes(stats: &serde_json::Value) -> u64 {
-    writes(&stats["hubspot"]) + writes(&stats["accelo"])
-}
-
 /// Only `create`, `update` and `link` count as work left.
 fn work(plan: &Plan) -> usize {
     plan.summary.create + plan.summary.update + plan.summary.link

@@ -18,6 +18,8 @@ use tandem_engine::store::{
     redact,
 };
 
+use crate::support::closed_port;
+
 fn tandem() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
     cmd.env_remove("TANDEM_STORE").env_remove("TANDEM_CONFIG");
@@ -533,10 +535,4 @@ fn an_unusable_store_path_exits_2() {
         "{}",
         out.stderr
     );
-}
-
-/// A loopback port nothing listens on: picked by the OS, then closed again.
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }

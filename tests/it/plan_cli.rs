@@ -16,7 +16,10 @@ use tandem_core::model::{Direction, Object, System};
 use tandem_core::plan::{Op, Plan, SavedPlan, Scope};
 use tandem_engine::connect::RetryPolicy;
 use tandem_engine::runtime::{Env, Options, Runtime};
-use tandem_sandbox::{Sandbox, SandboxOptions};
+use tandem_sandbox::Sandbox;
+
+use crate::support::admin::{self, delta, records, requests};
+use crate::support::seeded_sandbox;
 
 fn fast_retry() -> RetryPolicy {
     RetryPolicy {
@@ -25,17 +28,6 @@ fn fast_retry() -> RetryPolicy {
         max_delay: Duration::from_millis(50),
         max_server_wait: Duration::from_millis(50),
     }
-}
-
-async fn sandbox(seed: u64, companies: usize, contacts: usize) -> Sandbox {
-    Sandbox::start(SandboxOptions {
-        seed,
-        companies,
-        contacts,
-        ..Default::default()
-    })
-    .await
-    .expect("sandbox starts")
 }
 
 fn env(sb: &Sandbox, store: &Path) -> Env {
@@ -79,49 +71,13 @@ async fn plan_json(sb: &Sandbox, store: &Path, a: &Args) -> (Plan, String) {
     (plan, out.stdout)
 }
 
-async fn admin(url: String) -> Value {
-    reqwest::get(url)
-        .await
-        .expect("admin request")
-        .json()
-        .await
-        .expect("admin json")
-}
-
-async fn records(base: &str, object: &str) -> Vec<Value> {
-    match admin(format!("{base}/_sandbox/records/{object}")).await {
-        Value::Array(a) => a,
-        other => panic!("not an array: {other}"),
-    }
-}
-
 async fn writes(sb: &Sandbox) -> (u64, u64) {
-    let h = admin(format!("{}/_sandbox/stats", sb.hubspot_url())).await;
-    let a = admin(format!("{}/_sandbox/stats", sb.accelo_url())).await;
+    let h = admin::stats(sb.hubspot_url()).await;
+    let a = admin::stats(sb.accelo_url()).await;
     (
         h["writes"].as_u64().expect("writes"),
         a["writes"].as_u64().expect("writes"),
     )
-}
-
-async fn requests(base: &str) -> BTreeMap<String, u64> {
-    let s = admin(format!("{base}/_sandbox/stats")).await;
-    s["requests"]
-        .as_object()
-        .expect("requests")
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_u64().expect("a count")))
-        .collect()
-}
-
-fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-    after
-        .iter()
-        .filter_map(|(k, v)| {
-            let d = v - before.get(k).copied().unwrap_or(0);
-            (d > 0).then(|| (k.clone(), d))
-        })
-        .collect()
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -310,7 +266,7 @@ fn check_bulk(plan: &Plan, truth: &Truth) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_and_push_plans_are_right_and_write_nothing() {
-    let sb = sandbox(11, 40, 120).await;
+    let sb = seeded_sandbox(11, 40, 120).await;
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("state").join("tandem.db");
     let truth = Truth::read(&sb).await;
@@ -382,7 +338,7 @@ async fn pull_and_push_plans_are_right_and_write_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_do_not_change_the_plan() {
-    let sb = sandbox(12, 30, 90).await;
+    let sb = seeded_sandbox(12, 30, 90).await;
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("tandem.db");
     let (_, pull) = plan_json(&sb, &store, &args(DirectionArg::Pull)).await;
@@ -414,8 +370,8 @@ async fn faults_do_not_change_the_plan() {
         assert_eq!(pull, pull2, "round {rounds}");
         assert_eq!(push, push2, "round {rounds}");
         assert_eq!(one, one2, "round {rounds}");
-        let h = admin(format!("{}/_sandbox/stats", sb.hubspot_url())).await;
-        let a = admin(format!("{}/_sandbox/stats", sb.accelo_url())).await;
+        let h = admin::stats(sb.hubspot_url()).await;
+        let a = admin::stats(sb.accelo_url()).await;
         if rounds >= 2 && injected(&h) > 0 && injected(&a) > 0 {
             break;
         }
@@ -427,7 +383,7 @@ async fn faults_do_not_change_the_plan() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_company_and_one_contact() {
-    let sb = sandbox(13, 20, 80).await;
+    let sb = seeded_sandbox(13, 20, 80).await;
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("tandem.db");
     let affiliations = records(sb.accelo_url(), "affiliations").await;
@@ -518,7 +474,7 @@ async fn one_company_and_one_contact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saved_plan_goes_stale_when_its_data_changes() {
-    let sb = sandbox(14, 15, 40).await;
+    let sb = seeded_sandbox(14, 15, 40).await;
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("tandem.db");
     let file = dir.path().join("pull.plan.json");
@@ -603,7 +559,7 @@ async fn a_saved_plan_goes_stale_when_its_data_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_plans_against_the_sandbox() {
-    let sb = sandbox(15, 10, 30).await;
+    let sb = seeded_sandbox(15, 10, 30).await;
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("tandem.db");
     let Env::Map(vars) = env(&sb, &store) else {

@@ -16,6 +16,8 @@ use tandem_core::model::{Direction, Link, Object, Record, System};
 use tandem_core::plan::{Action, Mode, Op, Plan, PlanInput, plan, render};
 use tandem_core::rules::Paths;
 
+use crate::support::program;
+
 // ---------------------------------------------------------------------------------------------
 // The world
 
@@ -143,16 +145,6 @@ fn world(overlay: &str) -> World {
         w.links.push(l);
     }
     w
-}
-
-fn program() -> Arc<Program> {
-    static P: std::sync::OnceLock<Arc<Program>> = std::sync::OnceLock::new();
-    P.get_or_init(|| {
-        load(&Paths::resolve(Some("rules/tandem.yaml".into()), None))
-            .unwrap()
-            .program
-    })
-    .clone()
 }
 
 /// The shipped rules with `edit` applied to companies.yaml (for per-field overrides).

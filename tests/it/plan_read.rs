@@ -14,21 +14,17 @@ use tandem_core::plan::{Mode, Op, Plan, Scope, plan};
 use tandem_engine::connect::{COMPANY_ID_KEY, Changes, Lookup, RetryPolicy, UpdateInput};
 use tandem_engine::runtime::{Env, Options, Runtime};
 use tandem_engine::snapshot::Snapshot;
-use tandem_sandbox::{Sandbox, SandboxOptions};
+use tandem_sandbox::Sandbox;
+
+use crate::support::admin::{delta, edit, records, requests};
+use crate::support::seeded_sandbox;
 
 async fn setup(
     seed: u64,
     companies: usize,
     contacts: usize,
 ) -> (Sandbox, Runtime, tempfile::TempDir) {
-    let sb = Sandbox::start(SandboxOptions {
-        seed,
-        companies,
-        contacts,
-        ..Default::default()
-    })
-    .await
-    .expect("sandbox starts");
+    let sb = seeded_sandbox(seed, companies, contacts).await;
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("tandem.db");
     let rt = Runtime::load(Options {
@@ -56,48 +52,6 @@ async fn setup(
     (sb, rt, dir)
 }
 
-async fn admin_get(url: String) -> Value {
-    reqwest::get(url).await.unwrap().json().await.unwrap()
-}
-
-async fn admin_records(base: &str, object: &str) -> Vec<Value> {
-    admin_get(format!("{base}/_sandbox/records/{object}"))
-        .await
-        .as_array()
-        .cloned()
-        .unwrap()
-}
-
-async fn edit(base: &str, object: &str, id: &str, fields: Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/_sandbox/edit"))
-        .json(&json!({"object": object, "id": id, "fields": fields}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "edit answered {}", r.status());
-}
-
-async fn requests(base: &str) -> BTreeMap<String, u64> {
-    let s = admin_get(format!("{base}/_sandbox/stats")).await;
-    s["requests"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
-        .collect()
-}
-
-fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-    after
-        .iter()
-        .filter_map(|(k, v)| {
-            let d = v - before.get(k).copied().unwrap_or(0);
-            (d > 0).then(|| (k.clone(), d))
-        })
-        .collect()
-}
-
 fn s(v: &Value) -> Option<String> {
     v.as_str().filter(|s| !s.is_empty()).map(str::to_string)
 }
@@ -114,7 +68,7 @@ async fn lookups_for_single_record_scopes() {
     let props = rt.program.read_properties(Object::Contact);
 
     // HubSpot: the contacts whose primary company is X.
-    let hs_contacts = admin_records(sb.hubspot_url(), "contacts").await;
+    let hs_contacts = records(sb.hubspot_url(), "contacts").await;
     let mut by_company: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for c in &hs_contacts {
         if let Some(co) = s(&c["properties"]["associatedcompanyid"]) {
@@ -147,8 +101,8 @@ async fn lookups_for_single_record_scopes() {
     );
 
     // Accelo: the contacts whose default affiliation is with company X.
-    let affs = admin_records(sb.accelo_url(), "affiliations").await;
-    let ac_contacts = admin_records(sb.accelo_url(), "contacts").await;
+    let affs = records(sb.accelo_url(), "affiliations").await;
+    let ac_contacts = records(sb.accelo_url(), "contacts").await;
     let aff_company: BTreeMap<String, String> = affs
         .iter()
         .map(|a| (s(&a["id"]).unwrap(), s(&a["company"]).unwrap()))
@@ -182,7 +136,7 @@ async fn lookups_for_single_record_scopes() {
     );
 
     // Text search: a superset that contains the record whose text has the value.
-    let hs_companies = admin_records(sb.hubspot_url(), "companies").await;
+    let hs_companies = records(sb.hubspot_url(), "companies").await;
     let with_domain = hs_companies
         .iter()
         .find(|c| s(&c["properties"]["domain"]).is_some())
@@ -209,7 +163,7 @@ async fn lookups_for_single_record_scopes() {
             .to_lowercase();
         assert!(text.contains(&domain.to_lowercase()), "{text} / {domain}");
     }
-    let ac_companies = admin_records(sb.accelo_url(), "companies").await;
+    let ac_companies = records(sb.accelo_url(), "companies").await;
     let name = s(&ac_companies[0]["name"]).unwrap();
     let word = name.split_whitespace().next().unwrap().to_lowercase();
     let found = ac.search_text(Object::Company, &word, &[]).await.unwrap();
@@ -328,7 +282,7 @@ async fn the_automatic_sync_plans_only_what_changed() {
     edit(
         sb.hubspot_url(),
         "companies",
-        &hs_id,
+        Some(hs_id.as_str()),
         json!({"name": "Renamed In HubSpot Ltd"}),
     )
     .await;
@@ -356,7 +310,7 @@ async fn the_automatic_sync_plans_only_what_changed() {
     edit(
         sb.accelo_url(),
         "companies",
-        &ac_id,
+        Some(ac_id.as_str()),
         json!({"phone": "+61 3 5550 1234"}),
     )
     .await;
@@ -395,7 +349,7 @@ async fn the_automatic_sync_plans_only_what_changed() {
 async fn a_record_scope_brings_an_unlinked_company_first() {
     let (sb, rt, _dir) = setup(23, 20, 80).await;
     // A HubSpot contact with a company; nothing is linked yet.
-    let contacts = admin_records(sb.hubspot_url(), "contacts").await;
+    let contacts = records(sb.hubspot_url(), "contacts").await;
     let c = contacts
         .iter()
         .find(|c| {

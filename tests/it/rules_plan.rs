@@ -4,24 +4,15 @@
 //! again leaves nothing to create, update or link; a runaway rule fails its record only.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use tandem_core::compile::{Program, load};
+use tandem_core::compile::load;
 use tandem_core::model::{Direction, Link, Object, Record, System};
 use tandem_core::plan::{Mode, Op, Plan, PlanInput, plan};
 use tandem_core::rules::Paths;
 
-fn program() -> Arc<Program> {
-    static P: std::sync::OnceLock<Arc<Program>> = std::sync::OnceLock::new();
-    P.get_or_init(|| {
-        load(&Paths::resolve(Some("rules/tandem.yaml".into()), None))
-            .unwrap()
-            .program
-    })
-    .clone()
-}
+use crate::support::program;
 
 const NAMES: &[&str] = &[
     "Acme Pty Ltd",

@@ -34,7 +34,7 @@ fn writes(sb: &Sandbox) -> u64 {
 fn poller(serving: &Serving, sb: &Sandbox) -> Poller {
     Poller::new(
         serving.store.clone(),
-        Rules::Fixed(shipped_program()),
+        Rules::Fixed(program()),
         hubspot(sb),
         accelo(sb),
         PollOptions {

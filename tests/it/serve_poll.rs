@@ -41,7 +41,7 @@ async fn edits_on_both_sides_are_found_once_and_queued() {
     let store = ts.store.clone();
     let poller = Poller::new(
         store.clone(),
-        Rules::Fixed(shipped_program()),
+        Rules::Fixed(program()),
         hubspot(&sb),
         accelo(&sb),
         PollOptions {
@@ -168,7 +168,7 @@ async fn a_change_that_is_only_tandems_own_write_is_not_queued() {
     .await;
     let ts = TestStore::sqlite().await;
     let store = ts.store.clone();
-    let program = shipped_program();
+    let program = program();
     let hs = hubspot(&sb);
     let poller = Poller::new(
         store.clone(),

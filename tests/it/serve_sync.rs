@@ -154,7 +154,7 @@ async fn hubspot_creations_and_edits_reach_accelo_by_webhook_without_echo_writes
     // write to the HubSpot company (that would be the rename echoing back), and then quiet.
     let poller = Poller::new(
         serving.store.clone(),
-        Rules::Fixed(shipped_program()),
+        Rules::Fixed(program()),
         hubspot(&sb),
         accelo(&sb),
         PollOptions {
@@ -336,7 +336,7 @@ async fn accelo_edits_reach_hubspot_through_the_poller_and_the_echo_is_dropped()
     );
     let poller = Poller::new(
         serving.store.clone(),
-        Rules::Fixed(shipped_program()),
+        Rules::Fixed(program()),
         hubspot(&sb),
         accelo(&sb),
         PollOptions {

@@ -3,30 +3,21 @@
 //! coalesced into one job per record; forged, stale, unsigned, replayed, oversized and malformed
 //! requests are refused and store and queue nothing.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tandem_core::compile::{self, Program};
 use tandem_core::model::{Object, System};
-use tandem_core::rules::Paths;
 use tandem_core::rules::config::Secret;
 use tandem_engine::server::signature::{sign_accelo, sign_v1, sign_v3};
 use tandem_engine::server::{Receiver, ReceiverConfig, Rules, router};
 use tandem_engine::store::testing::for_each_store;
 use tandem_engine::store::{Echo, JobFilter, JobState, LogBody, LogQuery, Store};
 
+use crate::support::program;
+
 const SECRET: &str = "hubspot-app-client-secret-0123";
 const ACCELO_SECRET: &str = "accelo-webhook-secret-4567";
-
-fn program() -> Arc<Program> {
-    let paths = Paths {
-        config: PathBuf::from("rules/tandem.yaml"),
-        rules_dir: PathBuf::from("rules"),
-    };
-    compile::load(&paths).unwrap().program
-}
 
 fn config() -> ReceiverConfig {
     ReceiverConfig {

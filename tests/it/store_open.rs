@@ -9,6 +9,8 @@ use tandem_core::model::{Link, Object, System};
 use tandem_engine::store::testing::TestStore;
 use tandem_engine::store::{Backend, OpenOptions, StoreError};
 
+use crate::support::closed_port;
+
 #[tokio::test]
 async fn a_sqlite_store_is_created_with_its_directories_and_reopened_intact() {
     let dir = tempfile::tempdir().unwrap();
@@ -185,10 +187,4 @@ async fn a_test_store_dropped_without_cleanup_leaves_nothing_behind() {
     assert_eq!(count().await, 1);
     drop(ts);
     assert_eq!(count().await, 0);
-}
-
-/// A loopback port nothing listens on: picked by the OS, then closed again.
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }

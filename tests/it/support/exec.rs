@@ -1,33 +1,19 @@
-//! Shared helpers of the executor and command tests: a sandbox, connectors to it, a store, the
-//! shipped rules, snapshots of both sides, and the sandbox's counters.
-
-#![allow(dead_code)] // each test module uses a subset
+//! Helpers of the executor and command tests: a sandbox without rate limits, connectors to it,
+//! the shipped rules, both sides and the links read into a [`World`], the sandbox's counters,
+//! and a [`Project`] directory to run commands in.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures::TryStreamExt;
 use serde_json::Value;
-use tandem_core::compile::{Program, load};
+use tandem_core::compile::Program;
 use tandem_core::model::{Direction, Link, Object, Record};
 use tandem_core::plan::{Plan, PlanInput, plan};
-use tandem_core::rules::Paths;
-use tandem_engine::connect::accelo::{Accelo, AcceloSettings};
-use tandem_engine::connect::hubspot::{HubSpot, HubSpotAuth, HubSpotSettings};
-use tandem_engine::connect::{Connector, RetryPolicy, Scan, Secret};
+use tandem_engine::connect::Connector;
 use tandem_engine::store::Store;
 use tandem_sandbox::{RateLimits, Sandbox, SandboxOptions};
 
-/// Quick retries: the sandbox's faults are seeded, the waits need not be long.
-pub fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        retries: 12,
-        min_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(100),
-        max_server_wait: Duration::from_millis(50),
-    }
-}
+pub use super::{accelo, fast_retry, hubspot, program, read_all, requests};
 
 /// A sandbox with seeded data and no rate limits.
 pub async fn sandbox(seed: u64, companies: usize, contacts: usize) -> Sandbox {
@@ -40,32 +26,6 @@ pub async fn sandbox(seed: u64, companies: usize, contacts: usize) -> Sandbox {
     })
     .await
     .expect("sandbox starts")
-}
-
-pub fn hubspot(sb: &Sandbox) -> Arc<dyn Connector> {
-    let mut s = HubSpotSettings::new(
-        sb.hubspot_url(),
-        HubSpotAuth::Token(Secret::new(sb.hubspot_token())),
-    );
-    s.retry = fast_retry();
-    Arc::new(HubSpot::new(s).expect("hubspot connector"))
-}
-
-pub fn accelo(sb: &Sandbox) -> Arc<dyn Connector> {
-    let mut s = AcceloSettings::new(
-        sb.accelo_url(),
-        sb.accelo_client_id(),
-        Secret::new(sb.accelo_client_secret()),
-    );
-    s.retry = fast_retry();
-    Arc::new(Accelo::new(s).expect("accelo connector"))
-}
-
-/// The shipped rules.
-pub fn program() -> Arc<Program> {
-    load(&Paths::resolve(Some("rules/tandem.yaml".into()), None))
-        .expect("the shipped rules load")
-        .program
 }
 
 /// Everything of both sides plus the store's links.
@@ -113,20 +73,6 @@ impl World {
     }
 }
 
-pub async fn read_all(c: &dyn Connector, object: Object, props: &[String]) -> Vec<Record> {
-    let pages: Vec<Vec<Record>> = c
-        .scan(object, Scan::All, props)
-        .try_collect()
-        .await
-        .expect("scan");
-    pages.into_iter().flatten().collect()
-}
-
-/// Requests counted under `METHOD /route`.
-pub fn requests(stats: &Value, key: &str) -> u64 {
-    stats["requests"][key].as_u64().unwrap_or(0)
-}
-
 /// The `writes` counter.
 pub fn writes(stats: &Value) -> u64 {
     stats["writes"].as_u64().unwrap_or(0)
@@ -153,6 +99,11 @@ pub fn write_routes(d: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
         .filter(|(k, _)| !k.contains("/batch/read"))
         .map(|(k, v)| (k.clone(), *v))
         .collect()
+}
+
+/// Writes on both sides, from `{"hubspot": stats, "accelo": stats}`.
+pub fn total_writes(stats: &Value) -> u64 {
+    writes(&stats["hubspot"]) + writes(&stats["accelo"])
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,98 +1,24 @@
-//! Shared helpers of the `serve_*` integration tests: the sandbox, connectors to it, its admin
-//! API, the shipped rules, and waiting for a condition with a deadline (never a sleep).
-
-#![allow(dead_code)] // each test module uses a subset
+//! Helpers of the `serve_*` tests: a sandbox, connectors to it, its admin API, the shipped
+//! rules, `tandem serve` running in-process, and waiting for a condition with a deadline (never
+//! a sleep).
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use tandem_core::compile::{self, Program};
-use tandem_core::rules::Paths;
-use tandem_engine::connect::accelo::{Accelo, AcceloSettings};
-use tandem_engine::connect::hubspot::{HubSpot, HubSpotAuth, HubSpotSettings};
-use tandem_engine::connect::{Connector, RetryPolicy, Secret};
+use serde_json::Value;
 use tandem_sandbox::{Sandbox, SandboxOptions};
+
+pub use super::admin::{edit, records, stats};
+pub use super::{accelo, hubspot, program};
 
 /// How long any awaited condition may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-pub fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        retries: 12,
-        min_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(100),
-        max_server_wait: Duration::from_millis(50),
-    }
-}
-
+/// A sandbox started with `options`.
 pub async fn sandbox(options: SandboxOptions) -> Sandbox {
     Sandbox::start(options).await.expect("sandbox starts")
-}
-
-pub fn hubspot(sb: &Sandbox) -> Arc<dyn Connector> {
-    let mut s = HubSpotSettings::new(
-        sb.hubspot_url(),
-        HubSpotAuth::Token(Secret::new(sb.hubspot_token())),
-    );
-    s.retry = fast_retry();
-    Arc::new(HubSpot::new(s).expect("hubspot connector"))
-}
-
-pub fn accelo(sb: &Sandbox) -> Arc<dyn Connector> {
-    let mut s = AcceloSettings::new(
-        sb.accelo_url(),
-        sb.accelo_client_id(),
-        Secret::new(sb.accelo_client_secret()),
-    );
-    s.retry = fast_retry();
-    Arc::new(Accelo::new(s).expect("accelo connector"))
-}
-
-/// The shipped rules (rules/).
-pub fn shipped_program() -> Arc<Program> {
-    let paths = Paths {
-        config: PathBuf::from("rules/tandem.yaml"),
-        rules_dir: PathBuf::from("rules"),
-    };
-    compile::load(&paths).unwrap().program
-}
-
-/// `POST /_sandbox/edit` on `base` (a simulator's URL): creates (`id` None) or changes a record
-/// as a person would; answers the record.
-pub async fn edit(base: &str, object: &str, id: Option<&str>, fields: Value) -> Value {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/_sandbox/edit"))
-        .json(&json!({"object": object, "id": id, "fields": fields}))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    let body: Value = r.json().await.unwrap();
-    assert!(status.is_success(), "edit {object} {id:?}: {status} {body}");
-    body
-}
-
-/// `GET /_sandbox/records/{object}` on `base`.
-pub async fn records(base: &str, object: &str) -> Vec<Value> {
-    reqwest::get(format!("{base}/_sandbox/records/{object}"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-/// `GET /_sandbox/stats` on `base`.
-pub async fn stats(base: &str) -> Value {
-    reqwest::get(format!("{base}/_sandbox/stats"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 /// Polls `check` until it returns `Some`, failing the test after [`DEADLINE`] with `what`.
@@ -131,8 +57,6 @@ pub struct Serving {
     pub url: String,
     /// The rules directory (edit it to test hot reload).
     pub rules: PathBuf,
-    /// The store URL (a SQLite file).
-    pub store_url: String,
     /// A second handle on the store, for the test's own checks.
     pub store: Arc<dyn tandem_engine::store::Store>,
     shutdown: tokio_util::sync::CancellationToken,
@@ -213,7 +137,6 @@ impl Serving {
         Serving {
             url,
             rules,
-            store_url,
             store,
             shutdown,
             handle: Some(handle),
@@ -256,12 +179,4 @@ impl Drop for Serving {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
-}
-
-/// The record of `object` on `base` (a simulator) whose `field` (top-level, or HubSpot
-/// property) equals `value`.
-pub async fn find_record(base: &str, object: &str, field: &str, value: &str) -> Option<Value> {
-    records(base, object).await.into_iter().find(|r| {
-        r["properties"][field].as_str() == Some(value) || r[field].as_str() == Some(value)
-    })
 }
