@@ -5,8 +5,8 @@
 //!
 //! `tandem check` validates against schemas generated in memory from the same types — not by
 //! reading `schemas/` — so they are identical to the checked-in files (what editors use) as long
-//! as `tandem schema --check` passes (CI and `tests/rules_schema.rs` run it); an editor and the
-//! engine then never disagree about structure. Validation errors come back as JSON pointers;
+//! as `tandem schema --check` passes (CI and `tests/it/rules_schema.rs` run it); an editor and
+//! the engine then never disagree about structure. Validation errors come back as JSON pointers;
 //! they are mapped to spans through the file's [`SpanIndex`] and reported with the codes
 //! `E003`–`E006`.
 

@@ -1,0 +1,674 @@
+//! `tandem pull`, `tandem push`, `tandem push company|contact` and `tandem apply` against the
+//! in-process sandbox over HTTP (the command functions, with an explicit environment): the
+//! done-when of issue 5 — Accelo holds exactly the qualifying HubSpot records, a second run
+//! writes nothing, one edit costs one write, the same for push with HubSpot batches of 100 — plus
+//! the completion email, push one company / one contact, guardrails, saved plans and a second
+//! process following a running job.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tandem::cli::Exit;
+use tandem::cli::pull::{Output, run_job};
+use tandem_core::model::{Direction, Object};
+use tandem_core::plan::Op;
+use tandem_engine::exec::jobs;
+use tandem_engine::exec::progress::ProgressMode;
+use tandem_engine::store::{JobKind, JobState, LogBody, LogQuery};
+use tandem_sandbox::Sandbox;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::support::admin::edit;
+use crate::support::closed_port;
+use crate::support::exec::*;
+
+async fn run(p: &Project, kind: JobKind, id: Option<&str>, force: bool) -> Output {
+    run_job(
+        p.options(),
+        kind,
+        jobs::payload(kind, id, force),
+        ProgressMode::Silent,
+    )
+    .await
+}
+
+fn stats(sb: &Sandbox) -> Value {
+    json!({"hubspot": sb.hubspot_stats(), "accelo": sb.accelo_stats()})
+}
+
+async fn world(p: &Project, sb: &Sandbox) -> World {
+    let store = p.store().await;
+    World::read(&program(), &*hubspot(sb), &*accelo(sb), store.as_ref()).await
+}
+
+fn assert_ok(out: &Output) {
+    assert_eq!(
+        out.exit,
+        Exit::Ok,
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn pull_imports_the_qualifying_records_once() {
+    let sb = sandbox(21, 90, 300).await;
+    let p = Project::new(&sb, "");
+    let before = world(&p, &sb).await;
+    let planned = before.plan(&program(), Direction::Pull);
+
+    let out = run(&p, JobKind::Pull, None, false).await;
+    assert_ok(&out);
+    assert!(
+        out.stdout
+            .starts_with(&format!("pull job {} finished", out.job.unwrap())),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("{} created", planned.summary.create))
+    );
+    assert!(
+        out.stderr.contains("sync log: tandem log --job"),
+        "{}",
+        out.stderr
+    );
+
+    // Accelo holds exactly the qualifying HubSpot records: every HubSpot record the plan did
+    // not skip is linked to an Accelo record, skipped ones are not, and Accelo grew by the
+    // creates only (duplicates were linked, not recreated).
+    let after = world(&p, &sb).await;
+    let linked: HashSet<(Object, &str)> = after
+        .links
+        .iter()
+        .map(|l| (l.object, l.hubspot_id.as_str()))
+        .collect();
+    for a in &planned.actions {
+        let key = (a.object, a.source.id.as_deref().unwrap());
+        assert_eq!(
+            linked.contains(&key),
+            a.op != Op::Skip,
+            "{:?} {:?}: {}",
+            a.object,
+            a.source.id,
+            a.reason
+        );
+        if a.object == Object::Contact && a.reason.contains("no company") {
+            assert!(!linked.contains(&key));
+        }
+    }
+    assert!(
+        planned
+            .actions
+            .iter()
+            .any(|a| a.reason.contains("no company"))
+    );
+    for object in Object::ALL {
+        let creates = planned
+            .actions
+            .iter()
+            .filter(|a| a.object == object && a.op == Op::Create)
+            .count();
+        assert_eq!(
+            after.count(&after.accelo, object),
+            before.count(&before.accelo, object) + creates
+        );
+    }
+
+    // Again: zero write requests.
+    let s0 = stats(&sb);
+    let again = run(&p, JobKind::Pull, None, false).await;
+    assert_ok(&again);
+    assert!(
+        again.stdout.contains(" 0 created, 0 updated, 0 linked"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(total_writes(&stats(&sb)), total_writes(&s0));
+
+    // One field changed in HubSpot: the next pull writes exactly that record.
+    let contact = after
+        .links
+        .iter()
+        .find(|l| l.object == Object::Contact)
+        .unwrap();
+    edit(
+        sb.hubspot_url(),
+        "contacts",
+        Some(contact.hubspot_id.as_str()),
+        json!({"jobtitle": "Chief Tandem Officer"}),
+    )
+    .await;
+    let s1 = stats(&sb);
+    let third = run(&p, JobKind::Pull, None, false).await;
+    assert_ok(&third);
+    assert!(third.stdout.contains(" 1 updated"), "{}", third.stdout);
+    let d = write_routes(&delta(&s1["accelo"], &stats(&sb)["accelo"]));
+    assert_eq!(
+        d,
+        BTreeMap::from([("PUT /api/v0/affiliations/{id}".to_string(), 1)]),
+        "the job title lives on the affiliation"
+    );
+    assert_eq!(writes(&stats(&sb)["hubspot"]), writes(&s1["hubspot"]));
+    // The jobs are in the store, done, with their runs in the log.
+    let store = p.store().await;
+    for job in [out.job, again.job, third.job] {
+        let j = store.job(job.unwrap()).await.unwrap().unwrap();
+        assert_eq!((j.kind, j.state), (JobKind::Pull, JobState::Succeeded));
+    }
+    let log = store
+        .log(&LogQuery {
+            job: third.job,
+            ..LogQuery::default()
+        })
+        .await
+        .unwrap();
+    let updated = log
+        .iter()
+        .find_map(|e| match &e.body {
+            LogBody::Record(r) if r.outcome == tandem_engine::store::Outcome::Updated => Some(r),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(updated.changes.len(), 1);
+    assert_eq!(updated.changes[0].field, "affiliation.position");
+    assert_eq!(
+        updated.changes[0].to.as_deref(),
+        Some("Chief Tandem Officer")
+    );
+    sb.shutdown().await;
+}
+
+/// An aiosmtpd server on a port the OS picks (tests/python/smtp_sink.py).
+struct Sink {
+    port: u16,
+    dir: tempfile::TempDir,
+    _child: tokio::process::Child,
+}
+
+impl Sink {
+    async fn start() -> Sink {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut child = tokio::process::Command::new("python3")
+            .arg(root.join("tests/python/smtp_sink.py"))
+            .arg(dir.path())
+            .args(["--tls", "none"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python3 with aiosmtpd is needed (pip install aiosmtpd)");
+        let mut line = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            BufReader::new(child.stdout.take().unwrap()).read_line(&mut line),
+        )
+        .await
+        .expect("the SMTP sink did not start")
+        .unwrap();
+        Sink {
+            port: line.trim().parse().expect("a port"),
+            dir,
+            _child: child,
+        }
+    }
+
+    fn messages(&self) -> Vec<Value> {
+        let mut files: Vec<_> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn push_exports_in_batches_of_100_and_emails_the_summary() {
+    let sb = sandbox(22, 260, 420).await;
+    let sink = Sink::start().await;
+    let p = Project::new(
+        &sb,
+        &format!(
+            "notify:\n  email:\n    server: 127.0.0.1:{}\n    tls: none\n    from: tandem@example.com\n    to: [crm@example.com]\n",
+            sink.port
+        ),
+    );
+    let before = world(&p, &sb).await;
+    let planned = before.plan(&program(), Direction::Push);
+    let creates = |object| {
+        planned
+            .actions
+            .iter()
+            .filter(|a| a.object == object && a.op == Op::Create)
+            .count() as u64
+    };
+    assert!(creates(Object::Company) > 100 && creates(Object::Contact) > 100);
+    let s0 = stats(&sb);
+    let out = run(&p, JobKind::Push, None, false).await;
+    assert_ok(&out);
+    let hs = delta(&s0["hubspot"], &stats(&sb)["hubspot"]);
+    for (object, route) in [
+        (
+            Object::Company,
+            "POST /crm/v3/objects/companies/batch/create",
+        ),
+        (
+            Object::Contact,
+            "POST /crm/v3/objects/contacts/batch/create",
+        ),
+    ] {
+        assert_eq!(hs[route], creates(object).div_ceil(100), "{route}: {hs:?}");
+    }
+    assert!(!hs.keys().any(|k| k.starts_with("PATCH ")), "{hs:?}");
+
+    // The email: one message, with the counts and the job.
+    let job = out.job.unwrap();
+    let msgs = sink.messages();
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    let content = msgs[0]["content"].as_str().unwrap();
+    assert!(content.contains(&format!("job {job}")), "{content}");
+    assert!(
+        content.contains(&format!(
+            "{:<10} {:>8}",
+            "created",
+            creates(Object::Company) + creates(Object::Contact)
+        )),
+        "{content}"
+    );
+    assert_eq!(msgs[0]["rcpt_tos"], json!(["crm@example.com"]));
+
+    // Again: nothing written, and a second email.
+    let s1 = stats(&sb);
+    assert_ok(&run(&p, JobKind::Push, None, false).await);
+    assert_eq!(total_writes(&stats(&sb)), total_writes(&s1));
+    assert_eq!(sink.messages().len(), 2);
+
+    // One Accelo edit: one HubSpot batch update.
+    let after = world(&p, &sb).await;
+    let company = after
+        .links
+        .iter()
+        .find(|l| l.object == Object::Company)
+        .unwrap();
+    edit(
+        sb.accelo_url(),
+        "companies",
+        Some(company.accelo_id.as_str()),
+        json!({"phone": "+61 3 5550 0000"}),
+    )
+    .await;
+    let s2 = stats(&sb);
+    let third = run(&p, JobKind::Push, None, false).await;
+    assert_ok(&third);
+    assert_eq!(
+        write_routes(&delta(&s2["hubspot"], &stats(&sb)["hubspot"])),
+        BTreeMap::from([("POST /crm/v3/objects/companies/batch/update".to_string(), 1)])
+    );
+
+    // Push-one runs send no email.
+    let n = sink.messages().len();
+    assert_ok(&run(&p, JobKind::PushCompany, Some(&company.accelo_id), false).await);
+    assert_eq!(sink.messages().len(), n);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn push_one_company_or_one_contact() {
+    let sb = sandbox(23, 40, 160).await;
+    let p = Project::new(&sb, "");
+    let before = world(&p, &sb).await;
+    // An Accelo company with several contacts, none of it in HubSpot yet… or partly: whatever
+    // the plan says for its scope is what gets written, and nothing else.
+    let mut by_company: BTreeMap<String, Vec<&tandem_core::model::Record>> = BTreeMap::new();
+    for r in before.accelo.iter().filter(|r| r.object == Object::Contact) {
+        if let Some(c) = &r.company_id {
+            by_company.entry(c.clone()).or_default().push(r);
+        }
+    }
+    let (company, contacts) = by_company
+        .iter()
+        .max_by_key(|(_, v)| v.len())
+        .map(|(k, v)| (k.clone(), v.len()))
+        .unwrap();
+    assert!(contacts >= 2);
+    let s0 = stats(&sb);
+    let out = run(&p, JobKind::PushCompany, Some(&company), false).await;
+    assert_ok(&out);
+    let store = p.store().await;
+    let log = store
+        .log(&LogQuery {
+            job: out.job,
+            ..LogQuery::default()
+        })
+        .await
+        .unwrap();
+    let records: Vec<_> = log
+        .iter()
+        .filter_map(|e| match &e.body {
+            LogBody::Record(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    // The company and each of its contacts, and nothing else.
+    assert_eq!(records.len(), 1 + contacts, "{records:#?}");
+    assert!(records.iter().all(|r| {
+        r.object == Object::Company && r.source.id.as_deref() == Some(company.as_str())
+            || r.object == Object::Contact
+    }));
+    let LogBody::RunStarted(started) = &log[0].body else {
+        panic!()
+    };
+    assert_eq!(
+        started.subject.as_deref(),
+        Some(format!("accelo:company:{company}").as_str())
+    );
+    // Only HubSpot was written; a bulk push now has nothing to do for that company.
+    assert_eq!(writes(&stats(&sb)["accelo"]), writes(&s0["accelo"]));
+    let plan = world(&p, &sb).await.plan(&program(), Direction::Push);
+    for a in &plan.actions {
+        if a.object == Object::Company && a.source.id.as_deref() == Some(company.as_str()) {
+            assert!(matches!(a.op, Op::Noop), "{a:?}");
+        }
+    }
+
+    // A contact the criteria skip (standing inactive) is pushed anyway when named (B9).
+    let inactive = before
+        .accelo
+        .iter()
+        .find(|r| {
+            r.object == Object::Contact
+                && r.get("standing").as_deref() == Some("inactive")
+                && r.company_id.is_some()
+        })
+        .unwrap();
+    let bulk = before.plan(&program(), Direction::Push);
+    let action = bulk
+        .actions
+        .iter()
+        .find(|a| a.object == Object::Contact && a.source.id.as_deref() == Some(&inactive.id))
+        .unwrap();
+    assert_eq!(action.op, Op::Skip, "{}", action.reason);
+    let one = run(&p, JobKind::PushContact, Some(&inactive.id), false).await;
+    assert_ok(&one);
+    let link = store
+        .link(
+            Object::Contact,
+            tandem_core::model::System::Accelo,
+            &inactive.id,
+        )
+        .await
+        .unwrap();
+    assert!(link.is_some(), "{}", one.stdout);
+
+    // An id that does not exist: exit 2, nothing written.
+    let s1 = stats(&sb);
+    let missing = run(&p, JobKind::PushCompany, Some("987654"), false).await;
+    assert_eq!(missing.exit, Exit::Invalid, "{}", missing.stderr);
+    assert!(missing.stderr.contains("987654"), "{}", missing.stderr);
+    assert_eq!(total_writes(&stats(&sb)), total_writes(&s1));
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn guardrails_stop_the_run_before_any_write_unless_forced() {
+    let sb = sandbox(24, 30, 80).await;
+    let p = Project::new(&sb, "sync:\n  guardrails:\n    max_create: 5\n");
+    let s0 = stats(&sb);
+    let out = run(&p, JobKind::Pull, None, false).await;
+    assert_eq!(out.exit, Exit::Failures, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("guardrail `max_create`"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("the limit is 5"), "{}", out.stderr);
+    assert!(out.stderr.contains("--force"), "{}", out.stderr);
+    assert_eq!(total_writes(&stats(&sb)), total_writes(&s0));
+    let store = p.store().await;
+    let job = store.job(out.job.unwrap()).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    assert!(job.error.unwrap().contains("max_create"));
+
+    let forced = run(&p, JobKind::Pull, None, true).await;
+    assert_ok(&forced);
+    assert!(total_writes(&stats(&sb)) > total_writes(&s0));
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn apply_runs_a_saved_plan_and_refuses_a_stale_one() {
+    let sb = sandbox(25, 30, 90).await;
+    let p = Project::new(&sb, "");
+    let file = p.dir.path().join("pull.plan.json");
+    let plan_args = |out: &Path| tandem::cli::plan::Args {
+        direction: tandem::cli::plan::DirectionArg::Pull,
+        company: None,
+        contact: None,
+        json: false,
+        out: Some(out.to_path_buf()),
+        config: Default::default(),
+    };
+    let made = tandem::cli::plan::render(&plan_args(&file), p.options(), false).await;
+    assert_eq!(made.exit, Exit::Ok, "{}", made.stderr);
+    let apply = |f: &Path| tandem::cli::apply::Args {
+        file: f.to_path_buf(),
+        force: false,
+        config: Default::default(),
+    };
+    let out = tandem::cli::apply::apply(&apply(&file), p.options(), ProgressMode::Silent).await;
+    assert_ok(&out);
+    let store = p.store().await;
+    let job = store.job(out.job.unwrap()).await.unwrap().unwrap();
+    assert_eq!(job.kind, JobKind::Apply);
+    // The plan was applied exactly: a new plan has nothing left to do.
+    let after = world(&p, &sb).await.plan(&program(), Direction::Pull);
+    assert_eq!(
+        after.summary.create + after.summary.update + after.summary.link,
+        0
+    );
+
+    // A plan whose data changed is refused with what changed, and writes nothing.
+    let stale = p.dir.path().join("stale.plan.json");
+    let made = tandem::cli::plan::render(&plan_args(&stale), p.options(), false).await;
+    assert_eq!(made.exit, Exit::Ok);
+    let hs_company = world(&p, &sb)
+        .await
+        .hubspot
+        .into_iter()
+        .find(|r| r.object == Object::Company)
+        .unwrap();
+    edit(
+        sb.hubspot_url(),
+        "companies",
+        Some(hs_company.id.as_str()),
+        json!({"city": "Wollongong"}),
+    )
+    .await;
+    let s0 = stats(&sb);
+    let refused =
+        tandem::cli::apply::apply(&apply(&stale), p.options(), ProgressMode::Silent).await;
+    assert_eq!(refused.exit, Exit::Invalid, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("changed since the plan was made"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains(&hs_company.id),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(total_writes(&stats(&sb)), total_writes(&s0));
+
+    // A file that is not a saved plan: exit 2 before anything is queued.
+    let junk = p.dir.path().join("junk.json");
+    std::fs::write(&junk, "{\"hello\": 1}").unwrap();
+    let bad = tandem::cli::apply::apply(&apply(&junk), p.options(), ProgressMode::Silent).await;
+    assert_eq!(bad.exit, Exit::Invalid);
+    assert!(bad.job.is_none());
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_real_binary_pulls_and_a_bad_config_is_exit_2() {
+    let sb = sandbox(26, 20, 60).await;
+    let p = Project::new(&sb, "");
+    let out = p.command(&["pull"]).output().await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("pull job 1 finished"), "{stdout}");
+    // Plain progress lines on stderr when it is not a terminal.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("pull: 0/"), "{stderr}");
+
+    let out = p
+        .command(&["push", "company", "1"])
+        .env_remove("HS_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("HS_TOKEN"), "{stderr}");
+
+    // Unreachable HubSpot: exit 3 (in-process, with quick retries).
+    let mut unreachable = Project::new(&sb, "");
+    unreachable.env.insert(
+        "TANDEM_HUBSPOT_URL".into(),
+        format!("http://127.0.0.1:{}", closed_port()),
+    );
+    let out = run(&unreachable, JobKind::Pull, None, false).await;
+    assert_eq!(out.exit, Exit::Unreachable, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot reach hubspot"),
+        "{}",
+        out.stderr
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_pull_follows_the_running_one() {
+    let sb = sandbox(27, 120, 400).await;
+    // Slow enough that the first run is still going when the second starts.
+    sb.set_faults(tandem_sandbox::FaultConfig {
+        latency_ms: 5,
+        ..Default::default()
+    })
+    .unwrap();
+    let p = Project::new(&sb, "");
+    let store = p.store().await;
+    let first = p
+        .command(&["pull"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let job = running_job(store.as_ref(), deadline).await;
+    let second = run(&p, JobKind::Pull, None, false).await;
+    assert_ok(&second);
+    assert_eq!(second.job, Some(job.id), "{}", second.stderr);
+    let out = first.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with(&format!("pull job {} finished", job.id)),
+        "{stdout}"
+    );
+    // One job, run once.
+    let jobs = store
+        .jobs(&tandem_engine::store::JobFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].attempts, 1);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_takes_the_job_over_when_its_runner_dies() {
+    let sb = sandbox(28, 120, 400).await;
+    sb.set_faults(tandem_sandbox::FaultConfig {
+        latency_ms: 5,
+        ..Default::default()
+    })
+    .unwrap();
+    let p = Project::new(&sb, "");
+    let store = p.store().await;
+    let mut first = p.command(&["pull"]).spawn().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let job = running_job(store.as_ref(), deadline).await;
+    let follower = tokio::spawn(run_job(
+        p.options(),
+        JobKind::Pull,
+        jobs::payload(JobKind::Pull, None, false),
+        ProgressMode::Silent,
+    ));
+    // Once the follower watches (it has nothing to claim yet), the runner dies.
+    while !store
+        .log(&LogQuery {
+            job: Some(job.id),
+            ..LogQuery::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e.body, LogBody::Record(_)))
+    {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.kill().await.unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(120), follower)
+        .await
+        .expect("the follower finishes")
+        .unwrap();
+    assert_ok(&out);
+    assert_eq!(out.job, Some(job.id));
+    let j = store.job(job.id).await.unwrap().unwrap();
+    assert_eq!((j.state, j.attempts), (JobState::Succeeded, 2));
+    let plan = world(&p, &sb).await.plan(&program(), Direction::Pull);
+    assert_eq!(
+        plan.summary.create + plan.summary.update + plan.summary.link,
+        0
+    );
+    sb.shutdown().await;
+}
+
+/// The first job found running, polled until `deadline`.
+async fn running_job(
+    store: &dyn tandem_engine::store::Store,
+    deadline: tokio::time::Instant,
+) -> tandem_engine::store::Job {
+    loop {
+        let jobs = store
+            .jobs(&tandem_engine::store::JobFilter::default())
+            .await
+            .unwrap();
+        if let Some(j) = jobs.into_iter().find(|j| j.state == JobState::Running) {
+            return j;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first pull never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -1,0 +1,73 @@
+//! Tandem's integration tests, in one test binary (`[[test]] name = "it"` in Cargo.toml): one
+//! module per file, named after the area it tests, and the helpers they share in [`support`].
+//! One binary links once, where one binary per file linked thirty-eight times.
+//!
+//! Run one area or one file by its module path, e.g. `cargo test --test it serve_` or
+//! `cargo test --test it exec_executor`; one test by its full path, e.g.
+//! `cargo test --test it -- --exact plan_golden::bulk_pull`. The tests run with the workspace
+//! root as their working directory (fixtures are `tests/fixtures/...`); the ones that run the
+//! real binary find it through `CARGO_BIN_EXE_tandem`. `tests/store_crash.rs` stays a binary of
+//! its own: it has its own `main` and runs itself as the writer it kills.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests: a failed unwrap is a failed test"
+)]
+
+mod support;
+
+// The `tandem` command as a process or through its command functions.
+mod cli_demo;
+mod cli_sync;
+mod log_cli;
+
+// Connectors against the simulators.
+mod connect_sandbox;
+
+// Executing plans, jobs and crash safety.
+mod exec_crash;
+mod exec_executor;
+mod exec_worker;
+
+// Notifications.
+mod notify_email;
+
+// Planning.
+mod plan_cli;
+mod plan_golden;
+mod plan_read;
+
+// The rules language and its commands.
+mod rules_check;
+mod rules_cli;
+mod rules_docs;
+mod rules_fuzz;
+mod rules_plan;
+mod rules_reload;
+mod rules_schema;
+mod rules_test;
+
+// The simulators.
+mod sandbox_accelo;
+mod sandbox_cli;
+mod sandbox_core;
+mod sandbox_hubspot;
+mod sandbox_python;
+mod sandbox_webhooks;
+
+// `tandem serve`: webhooks, poller, worker, hot reload.
+mod serve_binary;
+mod serve_crash;
+mod serve_loop;
+mod serve_poll;
+mod serve_reload;
+mod serve_sync;
+mod serve_webhooks;
+mod serve_worker;
+
+// The store on SQLite and PostgreSQL (the crash test is `tests/store_crash.rs`).
+mod store_events;
+mod store_jobs;
+mod store_links;
+mod store_log;
+mod store_open;

@@ -1,0 +1,150 @@
+//! `tandem sandbox` as a process: the first stdout line is the JSON contract, the simulators
+//! answer at the printed URLs with the printed credentials, SIGTERM stops it with exit 0, and
+//! bad flags exit 2 with a located message.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn tandem() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tandem"))
+}
+
+#[test]
+fn prints_one_json_line_serves_and_stops_on_sigterm() {
+    let mut child = tandem()
+        .args([
+            "sandbox",
+            "--seed",
+            "3",
+            "--companies",
+            "5",
+            "--contacts",
+            "10",
+            "--rate-limit",
+            "off",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let info: Value = serde_json::from_str(&line).unwrap();
+    for key in ["url", "token"] {
+        assert!(info["hubspot"][key].is_string(), "hubspot.{key}");
+    }
+    for key in ["url", "client_id", "client_secret"] {
+        assert!(info["accelo"][key].is_string(), "accelo.{key}");
+    }
+    let hs = info["hubspot"]["url"].as_str().unwrap();
+    assert!(hs.starts_with("http://127.0.0.1:"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let r = http
+            .get(format!("{hs}/crm/v3/objects/companies"))
+            .bearer_auth(info["hubspot"]["token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["results"].as_array().unwrap().len(), 5);
+        let r = http
+            .post(format!(
+                "{}/oauth2/v0/token",
+                info["accelo"]["url"].as_str().unwrap()
+            ))
+            .basic_auth(
+                info["accelo"]["client_id"].as_str().unwrap(),
+                info["accelo"]["client_secret"].as_str(),
+            )
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    });
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "sandbox did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code.code(), Some(0));
+}
+
+#[test]
+fn same_seed_prints_the_same_credentials() {
+    let run = || {
+        let mut child = tandem()
+            .args([
+                "sandbox",
+                "--seed",
+                "8",
+                "--companies",
+                "1",
+                "--contacts",
+                "1",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        serde_json::from_str::<Value>(&line).unwrap()
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a["hubspot"]["token"], b["hubspot"]["token"]);
+    assert_eq!(a["accelo"]["client_secret"], b["accelo"]["client_secret"]);
+}
+
+#[test]
+fn bad_flags_exit_2_with_a_message() {
+    for args in [
+        vec!["sandbox", "--faults", "500=2"],
+        vec!["sandbox", "--faults", "teapot=1"],
+        vec!["sandbox", "--rate-limit", "hubspot=lots"],
+        vec!["sandbox", "--webhook-secret", "s"],
+        vec!["sandbox", "--webhook-url", "not a url"],
+        vec!["sandbox", "--seed", "minus-one"],
+    ] {
+        let out = tandem().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.trim().is_empty(), "{args:?} explains itself");
+        assert!(out.stdout.is_empty(), "{args:?} printed no JSON line");
+    }
+}
+
+#[test]
+fn a_busy_port_exits_2() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let out = tandem()
+        .args(["sandbox", "--hubspot-port", &port])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("hubspot") && err.contains(&port), "{err}");
+}
