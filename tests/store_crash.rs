@@ -7,7 +7,11 @@
 //! number of each record once its transaction has committed. Each writer first settles the
 //! intents a killed predecessor left open, as the executor does on restart.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a failed unwrap is a failed test"
+)]
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};

@@ -8,7 +8,11 @@
 //! sizes, default 1000 and 5000 per system). `cargo test --all-targets` also runs it at a tiny
 //! scale, as a check that it still works, not as a measurement.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: failing loudly is right
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark: failing loudly is right"
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -6,7 +6,11 @@
 //!
 //! Plain timing loops (no harness): each measurement reports the median of several runs.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a panic is a failure
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark: a panic is a failure"
+)]
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -8,7 +8,11 @@
 //! Accelo `_search` and email-filter scenarios). Under `cargo test --all-targets` (no `--bench`
 //! argument) it runs a small smoke version so the suite stays fast.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark harness: failures abort the run
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark harness: failures abort the run"
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

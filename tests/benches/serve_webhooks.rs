@@ -7,7 +7,11 @@
 //! runs a tenth of the work. `cargo test --all-targets` also runs it (cargo passes no `--bench`
 //! then) at the quick scale, as a check that it still works, not as a measurement.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: failing loudly is right
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark: failing loudly is right"
+)]
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -6,7 +6,11 @@
 //! `cargo test --all-targets` also runs it (cargo passes no `--bench` then): at the quick scale,
 //! as a check that the benchmark still works, not as a measurement.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: failing loudly is right
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark: failing loudly is right"
+)]
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -10,6 +10,12 @@
 //! the simulators' own; against the real services the documented budgets bound it (HubSpot
 //! 190 requests / 10 s, search 5 / s; Accelo 5000 / h).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a measurement program: failing loudly is right"
+)]
+
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;

@@ -10,6 +10,12 @@
 //! The sandbox and the connectors run without rate limits, so the times are Tandem's and the
 //! simulators' own; against the real services the documented budgets bound them.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a measurement program: failing loudly is right"
+)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

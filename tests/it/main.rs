@@ -11,7 +11,8 @@
 
 #![allow(
     clippy::unwrap_used,
-    reason = "tests: a failed unwrap is a failed test"
+    clippy::expect_used,
+    reason = "tests: a failed unwrap or expect is a failed test"
 )]
 
 mod support;
