@@ -42,11 +42,11 @@ pub struct Args {
     /// `pull` (HubSpot → Accelo) or `push` (Accelo → HubSpot).
     #[arg(value_enum)]
     pub direction: DirectionArg,
-    /// Only this company and all its contacts (B8): an id of the direction's source system
+    /// Only this company and all its contacts: an id of the direction's source system
     /// (HubSpot on pull, Accelo on push).
     #[arg(long, value_name = "ID", conflicts_with = "contact")]
     pub company: Option<String>,
-    /// Only this contact, bypassing the sync criteria (B9): an id of the direction's source.
+    /// Only this contact, bypassing the sync criteria: an id of the direction's source.
     #[arg(long, value_name = "ID")]
     pub contact: Option<String>,
     /// Print the plan as JSON instead of text.

@@ -31,9 +31,9 @@ pub struct Args {
 /// What to push when not everything.
 #[derive(Debug, Clone, Subcommand)]
 pub enum What {
-    /// One Accelo company and all its contacts (B8).
+    /// One Accelo company and all its contacts.
     Company(One),
-    /// One Accelo contact, bypassing the sync criteria (B9).
+    /// One Accelo contact, bypassing the sync criteria.
     Contact(One),
 }
 

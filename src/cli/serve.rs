@@ -107,7 +107,7 @@ pub(crate) async fn common(config: &ConfigArgs, env: Env) -> Result<Common, Exit
 /// A worker running every kind of job: the manual runs (`exec::jobs`) and `record` jobs, all
 /// with the hot-reloaded rules. The push-completion email is sent when configured; SMTP
 /// credentials that cannot be resolved only turn it off (with a warning): the automatic sync
-/// never sends email (B13).
+/// never sends email.
 pub(crate) fn worker(common: &Common) -> Worker {
     let email = match super::pull::smtp_settings(&common.runtime) {
         Ok(e) => e,

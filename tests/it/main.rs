@@ -39,6 +39,7 @@ mod plan_golden;
 mod plan_read;
 
 // The rules language and its commands.
+mod customer_text;
 mod rules_check;
 mod rules_cli;
 mod rules_docs;

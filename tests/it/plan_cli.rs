@@ -305,7 +305,7 @@ async fn pull_and_push_plans_are_right_and_write_nothing() {
     let no_company = pull
         .actions
         .iter()
-        .filter(|a| a.reason == "contact has no company (B7)")
+        .filter(|a| a.reason == "contact has no company")
         .count();
     assert!(no_company > 0);
 

@@ -513,7 +513,7 @@ impl<'a> Ctx<'a, '_> {
             && rules.requires_company
             && s.company_id.is_none()
         {
-            return vec![self.action(seq, s, Op::Skip, "contact has no company (B7)")];
+            return vec![self.action(seq, s, Op::Skip, "contact has no company")];
         }
 
         // 3. Duplicate detection.

@@ -189,7 +189,7 @@ mod tests {
                     id: None,
                 },
                 changes: vec![],
-                reason: "contact has no company (B7)".into(),
+                reason: "contact has no company".into(),
                 depends_on: Some(1),
                 last_synced: None,
                 target_company_id: None,
@@ -219,7 +219,7 @@ mod tests {
              reason: not linked, no duplicate found\n\
              \n\
              ! #2 skip contact hubspot 202\n    \
-             reason: contact has no company (B7)\n    \
+             reason: contact has no company\n    \
              after: #1\n"
         );
         assert!(!t.contains('\x1b'));

@@ -26,7 +26,7 @@ pub struct Config {
     pub accelo: AcceloConfig,
     /// Where links, the job queue and the sync log live.
     pub store: StoreConfig,
-    /// Notifications (the push-completion email, B2).
+    /// Notifications (the push-completion email).
     pub notify: NotifyConfig,
     /// The webhook receiver and console (`tandem serve`).
     pub server: ServerConfig,
@@ -179,9 +179,9 @@ impl Default for ServerConfig {
 #[serde(default)]
 #[schemars(deny_unknown_fields)]
 pub struct SyncConfig {
-    /// Seconds between incremental polls of both systems (B16; default 300).
+    /// Seconds between incremental polls of both systems (default 300).
     pub poll_interval_seconds: u64,
-    /// Limits that stop a run before it writes (B21).
+    /// Limits that stop a run before it writes.
     pub guardrails: Guardrails,
     /// Concurrent Accelo writes (default 4).
     pub accelo_concurrency: u32,
@@ -197,7 +197,7 @@ impl Default for SyncConfig {
     }
 }
 
-/// Guardrails (B21): a run that would exceed any of these stops before writing and says why.
+/// Guardrails: a run that would exceed any of these stops before writing and says why.
 /// Absent = no limit.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default)]

@@ -23,11 +23,11 @@ pub struct RuleFile {
     /// The object this file describes: `company` or `contact`. One file per object.
     #[serde(default)]
     pub object: Lenient<ObjectName>,
-    /// Contacts only (B7): when `true` (the default for contacts), a HubSpot contact without a
+    /// Contacts only: when `true` (the default for contacts), a HubSpot contact without a
     /// primary company is not pulled into Accelo.
     #[serde(default)]
     pub requires_company: Lenient<bool>,
-    /// HubSpot changes that queue an automatic sync (B11): `created` (a new record) and the
+    /// HubSpot changes that queue an automatic sync: `created` (a new record) and the
     /// internal names of the standard properties whose change triggers a sync.
     #[serde(default)]
     pub triggers: Lenient<Vec<Lenient<String>>>,
@@ -35,25 +35,25 @@ pub struct RuleFile {
     /// known already.
     #[serde(default)]
     pub custom_properties: Lenient<Vec<Lenient<CustomProperty>>>,
-    /// Which records sync (B5): one Rhai expression per direction over `record` (the source
+    /// Which records sync: one Rhai expression per direction over `record` (the source
     /// record). Absent = every record syncs.
     #[serde(default)]
     pub criteria: Lenient<Criteria>,
-    /// Duplicate detection (B6): before creating a record, the keys are tried in order; the
+    /// Duplicate detection: before creating a record, the keys are tried in order; the
     /// first key that finds exactly one unlinked record on the other side links to it.
     #[serde(default)]
     pub dedup: Lenient<Vec<Lenient<DedupKey>>>,
     /// Field mappings between a HubSpot property and an Accelo field.
     #[serde(default)]
     pub fields: Lenient<Vec<Lenient<FieldMapping>>>,
-    /// Status mapping (B15): a HubSpot enumeration property ↔ the Accelo status, with one
+    /// Status mapping: a HubSpot enumeration property ↔ the Accelo status, with one
     /// table per direction so a round trip cannot loop.
     #[serde(default)]
     pub status: Lenient<StatusMapping>,
     /// The status titles that exist in the Accelo deployment for this object.
     #[serde(default)]
     pub accelo_statuses: Lenient<Vec<Lenient<String>>>,
-    /// Test cases (B19), run by `tandem test`: records on both sides (plus links) and the
+    /// Test cases, run by `tandem test`: records on both sides (plus links) and the
     /// actions the plan must contain.
     #[serde(default)]
     pub tests: Lenient<Vec<Lenient<TestCase>>>,
@@ -124,7 +124,7 @@ pub struct Criteria {
     #[serde(default)]
     pub pull: Option<String>,
     /// Over the Accelo record (`record.name`, `record.affiliation.email`, …), for Accelo →
-    /// HubSpot. Pushing a single contact bypasses it (B9).
+    /// HubSpot. Pushing a single contact bypasses it.
     #[serde(default)]
     pub push: Option<String>,
 }
@@ -161,10 +161,10 @@ pub struct FieldMapping {
     /// into the value written.
     #[serde(default)]
     pub transform: Transform,
-    /// Whose value wins when both sides have one and they differ (default `initiator`, B3).
+    /// Whose value wins when both sides have one and they differ (default `initiator`).
     #[serde(default)]
     pub precedence: Precedence,
-    /// What a blank value on the winning side does (default `keep`, B4).
+    /// What a blank value on the winning side does (default `keep`).
     #[serde(default)]
     pub blank: BlankPolicy,
 }
@@ -208,7 +208,7 @@ pub struct Transform {
     pub push: Option<String>,
 }
 
-/// Whose value wins for a field (B3).
+/// Whose value wins for a field.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Precedence {
@@ -233,7 +233,7 @@ impl Precedence {
     }
 }
 
-/// What a blank value on the winning side does (B4).
+/// What a blank value on the winning side does.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BlankPolicy {
@@ -291,7 +291,7 @@ impl JsonSchema for Id {
     }
 }
 
-/// One rule test case (B19): records on both sides, links between them, a run direction, and
+/// One rule test case: records on both sides, links between them, a run direction, and
 /// the actions the plan must contain.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -303,7 +303,7 @@ pub struct TestCase {
     /// The system that started the sync (default: the direction's source).
     #[serde(default)]
     pub initiator: Option<SystemName>,
-    /// Skip the sync criteria, as pushing a single contact does (B9).
+    /// Skip the sync criteria, as pushing a single contact does.
     #[serde(default)]
     pub bypass_criteria: bool,
     /// HubSpot records.

@@ -223,7 +223,7 @@ impl JobHandler for SyncJobs {
                     .map_err(read_error)?;
                 if !check.is_fresh() {
                     let mut text = String::from(
-                        "the data changed since the plan was made (B18); nothing was written. \
+                        "the data changed since the plan was made; nothing was written. \
                          What changed:",
                     );
                     for c in &check.changes {

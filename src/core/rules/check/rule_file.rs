@@ -255,7 +255,7 @@ impl FileState {
                                      changes"
                                 ),
                             )
-                            .help("polling still picks up its changes (B16)"),
+                            .help("Tandem's periodic poll still picks up its changes"),
                         );
                     }
                     triggers.insert(t.clone());
