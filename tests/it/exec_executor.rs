@@ -1338,3 +1338,96 @@ async fn a_follow_up_write_that_fails_is_reported_and_left_to_the_next_sync() {
     }
     env.finish().await;
 }
+
+/// A create whose answer is lost and whose lookup then fails as well has an unknown outcome,
+/// not a failed one: the record may exist. It is logged as unknown, its intent stays open, no
+/// link is guessed, and the next run settles it by lookup — linking the record the lost create
+/// made — so nothing is created twice. Both sides: one Accelo create per call (pull), HubSpot
+/// batch creates (push).
+#[tokio::test]
+async fn a_lost_create_whose_lookup_fails_too_stays_unknown_and_is_settled_next_run() {
+    for (direction, target, endpoints) in [
+        (
+            Direction::Pull,
+            System::Accelo,
+            ["POST /api/v0/companies", "GET /api/v0/companies"],
+        ),
+        (
+            Direction::Push,
+            System::HubSpot,
+            [
+                "POST /crm/v3/objects/companies/batch/create",
+                "POST /crm/v3/objects/companies/search",
+            ],
+        ),
+    ] {
+        let env = Env::new(31, 20, 0, ExecOptions::default()).await;
+        let count = |records: &[tandem_core::model::Record]| {
+            records
+                .iter()
+                .filter(|r| r.object == Object::Company)
+                .count()
+        };
+        let world = env.world().await;
+        let on_target = |w: &World| match target {
+            System::Accelo => count(&w.accelo),
+            System::HubSpot => count(&w.hubspot),
+        };
+        let before = on_target(&world);
+        let plan = world.plan(&env.program, direction);
+        let creates: Vec<_> = plan
+            .actions
+            .iter()
+            .filter(|a| a.object == Object::Company && a.op == Op::Create)
+            .collect();
+        assert!(creates.len() > 3, "{direction}: {:?}", plan.summary);
+        // Every create is made, its answer lost; every lookup's answer is lost too.
+        env.sb
+            .set_faults(FaultConfig {
+                seed: 1,
+                drop_after_rate: 1.0,
+                only: endpoints.iter().map(|s| s.to_string()).collect(),
+                ..FaultConfig::default()
+            })
+            .unwrap();
+        let report = env.run(&world, &plan).await;
+        env.sb.set_faults(FaultConfig::default()).unwrap();
+        let report = report.unwrap_or_else(|e| panic!("{direction}: {e}"));
+        assert_eq!(report.counts.created, 0, "{direction}: {report:?}");
+        // The lost creates happened.
+        let made = on_target(&env.world().await) - before;
+        assert_eq!(made, creates.len(), "{direction}");
+        let log = env.store().log(&LogQuery::default()).await.unwrap();
+        for a in &creates {
+            let entry = log
+                .iter()
+                .find_map(|e| match &e.body {
+                    LogBody::Record(r) if r.source.id == a.source.id => Some(r),
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("{direction}: no entry for {:?}", a.source.id));
+            assert_eq!(entry.outcome, Outcome::Failed, "{direction}: {entry:?}");
+            let error = entry.error.as_deref().unwrap_or_default();
+            assert!(
+                error.contains("whether it was applied is unknown")
+                    && error.contains("looking the record up failed too"),
+                "{direction}: {error}"
+            );
+        }
+        assert_eq!(
+            env.store().open_intents().await.unwrap().len(),
+            creates.len(),
+            "{direction}: the intents of the unknown creates stay open"
+        );
+        // The next run settles them: the records the lost creates made are linked, none made
+        // again.
+        let (_, again) = env.sync(direction).await;
+        assert_eq!(again.counts.failed, 0, "{direction}: {again:?}");
+        assert!(env.store().open_intents().await.unwrap().is_empty());
+        let world = env.world().await;
+        assert_eq!(on_target(&world) - before, creates.len(), "{direction}");
+        let plan = world.plan(&env.program, direction);
+        assert_eq!(work(&plan), 0, "{direction}: {:?}", plan.summary);
+        env.finish().await;
+    }
+}

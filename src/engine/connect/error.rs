@@ -142,6 +142,24 @@ impl ConnectError {
         )
     }
 
+    /// A create whose answer was lost (`self`, an `OutcomeUnknown`) and whose lookup then
+    /// failed too (`lookup`): still unknown, so the create's intent stays open and is settled
+    /// by the next run's lookup instead of being taken for "not written".
+    pub fn still_unknown(self, lookup: &ConnectError) -> ConnectError {
+        match self {
+            ConnectError::OutcomeUnknown {
+                system,
+                request,
+                reason,
+            } => ConnectError::OutcomeUnknown {
+                system,
+                request,
+                reason: format!("{reason}; looking the record up failed too: {lookup}"),
+            },
+            other => other,
+        }
+    }
+
     /// The system the error is about.
     pub fn system(&self) -> System {
         match self {

@@ -303,7 +303,10 @@ pub trait Connector: Send + Sync + fmt::Debug {
         })
     }
 
-    /// Creates records; one result per input, in input order.
+    /// Creates records; one result per input, in input order. `Err` means nothing at all was
+    /// written; a create that may have happened (its answer lost, and its lookup inconclusive)
+    /// is that input's [`ConnectError::OutcomeUnknown`], never folded into an `Err` of the
+    /// whole call.
     async fn create(
         &self,
         object: Object,

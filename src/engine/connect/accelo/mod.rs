@@ -681,7 +681,10 @@ impl Accelo {
                     let Some(l) = &input.lookup else {
                         return Err(e);
                     };
-                    let found = self.find(object, l, &[]).await?;
+                    let found = match self.find(object, l, &[]).await {
+                        Ok(found) => found,
+                        Err(f) => return Err(e.still_unknown(&f)),
+                    };
                     if let Some(r) = found.into_iter().next() {
                         tracing::info!(key = %l.key, "accelo create settled by lookup: the record exists");
                         let mut w = Written::new(r.id.clone(), WriteOutcome::Found);

@@ -474,9 +474,28 @@ impl HubSpot {
                     Ok(self.map_create_answer(object, &call, pending, &traces, b))
                 }
                 _ if pending.len() > 1 => {
+                    // Halves, so one refused input does not fail the others. A half that
+                    // fails as a whole wrote nothing; it never hides what the other half wrote.
                     let (l, r) = pending.split_at(pending.len() / 2);
-                    let mut out = self.create_once(object, l).await?;
-                    out.extend(self.create_once(object, r).await?);
+                    let mut out = Vec::with_capacity(pending.len());
+                    let mut failed = Vec::new();
+                    for half in [l, r] {
+                        match self.create_once(object, half).await {
+                            Ok(attempts) => out.extend(attempts),
+                            Err(e) => failed.push((half, e)),
+                        }
+                    }
+                    if out.is_empty()
+                        && let Some((_, e)) = failed.first()
+                    {
+                        return Err(e.clone());
+                    }
+                    for (half, e) in failed {
+                        out.extend(
+                            half.iter()
+                                .map(|(i, _)| (*i, Attempt::Done(Err(e.clone())))),
+                        );
+                    }
                     Ok(out)
                 }
                 _ => Ok(vec![(
@@ -591,7 +610,17 @@ impl HubSpot {
                 .iter()
                 .filter_map(|(_, c, _)| c.lookup.as_ref())
                 .collect();
-            let found = self.find_lost(object, &lookups, lost_at).await?;
+            let found = match self.find_lost(object, &lookups, lost_at).await {
+                Ok(found) => found,
+                Err(f) => {
+                    // Whether these were created is still unknown: they stay so (never "not
+                    // written"), and the rest of the run stops on the lookup's error.
+                    for (i, _, e) in unknown {
+                        out[i] = Some(Err(e.still_unknown(&f)));
+                    }
+                    return Err(f);
+                }
+            };
             for (i, input, e) in unknown {
                 let Some(l) = &input.lookup else {
                     out[i] = Some(Err(e));
@@ -1141,7 +1170,10 @@ impl Connector for HubSpot {
             match self.create_chunk(object, chunk, &mut out).await {
                 Ok(()) => wrote = true,
                 Err(e) => {
-                    wrote |= out.iter().any(|r| matches!(r, Some(Ok(_))));
+                    // Any input with a result of its own (created, refused, or of unknown
+                    // outcome) is reported as such: a failure of the whole call would be read as
+                    // "nothing was written".
+                    wrote |= out.iter().any(Option::is_some);
                     fatal = Some(e);
                 }
             }
