@@ -1431,3 +1431,53 @@ async fn a_lost_create_whose_lookup_fails_too_stays_unknown_and_is_settled_next_
         env.finish().await;
     }
 }
+
+/// The guide's recommended first runs — a pull, then a push — go through under the shipped
+/// guardrails on the default sandbox: the push mostly fills HubSpot fields that were empty,
+/// which loses nothing and is counted against no limit. Refused before, by the share of
+/// existing records changed.
+#[tokio::test]
+async fn the_first_pull_and_push_run_under_the_shipped_guardrails() {
+    let shipped = tandem_core::compile::load(&tandem_core::rules::Paths::resolve(
+        Some("rules/tandem.yaml".into()),
+        None,
+    ))
+    .expect("the shipped rules load")
+    .config
+    .sync
+    .guardrails;
+    assert!(shipped.max_share.is_some(), "{shipped:?}");
+    let env = Env::new(
+        1,
+        50,
+        200,
+        ExecOptions {
+            guardrails: shipped.clone(),
+            ..ExecOptions::default()
+        },
+    )
+    .await;
+    for direction in [Direction::Pull, Direction::Push] {
+        let world = env.world().await;
+        let plan = world.plan(&env.program, direction);
+        let impact = tandem_engine::exec::guardrails::Impact::of(&plan);
+        let report = env
+            .run(&world, &plan)
+            .await
+            .unwrap_or_else(|e| panic!("{direction}: {e} ({impact:?})"));
+        assert_eq!(report.counts.failed, 0, "{direction}: {report:?}");
+        if direction == Direction::Push {
+            // Counting every changed record, as before, the push is over the share limit;
+            // the ones that only get empty fields filled make the difference.
+            let existing = world.hubspot.len() as f64;
+            let all_changed = (impact.changed_records + impact.filled_records) as f64;
+            let max_share = shipped.max_share.unwrap_or(1.0);
+            assert!(
+                all_changed / existing > max_share,
+                "{impact:?} of {existing}"
+            );
+            assert!((impact.changed_records as f64) / existing <= max_share);
+        }
+    }
+    env.finish().await;
+}

@@ -205,12 +205,13 @@ impl Default for SyncConfig {
 pub struct Guardrails {
     /// Most records one run may create.
     pub max_create: Option<u64>,
-    /// Most records one run may update.
+    /// Most existing records one run may overwrite or clear a value of. Filling an empty field
+    /// loses nothing and is not counted.
     pub max_update: Option<u64>,
     /// Most field values one run may clear.
     pub max_clear: Option<u64>,
-    /// Largest share (0–1) of the target's existing records one bulk run may change (update, or
-    /// clear a field of); creates are `max_create`'s business.
+    /// Largest share (0–1) of the target's existing records one bulk run may overwrite or clear a
+    /// value of (filling empty fields is not counted); creates are `max_create`'s business.
     #[schemars(range(min = 0.0, max = 1.0))]
     pub max_share: Option<f64>,
 }

@@ -1,19 +1,25 @@
-//! Guardrails (B21): a run that would create, update or clear more than the configured limits
-//! stops before its first write and says which limit, with the numbers.
+//! Guardrails (B21): a run that would create records, or overwrite or clear existing values,
+//! beyond the configured limits stops before its first write and says which limit, with the
+//! numbers.
 //!
-//! What is counted, from the plan:
+//! What can destroy data is counted apart from what cannot: a field change either *overwrites*
+//! a value the target holds with another one, *clears* it, or *fills* a field that is empty.
+//! Filling loses nothing, so it counts against no limit (the first push after the first pull
+//! mostly fills HubSpot fields Accelo knew and HubSpot did not). From the plan:
 //! - `max_create` — `create` actions;
-//! - `max_update` — `update` actions plus `link` actions that change fields;
-//! - `max_clear` — field changes whose new value is blank while the target had one;
-//! - `max_share` — the share of the target's *existing* records (in the run's scope) that the
-//!   run would change (update, link with changes, or clear). Creates are left to `max_create`:
-//!   the first pull into an empty system creates everything and is the normal case. Checked only
-//!   for bulk runs, where the scope is the whole target; for one company or one contact the
-//!   share says nothing.
+//! - `max_update` — existing records (`update`, or `link` with changes) with at least one value
+//!   overwritten or cleared;
+//! - `max_clear` — field values cleared;
+//! - `max_share` — those same records as a share of the target's *existing* records in the run's
+//!   scope. Creates are left to `max_create`: the first pull into an empty system creates
+//!   everything and is the normal case. Checked only for bulk runs, where the scope is the whole
+//!   target; for one company or one contact the share says nothing.
+//!
+//! A breach's message gives the numbers of each kind, the filled ones included.
 
 use std::fmt;
 
-use tandem_core::plan::{Op, Plan};
+use tandem_core::plan::{Change, Op, Plan};
 use tandem_core::rules::config::Guardrails;
 
 /// A limit a plan exceeds.
@@ -38,17 +44,47 @@ impl fmt::Display for Breach {
     }
 }
 
+/// What one field change does to the value the target holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// An empty field gets a value: nothing is lost.
+    Fill,
+    /// A value is replaced by another one.
+    Overwrite,
+    /// A value is removed.
+    Clear,
+    /// Nothing changes (blank to blank).
+    None,
+}
+
+impl Effect {
+    /// What `c` does.
+    pub fn of(c: &Change) -> Effect {
+        let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+        match (present(&c.from), present(&c.to)) {
+            (false, true) => Effect::Fill,
+            (true, true) => Effect::Overwrite,
+            (true, false) => Effect::Clear,
+            (false, false) => Effect::None,
+        }
+    }
+}
+
 /// What a plan would do to the target, as the guardrails count it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Impact {
     /// Records created.
     pub creates: u64,
-    /// Existing records whose fields change.
-    pub updates: u64,
+    /// Existing records with at least one value overwritten or cleared.
+    pub changed_records: u64,
+    /// Existing records whose changes only fill empty fields.
+    pub filled_records: u64,
+    /// Field values replaced by another value.
+    pub overwrites: u64,
     /// Field values cleared.
     pub clears: u64,
-    /// Existing records changed in any way (updated or cleared).
-    pub changed_records: u64,
+    /// Empty fields filled.
+    pub fills: u64,
 }
 
 impl Impact {
@@ -59,26 +95,65 @@ impl Impact {
             match a.op {
                 Op::Create => i.creates += 1,
                 Op::Update | Op::Link if !a.changes.is_empty() => {
-                    i.updates += 1;
-                    i.changed_records += 1;
-                    i.clears += a
-                        .changes
-                        .iter()
-                        .filter(|c| c.to.is_none() && c.from.is_some())
-                        .count() as u64;
+                    let mut destructive = false;
+                    let mut filled = false;
+                    for c in &a.changes {
+                        match Effect::of(c) {
+                            Effect::Fill => {
+                                i.fills += 1;
+                                filled = true;
+                            }
+                            Effect::Overwrite => {
+                                i.overwrites += 1;
+                                destructive = true;
+                            }
+                            Effect::Clear => {
+                                i.clears += 1;
+                                destructive = true;
+                            }
+                            Effect::None => {}
+                        }
+                    }
+                    if destructive {
+                        i.changed_records += 1;
+                    } else if filled {
+                        i.filled_records += 1;
+                    }
                 }
                 _ => {}
             }
         }
         i
     }
+
+    /// The breakdown a breach of `max_update` or `max_share` gives: `12 values overwritten,
+    /// 1 cleared; 116 other records only get empty fields filled, which no limit counts`.
+    fn breakdown(&self) -> String {
+        let mut text = format!(
+            "{} overwritten, {} cleared",
+            plural(self.overwrites, "value"),
+            self.clears
+        );
+        match self.filled_records {
+            0 => {}
+            1 => text
+                .push_str("; 1 other record only gets empty fields filled, which no limit counts"),
+            n => text.push_str(&format!(
+                "; {n} other records only get empty fields filled, which no limit counts"
+            )),
+        }
+        text
+    }
+}
+
+fn plural(n: u64, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Checks `plan` against `limits`. `target_records` is the number of existing target records in
 /// the run's scope, given for bulk runs only (enables `max_share`).
 pub fn check(plan: &Plan, limits: &Guardrails, target_records: Option<u64>) -> Result<(), Breach> {
     let i = Impact::of(plan);
-    let plural = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     if let Some(max) = limits.max_create
         && i.creates > max
     {
@@ -89,11 +164,15 @@ pub fn check(plan: &Plan, limits: &Guardrails, target_records: Option<u64>) -> R
         });
     }
     if let Some(max) = limits.max_update
-        && i.updates > max
+        && i.changed_records > max
     {
         return Err(Breach {
             threshold: "max_update",
-            would: format!("update {}", plural(i.updates, "record")),
+            would: format!(
+                "overwrite or clear values of {} ({})",
+                plural(i.changed_records, "existing record"),
+                i.breakdown()
+            ),
             limit: max.to_string(),
         });
     }
@@ -114,10 +193,12 @@ pub fn check(plan: &Plan, limits: &Guardrails, target_records: Option<u64>) -> R
             return Err(Breach {
                 threshold: "max_share",
                 would: format!(
-                    "change {} of the {total} existing {} records ({:.1}%)",
+                    "overwrite or clear values of {} of the {total} existing {} records \
+                     ({:.1}%: {})",
                     i.changed_records,
                     plan.direction.target(),
-                    share * 100.0
+                    share * 100.0,
+                    i.breakdown()
                 ),
                 limit: format!("{:.1}%", max * 100.0),
             });
@@ -182,14 +263,26 @@ mod tests {
             action(4, Op::Link, vec![]),
             action(5, Op::Link, vec![change(Some("x"), Some("y"))]),
             action(6, Op::Noop, vec![]),
+            action(
+                7,
+                Op::Update,
+                vec![change(None, Some("z")), change(Some(" "), Some("w"))],
+            ),
+            action(
+                8,
+                Op::Link,
+                vec![change(Some("x"), Some("y")), change(None, Some("v"))],
+            ),
         ]);
         assert_eq!(
             Impact::of(&p),
             Impact {
                 creates: 2,
-                updates: 2,
+                changed_records: 3,
+                filled_records: 1,
+                overwrites: 2,
                 clears: 1,
-                changed_records: 2
+                fills: 3,
             }
         );
         let none = Guardrails::default();
@@ -203,13 +296,25 @@ mod tests {
         assert_eq!(b.threshold, "max_create");
         assert!(b.to_string().contains("create 2 records, the limit is 1"));
 
+        // Filling blanks counts against no limit: 3 records overwrite or clear, 1 only fills.
         let limits = Guardrails {
-            max_update: Some(1),
+            max_update: Some(3),
             ..Guardrails::default()
         };
-        assert_eq!(
-            check(&p, &limits, None).unwrap_err().threshold,
-            "max_update"
+        assert!(check(&p, &limits, None).is_ok());
+        let limits = Guardrails {
+            max_update: Some(2),
+            ..Guardrails::default()
+        };
+        let b = check(&p, &limits, None).unwrap_err();
+        assert_eq!(b.threshold, "max_update");
+        assert!(
+            b.to_string().contains(
+                "it would overwrite or clear values of 3 existing records (2 values overwritten, \
+                 1 cleared; 1 other record only gets empty fields filled, which no limit \
+                 counts), the limit is 2"
+            ),
+            "{b}"
         );
 
         let limits = Guardrails {
@@ -224,17 +329,37 @@ mod tests {
             max_share: Some(0.5),
             ..Guardrails::default()
         };
-        // 2 of 4 = 50%: at the limit, allowed; 2 of 3 is over.
-        assert!(check(&p, &limits, Some(4)).is_ok());
-        let b = check(&p, &limits, Some(3)).unwrap_err();
+        // 3 of 6 = 50%: at the limit, allowed; 3 of 5 is over.
+        assert!(check(&p, &limits, Some(6)).is_ok());
+        let b = check(&p, &limits, Some(5)).unwrap_err();
         assert_eq!(b.threshold, "max_share");
         assert!(
-            b.to_string()
-                .contains("change 2 of the 3 existing accelo records (66.7%)")
+            b.to_string().contains(
+                "overwrite or clear values of 3 of the 5 existing accelo records (60.0%: 2 \
+                 values overwritten, 1 cleared; 1 other record only gets empty fields filled, \
+                 which no limit counts)"
+            ),
+            "{b}"
         );
         assert!(b.to_string().contains("the limit is 50.0%"));
         // Not a bulk run (no target count): share not checked; an empty target neither.
         assert!(check(&p, &limits, None).is_ok());
         assert!(check(&p, &limits, Some(0)).is_ok());
+    }
+
+    #[test]
+    fn a_plan_that_only_fills_empty_fields_passes_every_limit() {
+        let p = plan(
+            (1..=10)
+                .map(|n| action(n, Op::Update, vec![change(None, Some("filled"))]))
+                .collect(),
+        );
+        let strict = Guardrails {
+            max_create: Some(0),
+            max_update: Some(0),
+            max_clear: Some(0),
+            max_share: Some(0.0),
+        };
+        assert_eq!(check(&p, &strict, Some(10)), Ok(()));
     }
 }
