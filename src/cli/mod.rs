@@ -104,12 +104,32 @@ pub fn run(cli: Cli) -> Exit {
 }
 
 /// Logs go to stderr, filtered by `TANDEM_LOG` (default `warn`), so stdout stays for output that
-/// scripts read.
+/// scripts read. The connectors' notices for the person running the command (a system not
+/// answering, a retry and its wait) always go to stderr too, as plain lines.
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG")
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let notice = tandem_engine::connect::NOTICE_TARGET;
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    if let Ok(off) = format!("{notice}=off").parse() {
+        filter = filter.add_directive(off);
+    }
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_filter(filter);
+    let notices = tracing_subscriber::fmt::layer()
+        .without_time()
+        .with_target(false)
+        .with_level(false)
+        .with_writer(std::io::stderr)
+        .with_filter(
+            tracing_subscriber::filter::Targets::new().with_target(notice, tracing::Level::INFO),
+        );
+    let _ = tracing_subscriber::registry()
+        .with(logs)
+        .with(notices)
         .try_init();
 }

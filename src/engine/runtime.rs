@@ -242,7 +242,18 @@ impl Runtime {
         let mut config = loaded.config;
         config.apply_env(|k| env.get(k));
         let secrets = config.secrets(|k| env.get(k))?;
-        let systems = connectors(&config, secrets, options.retry)?;
+        let origin = |var: &str, key: &str| {
+            if env.get(var).is_some_and(|v| !v.is_empty()) {
+                format!("the environment variable `{var}`")
+            } else {
+                format!("`{key}` in {}", paths.config.display())
+            }
+        };
+        let origins = [
+            origin("TANDEM_HUBSPOT_URL", "hubspot.url"),
+            origin("TANDEM_ACCELO_URL", "accelo.url"),
+        ];
+        let systems = connectors(&config, secrets, options.retry, origins)?;
         register_url_password(&config.store.url);
         Ok(Runtime {
             paths,
@@ -349,11 +360,13 @@ impl Runtime {
     }
 }
 
-/// Builds both connectors from the config and the resolved secrets.
+/// Builds both connectors from the config and the resolved secrets. `origins` say where the
+/// HubSpot and the Accelo URL were configured, for the error of an address that cannot work.
 pub fn connectors(
     config: &Config,
     secrets: config::Secrets,
     retry: Option<RetryPolicy>,
+    origins: [String; 2],
 ) -> Result<Systems, RuntimeError> {
     match &secrets.hubspot {
         HubSpotAuth::Token(t) => store::redact::register_secret(t.expose()),
@@ -386,7 +399,9 @@ pub fn connectors(
         }
     };
 
+    let [hs_origin, ac_origin] = origins;
     let mut hs = HubSpotSettings::new(url(System::HubSpot, &config.hubspot.url)?, hs_auth);
+    hs.url_origin = Some(hs_origin);
     if config.accelo.client_id.trim().is_empty() {
         return Err(RuntimeError::Connection {
             system: System::Accelo,
@@ -398,6 +413,7 @@ pub fn connectors(
         config.accelo.client_id.trim(),
         Secret::new(secrets.accelo_client_secret.expose()),
     );
+    ac.url_origin = Some(ac_origin);
     ac.write_concurrency = usize::try_from(config.sync.accelo_concurrency.max(1)).unwrap_or(1);
     if let Some(r) = retry {
         hs.retry = r;

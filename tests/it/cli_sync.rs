@@ -672,3 +672,66 @@ async fn running_job(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// An address where nothing listens, before the system ever answered, is not retried for a
+/// minute: the command fails at once with exit 3 and names the setting that gave the address —
+/// the environment variable when one is set.
+#[tokio::test]
+async fn an_address_that_refuses_connections_fails_at_once_naming_its_setting() {
+    let sb = sandbox(5, 5, 10).await;
+    let mut p = Project::new(&sb, "");
+    p.env.insert(
+        "TANDEM_ACCELO_URL".into(),
+        format!("http://127.0.0.1:{}", closed_port()),
+    );
+    let out = p.command(&["plan", "pull"]).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("cannot reach accelo"), "{stderr}");
+    assert!(
+        stderr.contains("nothing is listening at this address"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the environment variable `TANDEM_ACCELO_URL`"),
+        "{stderr}"
+    );
+    // Not retried: no retry was announced, and the message counts no attempts.
+    assert!(!stderr.contains("retry"), "{stderr}");
+    assert!(!stderr.contains("attempts"), "{stderr}");
+    sb.shutdown().await;
+}
+
+/// A system that answers with errors is retried, and every retry is announced on stderr in
+/// words, with its number and its wait.
+#[tokio::test]
+async fn every_retry_is_announced() {
+    let sb = sandbox(5, 5, 10).await;
+    // Some answers to Accelo's company list are 503s (seeded: the same every run).
+    sb.set_faults(tandem_sandbox::FaultConfig {
+        seed: 5,
+        errors: BTreeMap::from([(503, 0.6)]),
+        only: vec!["GET /api/v0/companies".into()],
+        ..Default::default()
+    })
+    .unwrap();
+    let p = Project::new(&sb, "");
+    let out = p.command(&["plan", "pull"]).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let faults = sb.accelo_stats();
+    let refused = faults["faults"]["503"].as_u64().unwrap_or(0);
+    assert!(refused > 0, "{faults}");
+    let announced: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("accelo answered 503, retry "))
+        .collect();
+    assert_eq!(announced.len() as u64, refused, "{stderr}");
+    assert!(
+        announced[0]
+            .trim()
+            .starts_with("accelo answered 503, retry 1 of 8 in "),
+        "{stderr}"
+    );
+    sb.shutdown().await;
+}

@@ -13,6 +13,12 @@
 //! only when the system certainly did not process it — no connection was made, or it answered
 //! 429 / 423. A timeout, a dropped connection or a 5xx on a create yields
 //! [`ConnectError::OutcomeUnknown`], and the connector settles it by a lookup.
+//!
+//! Two things a person at a terminal sees: every retry is announced as an event of the
+//! [`NOTICE_TARGET`] target ("accelo is not answering (connection failed), retry 3 of 9 in
+//! 8 s"), which the command line prints; and a system that has never answered and whose
+//! address refuses connections, or whose host name does not resolve, is not retried at all —
+//! the error says at once which setting gave that address ([`Transport::with_origin`]).
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -30,6 +36,10 @@ use tokio::time::Instant;
 
 use super::error::ConnectError;
 use tandem_core::model::System;
+
+/// The `tracing` target of the events meant for the person running a command: retries and
+/// waits, in words. The command line prints them plainly on a terminal.
+pub const NOTICE_TARGET: &str = "tandem::notice";
 use tandem_core::secret::Secret;
 
 /// The longest lifetime a token is trusted for, whatever its `expires_in` says.
@@ -531,6 +541,11 @@ pub(crate) struct Transport {
     search: Limiter,
     auth: Arc<dyn TokenSource>,
     style: HeaderStyle,
+    /// Where the base URL was configured, for errors (`TANDEM_ACCELO_URL`, …).
+    origin: Option<String>,
+    /// Whether the system ever answered (any HTTP status): until then a refused connection or
+    /// an unknown host name is final.
+    answered: AtomicBool,
 }
 
 impl Transport {
@@ -578,7 +593,61 @@ impl Transport {
             search: Limiter::new(search, window),
             auth,
             style,
+            origin: None,
+            answered: AtomicBool::new(false),
         })
+    }
+
+    /// Names where the base URL was configured (`TANDEM_ACCELO_URL`, `` `accelo.url` in
+    /// tandem.yaml``), for the error of an address that cannot work.
+    pub(crate) fn with_origin(mut self, origin: Option<String>) -> Transport {
+        self.origin = origin;
+        self
+    }
+
+    /// A connection failure that retrying cannot cure, before the system ever answered: the
+    /// error, naming the address's origin.
+    fn hopeless(&self, e: &reqwest::Error) -> Option<ConnectError> {
+        if self.answered.load(Ordering::SeqCst) {
+            return None;
+        }
+        let why = hopeless_connect(e)?;
+        let from = match &self.origin {
+            Some(o) => format!("; the address comes from {o}"),
+            None => String::new(),
+        };
+        Some(ConnectError::Unreachable {
+            system: self.system,
+            url: self.base.clone(),
+            reason: format!("{why}{from}"),
+        })
+    }
+
+    /// Announces a retry to the person running the command.
+    fn announce(&self, err: &ConnectError, attempt: u32, delay: Duration) {
+        let what = match err {
+            ConnectError::Unavailable { status: 429, .. } => {
+                // Pacing is normal; only a wait worth noticing is announced.
+                if delay < Duration::from_secs(2) {
+                    return;
+                }
+                format!("{} asks Tandem to slow down", self.system)
+            }
+            ConnectError::Unavailable { status, .. } => {
+                format!("{} answered {status}", self.system)
+            }
+            ConnectError::Unreachable { reason, .. } => {
+                let short = reason.split(':').next().unwrap_or(reason).trim();
+                format!("{} is not answering ({short})", self.system)
+            }
+            _ => return,
+        };
+        tracing::info!(
+            target: NOTICE_TARGET,
+            "{what}, retry {attempt} of {} in {}",
+            self.retry.retries,
+            words(delay)
+        );
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -628,6 +697,7 @@ impl Transport {
             .notify(|f: &Failure, d: Duration| {
                 if let Failure::Retry { err, .. } = f {
                     tracing::debug!(request = %label, error = %err, delay_ms = d.as_millis() as u64, "retrying");
+                    self.announce(err, attempts.load(Ordering::SeqCst), d);
                 }
             })
             .await;
@@ -666,6 +736,7 @@ impl Transport {
             Ok(r) => r,
             Err(e) => return Err(self.transport_failure(call, &e, n)),
         };
+        self.answered.store(true, Ordering::SeqCst);
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         self.observe(&headers);
@@ -720,6 +791,9 @@ impl Transport {
 
     fn transport_failure(&self, call: &Call, e: &reqwest::Error, attempt: u32) -> Failure {
         let reason = transport_reason(e);
+        if let Some(err) = self.hopeless(e) {
+            return Failure::Stop(err);
+        }
         if e.is_connect() {
             // Nothing reached the system: always safe to try again.
             return Failure::Retry {
@@ -820,14 +894,18 @@ impl Transport {
             if let Some((user, pass)) = basic {
                 rb = rb.basic_auth(user, Some(pass.expose()));
             }
-            let resp = rb.send().await.map_err(|e| Failure::Retry {
-                wait: None,
-                err: ConnectError::Unreachable {
-                    system: self.system,
-                    url: self.base.clone(),
-                    reason: format!("{} (after {n} attempts)", transport_reason(&e)),
+            let resp = rb.send().await.map_err(|e| match self.hopeless(&e) {
+                Some(err) => Failure::Stop(err),
+                None => Failure::Retry {
+                    wait: None,
+                    err: ConnectError::Unreachable {
+                        system: self.system,
+                        url: self.base.clone(),
+                        reason: format!("{} (after {n} attempts)", transport_reason(&e)),
+                    },
                 },
             })?;
+            self.answered.store(true, Ordering::SeqCst);
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
             let body = resp.bytes().await.map_err(|e| Failure::Retry {
@@ -885,6 +963,11 @@ impl Transport {
                     _ => d,
                 })
             })
+            .notify(|f: &Failure, d: Duration| {
+                if let Failure::Retry { err, .. } = f {
+                    self.announce(err, attempts.load(Ordering::SeqCst), d);
+                }
+            })
             .await
             .map_err(|f| match f {
                 Failure::Retry { err, .. } | Failure::Stop(err) => err,
@@ -898,6 +981,46 @@ impl Transport {
 }
 
 /// A transport error in words, without the URL (which reqwest would otherwise append).
+/// Why a connection could not be opened, when trying again cannot help: nothing listens at the
+/// address, or its host name does not resolve.
+fn hopeless_connect(e: &reqwest::Error) -> Option<&'static str> {
+    if !e.is_connect() {
+        return None;
+    }
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return Some("nothing is listening at this address (connection refused)");
+        }
+        let text = s.to_string().to_lowercase();
+        if text.contains("dns error")
+            || text.contains("failed to lookup address")
+            || text.contains("name or service not known")
+            || text.contains("no such host")
+        {
+            return Some("its host name does not resolve");
+        }
+        src = s.source();
+    }
+    None
+}
+
+/// A wait in words: `8 s`, `2 min 5 s`, `250 ms`.
+fn words(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs == 0 {
+        format!("{} ms", d.as_millis())
+    } else if secs < 60 {
+        format!("{secs} s")
+    } else if secs.is_multiple_of(60) {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{} min {} s", secs / 60, secs % 60)
+    }
+}
+
 fn transport_reason(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"

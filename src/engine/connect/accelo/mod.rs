@@ -87,6 +87,9 @@ pub struct AcceloSettings {
     pub write_concurrency: usize,
     /// Renew the token this long before it expires.
     pub refresh_margin: Duration,
+    /// Where `base_url` was configured (`TANDEM_ACCELO_URL`, …), named when that address
+    /// cannot work.
+    pub url_origin: Option<String>,
 }
 
 impl AcceloSettings {
@@ -107,6 +110,7 @@ impl AcceloSettings {
             timeout: Duration::from_secs(30),
             write_concurrency: 4,
             refresh_margin: Duration::from_secs(300),
+            url_origin: None,
         }
     }
 }
@@ -269,7 +273,8 @@ impl Accelo {
             settings.rate_limit,
             auth.clone(),
             HeaderStyle::Accelo,
-        )?;
+        )?
+        .with_origin(settings.url_origin.clone());
         Ok(Accelo {
             t,
             auth,

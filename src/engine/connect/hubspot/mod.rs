@@ -88,6 +88,9 @@ pub struct HubSpotSettings {
     /// — only once the create is older than this (default 10 s), searching again with backoff
     /// until then.
     pub search_index_lag: Duration,
+    /// Where `base_url` was configured (`TANDEM_HUBSPOT_URL`, …), named when that address
+    /// cannot work.
+    pub url_origin: Option<String>,
 }
 
 impl HubSpotSettings {
@@ -102,6 +105,7 @@ impl HubSpotSettings {
             timeout: Duration::from_secs(30),
             refresh_margin: Duration::from_secs(300),
             search_index_lag: DEFAULT_SEARCH_INDEX_LAG,
+            url_origin: None,
         }
     }
 }
@@ -157,7 +161,8 @@ impl HubSpot {
             settings.search_rate_limit,
             auth,
             HeaderStyle::HubSpot,
-        )?;
+        )?
+        .with_origin(settings.url_origin.clone());
         Ok(HubSpot {
             t,
             oauth,
