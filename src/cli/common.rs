@@ -20,6 +20,8 @@ pub enum Exit {
     Invalid,
     /// 3: a remote system could not be reached or refused the credentials.
     Unreachable,
+    /// 130: stopped by Ctrl-C or SIGTERM; the job is saved and the same command continues it.
+    Interrupted,
 }
 
 impl Exit {
@@ -30,6 +32,7 @@ impl Exit {
             Exit::Failures => 1,
             Exit::Invalid => 2,
             Exit::Unreachable => 3,
+            Exit::Interrupted => 130,
         }
     }
 }
@@ -115,23 +118,5 @@ where
 
 /// Waits for SIGINT or SIGTERM (Ctrl-C elsewhere).
 pub(crate) async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    tandem_engine::runtime::stop_signal().await;
 }

@@ -224,7 +224,7 @@ fn outcome(kind: JobKind, ran: &Ran, store: &str) -> Output {
             ));
             (
                 format!("{kind} job {job} interrupted after {took}: {counts}\n"),
-                Exit::Failures,
+                Exit::Interrupted,
             )
         }
         (state, _) => {

@@ -360,6 +360,29 @@ impl Runtime {
     }
 }
 
+/// Waits for a request to stop: SIGINT (Ctrl-C) or SIGTERM (Ctrl-C elsewhere).
+pub async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// Builds both connectors from the config and the resolved secrets. `origins` say where the
 /// HubSpot and the Accelo URL were configured, for the error of an address that cannot work.
 pub fn connectors(

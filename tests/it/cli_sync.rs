@@ -735,3 +735,79 @@ async fn every_retry_is_announced() {
     );
     sb.shutdown().await;
 }
+
+/// Ctrl-C (SIGINT) and SIGTERM stop a run promptly even while it waits on a system that does
+/// not answer: the job is released (queued, not left `running`), the command says how to
+/// continue and exits 130, and the same command then finishes the job without creating
+/// anything twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_stops_a_waiting_run_and_the_same_command_continues_it() {
+    let sb = sandbox(29, 20, 0).await;
+    let p = Project::new(&sb, "");
+    let store = p.store().await;
+    let creates = |sb: &Sandbox| {
+        sb.accelo_stats()["requests"]["POST /api/v0/companies"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    for signal in ["-TERM", "-INT"] {
+        // Every Accelo company create takes a minute to answer.
+        sb.set_faults(tandem_sandbox::FaultConfig {
+            latency_ms: 60_000,
+            only: vec!["POST /api/v0/companies".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        let before = creates(&sb);
+        let child = p
+            .command(&["pull"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id().unwrap();
+        // Wait until the run is inside a create that does not answer.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while creates(&sb) == before {
+            assert!(tokio::time::Instant::now() < deadline, "no create was sent");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let killed = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let out = tokio::time::timeout(Duration::from_secs(50), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("{signal}: the run did not stop"))
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{signal}: {stderr}");
+        assert!(
+            stderr.contains("run the same command again to continue job 1"),
+            "{signal}: {stderr}"
+        );
+        let jobs = store
+            .jobs(&tandem_engine::store::JobFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].state, JobState::Queued, "{signal}: {:?}", jobs[0]);
+    }
+    sb.set_faults(tandem_sandbox::FaultConfig::default())
+        .unwrap();
+    let out = p.command(&["pull"]).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("resuming pull job 1"), "{stderr}");
+    // Nothing twice: the creates the signals cut off were settled by lookup.
+    let names: Vec<String> = read_all(&*accelo(&sb), Object::Company, &[])
+        .await
+        .into_iter()
+        .filter_map(|r| r.get("name"))
+        .collect();
+    let unique: HashSet<&String> = names.iter().collect();
+    assert_eq!(unique.len(), names.len(), "{names:?}");
+    assert!(store.open_intents().await.unwrap().is_empty());
+    sb.shutdown().await;
+}

@@ -415,10 +415,11 @@ pub async fn run_here(
     }
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
+    let told = progress.clone();
     let signal = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_signal.cancel();
-        }
+        crate::runtime::stop_signal().await;
+        told.message("stopping: the job is saved and can be continued");
+        on_signal.cancel();
     });
     let finished = worker.run_claimed(job, progress, &shutdown).await;
     signal.abort();

@@ -242,6 +242,9 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 
 /// Default number of claims after which a job that keeps dying is failed (a poison job).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+/// How long a stopped job may take to reach its next record before it is dropped where it
+/// waits.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
 
 impl Worker {
     /// A worker with no handlers, a fresh owner id, the default lease and no email.
@@ -421,7 +424,7 @@ impl Worker {
             )))
         } else {
             match self.handlers.get(&job.kind) {
-                Some(h) => h.run(&run).await,
+                Some(h) => Self::until_stopped(h.run(&run), &cancel).await,
                 None => Err(JobError::Invalid(format!(
                     "this worker has no handler for `{}` jobs",
                     job.kind
@@ -520,6 +523,27 @@ impl Worker {
             summary,
             error,
         })
+    }
+
+    /// Runs a job's handler; once `cancel` fires, the handler has [`STOP_GRACE`] to stop at its
+    /// next record, after which it is dropped where it waits (a request in flight, a budget
+    /// pause, a retry's backoff). Dropping is as safe as a crash, which every write is built to
+    /// survive: each record's outcome is one transaction, and a create in flight keeps its
+    /// open intent, settled by lookup when the job continues.
+    async fn until_stopped(
+        work: impl std::future::Future<Output = Result<RunSummary, JobError>>,
+        cancel: &CancellationToken,
+    ) -> Result<RunSummary, JobError> {
+        tokio::pin!(work);
+        tokio::select! {
+            r = &mut work => r,
+            () = async {
+                cancel.cancelled().await;
+                tokio::time::sleep(STOP_GRACE).await;
+            } => Err(JobError::Exec(ExecError::Interrupted(
+                "stopped while waiting on a system; the job continues where it stopped".into(),
+            ))),
+        }
     }
 
     /// Renews the lease every third of its length until the returned token is cancelled. When
