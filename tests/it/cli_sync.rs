@@ -811,3 +811,71 @@ async fn a_signal_stops_a_waiting_run_and_the_same_command_continues_it() {
     assert!(store.open_intents().await.unwrap().is_empty());
     sb.shutdown().await;
 }
+
+/// A pull that Accelo's hourly budget will make slow says so before it writes — how many
+/// requests, and how long at that budget — and, once the budget is spent, says what it waits
+/// for and until when, instead of seeming to stall. Ctrl-C still stops it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_slowed_by_the_budget_says_what_it_costs_and_what_it_waits_for() {
+    let sb = tandem_sandbox::Sandbox::start(tandem_sandbox::SandboxOptions {
+        seed: 30,
+        companies: 60,
+        contacts: 0,
+        rate_limits: tandem_sandbox::RateLimits {
+            accelo_per_hour: Some(40),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let p = Project::new(&sb, "");
+    let mut child = p
+        .command(&["pull"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let deadline = Duration::from_secs(60);
+    loop {
+        let line = tokio::time::timeout(deadline, lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("no budget wait announced: {seen:#?}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("stderr ended: {seen:#?}"));
+        let waiting = line.contains("waiting for accelo's hourly budget, resumes at ");
+        seen.push(line);
+        if waiting {
+            break;
+        }
+    }
+    let cost = seen
+        .iter()
+        .find(|l| l.starts_with("this pull sends about "))
+        .unwrap_or_else(|| panic!("no cost said: {seen:#?}"));
+    assert!(
+        cost.contains(" requests to accelo; at 40 an hour that takes about "),
+        "{cost}"
+    );
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = tokio::time::timeout(Duration::from_secs(50), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{seen:#?}");
+    // The cost is in the sync log too.
+    let store = p.store().await;
+    let log = store.log(&LogQuery::default()).await.unwrap();
+    assert!(
+        log.iter().any(|e| matches!(&e.body, LogBody::Notice(n) if n.message.starts_with("this pull sends about "))),
+        "{log:#?}"
+    );
+    sb.shutdown().await;
+}

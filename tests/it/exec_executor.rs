@@ -1481,3 +1481,39 @@ async fn the_first_pull_and_push_run_under_the_shipped_guardrails() {
     }
     env.finish().await;
 }
+
+/// The cost said before a run is close to what the run then sends: the requests a pull
+/// really makes to Accelo (one record per call, follow-up writes included) and a push to
+/// HubSpot (batches of 100).
+#[tokio::test]
+async fn the_estimated_cost_is_close_to_the_requests_a_run_sends() {
+    let env = Env::new(41, 60, 240, ExecOptions::default()).await;
+    for (direction, system) in [
+        (Direction::Pull, System::Accelo),
+        (Direction::Push, System::HubSpot),
+    ] {
+        let world = env.world().await;
+        let plan = world.plan(&env.program, direction);
+        let connector = match system {
+            System::Accelo => &env.ac,
+            System::HubSpot => &env.hs,
+        };
+        let cost = tandem_engine::exec::cost::estimate(&plan, connector.as_ref());
+        let stats = |env: &Env| match system {
+            System::Accelo => env.sb.accelo_stats(),
+            System::HubSpot => env.sb.hubspot_stats(),
+        };
+        let before = stats(&env)["total"].as_u64().unwrap();
+        let report = env.run(&world, &plan).await.unwrap();
+        assert_eq!(report.counts.failed, 0, "{direction}");
+        let sent = stats(&env)["total"].as_u64().unwrap() - before;
+        assert!(cost.requests > 0, "{direction}");
+        let off = (sent as f64 - cost.requests as f64).abs() / sent as f64;
+        assert!(
+            off <= 0.15,
+            "{direction}: estimated {} requests, sent {sent}",
+            cost.requests
+        );
+    }
+    env.finish().await;
+}

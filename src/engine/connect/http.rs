@@ -147,6 +147,10 @@ pub(crate) struct Limiter {
     current: Mutex<RateLimit>,
     gcra: ArcSwap<DefaultDirectRateLimiter>,
     paused_until: Mutex<Option<Instant>>,
+    /// The budget in words (`accelo's hourly budget`), for the notice of a long wait.
+    name: String,
+    /// The end of the last pause announced (each pause is announced once).
+    announced: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Limiter {
@@ -166,15 +170,44 @@ impl Limiter {
             current: Mutex::new(rate),
             gcra: ArcSwap::from_pointee(RateLimiter::direct(rate.quota(window))),
             paused_until: Mutex::new(None),
+            name: "the request budget".into(),
+            announced: Mutex::new(None),
         }
     }
 
-    /// Waits until a request may be sent.
+    /// Names the budget for the notice of a long wait.
+    pub(crate) fn named(mut self, name: String) -> Limiter {
+        self.name = name;
+        self
+    }
+
+    /// Waits until a request may be sent. A pause of two seconds or more (the system said its
+    /// budget is spent) is announced once, with the time it ends.
     pub(crate) async fn acquire(&self) {
         loop {
             let until = *lock(&self.paused_until);
             match until {
-                Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
+                Some(t) if t > Instant::now() => {
+                    let wait = t - Instant::now();
+                    let first = wait >= Duration::from_secs(2) && {
+                        let mut announced = lock(&self.announced);
+                        let first = *announced != Some(t);
+                        *announced = Some(t);
+                        first
+                    };
+                    if first {
+                        let resumes = chrono::Local::now()
+                            + chrono::Duration::from_std(wait).unwrap_or_default();
+                        tracing::info!(
+                            target: NOTICE_TARGET,
+                            "waiting for {}, resumes at {} (in {})",
+                            self.name,
+                            resumes.format("%H:%M:%S"),
+                            words(wait)
+                        );
+                    }
+                    tokio::time::sleep_until(t).await;
+                }
                 _ => break,
             }
         }
@@ -589,8 +622,11 @@ impl Transport {
             base,
             client,
             retry,
-            general: Limiter::new(general, window),
-            search: Limiter::new(search, window),
+            general: Limiter::new(general, window).named(match style {
+                HeaderStyle::Accelo => format!("{system}'s hourly budget"),
+                HeaderStyle::HubSpot => format!("{system}'s request budget"),
+            }),
+            search: Limiter::new(search, window).named(format!("{system}'s search budget")),
             auth,
             style,
             origin: None,

@@ -243,6 +243,18 @@ pub trait Connector: Send + Sync + fmt::Debug {
     /// the connector splits.
     fn batch_size(&self) -> usize;
 
+    /// About how many requests writing one record takes — a create when `create`, else an
+    /// update of `changes` — for a connector that writes one record per call (a batching
+    /// connector's cost is counted per batch). An estimate for telling a person what a run will
+    /// cost, never a limit.
+    fn write_requests(&self, object: Object, create: bool, changes: &Changes) -> u64 {
+        let _ = (object, create, changes);
+        1
+    }
+
+    /// The request budget in force (after any retuning by the system's headers).
+    fn budget(&self) -> RateLimit;
+
     /// One authenticated request: fails with the exit-code-3 kind of error when the system cannot
     /// be reached or refuses the credentials.
     async fn check(&self) -> Result<(), ConnectError>;

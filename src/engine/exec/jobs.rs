@@ -281,6 +281,11 @@ impl JobHandler for SyncJobs {
             plan.summary.noop,
             plan.summary.skip
         ));
+        let cost = super::cost::estimate(&plan, exec.connector(plan.direction.target()).as_ref());
+        if let Some(sentence) = cost.sentence(&run.job.kind.to_string()) {
+            progress.message(&sentence);
+            self.notice(run, NoticeLevel::Info, &sentence).await?;
+        }
         let t_exec = Instant::now();
         let report = exec
             .execute(

@@ -10,6 +10,8 @@
 //! - [`recover`] — settling the open create intents a crash left behind, before anything is
 //!   created again.
 //! - [`guardrails`] — the B21 thresholds.
+//! - [`cost`] — what a plan costs in requests to its target and how long its budget makes it
+//!   take, said before the first write.
 //! - [`progress`] — progress to a terminal (indicatif bar on a TTY, plain lines otherwise).
 //! - [`worker`] — [`Worker`]: claims jobs under short leases with heartbeats, dispatches them by
 //!   kind to a [`JobHandler`], writes the run's start and end to the sync log, finishes or
@@ -21,6 +23,7 @@
 //! sent without an open intent; a record's link change, intent resolution and log entry are one
 //! transaction; a run that loses its lease stops writing at the next record.
 
+pub mod cost;
 mod error;
 pub mod executor;
 pub mod guardrails;

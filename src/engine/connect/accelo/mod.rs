@@ -1341,6 +1341,40 @@ impl Connector for Accelo {
         }
     }
 
+    fn write_requests(&self, object: Object, create: bool, changes: &Changes) -> u64 {
+        let Ok(r) = split(object, changes) else {
+            return 1;
+        };
+        let any = |v: &[(&str, Option<String>)]| u64::from(!v.is_empty());
+        match (object, create) {
+            // The record (with its status), then its address.
+            (Object::Company, true) => 1 + any(&r.address),
+            // The contact with its affiliation, then the affiliation fields the create cannot
+            // carry.
+            (Object::Contact, true) => {
+                let later: Vec<_> = r
+                    .affiliation
+                    .iter()
+                    .filter(|(k, _)| !CONTACT_CREATE_AFFILIATION_KEYS.contains(k))
+                    .cloned()
+                    .collect();
+                1 + any(&later)
+            }
+            // Own fields; the address read and written; a status progression read and applied.
+            (Object::Company, false) => {
+                any(&r.own) + 2 * any(&r.address) + 2 * u64::from(r.status.is_some())
+            }
+            (Object::Contact, false) => {
+                u64::from(!r.own.is_empty() || r.status.is_some()) + any(&r.affiliation)
+            }
+        }
+        .max(1)
+    }
+
+    fn budget(&self) -> RateLimit {
+        self.t.general_rate()
+    }
+
     async fn create(
         &self,
         object: Object,

@@ -1154,6 +1154,10 @@ impl Connector for HubSpot {
             .await
     }
 
+    fn budget(&self) -> RateLimit {
+        self.t.general_rate()
+    }
+
     async fn create(
         &self,
         object: Object,
