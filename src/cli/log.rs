@@ -61,6 +61,9 @@ pub struct Args {
     /// The config file whose `store.url` names the store [default: rules/tandem.yaml].
     #[arg(long, env = "TANDEM_CONFIG", value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
+    /// The rule files: accepted like on every command, not used by this one.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub rules: Option<std::path::PathBuf>,
     /// With `--follow`: how often to look for new entries, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 500, hide = true)]
     pub poll_ms: u64,

@@ -55,6 +55,7 @@ pub fn resolve(args: &Args) -> Result<(JobKind, Option<String>, bool, ConfigArgs
     let merge = |one: &One| ConfigArgs {
         config: one.config.config.clone().or(args.config.config.clone()),
         rules: one.config.rules.clone().or(args.config.rules.clone()),
+        store: one.config.store.clone().or(args.config.store.clone()),
     };
     match &args.what {
         None => Ok((JobKind::Push, None, args.force, args.config.clone())),
