@@ -263,6 +263,10 @@ async fn print_log<W: Write>(
         }
     }
     out.flush()?;
+    if after.is_none() {
+        // Nothing matched: say so on stderr (stdout stays empty for scripts).
+        eprintln!("{}", nothing_matches(args, store.location()));
+    }
     if !args.follow {
         return Ok(());
     }
@@ -292,6 +296,29 @@ async fn print_log<W: Write>(
             }
         }
     }
+}
+
+/// What `tandem log` says when no entry matches its filters.
+fn nothing_matches(args: &Args, store: &str) -> String {
+    let since = args
+        .since
+        .as_deref()
+        .map(|t| format!(" since `{t}`"))
+        .unwrap_or_default();
+    let mut s = match (&args.record, args.job) {
+        (Some(r), _) => format!(
+            "no sync-log entries about {r}{since} in {store}: no run has synced, skipped or \
+             failed it. `tandem why {} {} {}` shows what a run would do with it",
+            r.system, r.object, r.id
+        ),
+        (None, Some(job)) => format!("no sync-log entries for job {job}{since} in {store}"),
+        (None, None) if args.since.is_some() => format!("no sync-log entries{since} in {store}"),
+        (None, None) => format!("the sync log in {store} is empty"),
+    };
+    if args.follow {
+        s.push_str("; waiting for new entries (Ctrl-C stops)");
+    }
+    s
 }
 
 /// Prints entries; returns the id of the last one.

@@ -32,8 +32,10 @@ pub struct Args {
 #[derive(Debug, Clone, Subcommand)]
 pub enum What {
     /// One Accelo company and all its contacts.
+    #[command(after_help = crate::cli::PUSH_ONE_ENV_HELP)]
     Company(One),
     /// One Accelo contact, bypassing the sync criteria.
+    #[command(after_help = crate::cli::PUSH_ONE_ENV_HELP)]
     Contact(One),
 }
 
