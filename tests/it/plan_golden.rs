@@ -498,7 +498,7 @@ fn incremental_without_changes_is_all_noops() {
         assert_eq!(a.op, Op::Noop);
         assert_eq!(
             a.reason,
-            "unchanged: neither side changed since the last sync"
+            "neither side changed since the last sync"
         );
         assert_eq!(a.last_synced, None);
     }
@@ -684,7 +684,7 @@ fn incremental_echoes_are_harmless() {
     assert_eq!(p.actions[0].op, Op::Noop);
     assert_eq!(
         p.actions[0].reason,
-        "unchanged: neither side changed since the last sync"
+        "neither side changed since the last sync"
     );
     // The same values in bulk mode are in step too.
     let p = run(

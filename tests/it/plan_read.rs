@@ -275,7 +275,7 @@ async fn the_automatic_sync_plans_only_what_changed() {
         assert_eq!(p.actions[0].op, Op::Noop, "{:#?}", p.actions[0]);
         assert_eq!(
             p.actions[0].reason,
-            "unchanged: neither side changed since the last sync"
+            "neither side changed since the last sync"
         );
     }
 
