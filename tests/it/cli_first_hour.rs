@@ -218,11 +218,7 @@ async fn plan_filters_by_action_and_object_and_ends_with_the_summary() {
     a.object = Some(ObjectArg::Contact);
     let some = tandem::cli::plan::render(&a, p.options(), false).await;
     assert_eq!(some.exit, Exit::Ok, "{}", some.stderr);
-    let heads: Vec<&str> = some
-        .stdout
-        .lines()
-        .filter(|l| is_head(l))
-        .collect();
+    let heads: Vec<&str> = some.stdout.lines().filter(|l| is_head(l)).collect();
     assert!(!heads.is_empty());
     for h in &heads {
         assert!(
@@ -248,8 +244,11 @@ async fn plan_filters_by_action_and_object_and_ends_with_the_summary() {
     let v: Value = serde_json::from_str(&json.stdout).unwrap();
     let actions = v["actions"].as_array().unwrap();
     assert_eq!(actions.len(), heads.len());
-    assert!(actions.iter().all(|a| a["object"] == "contact"
-        && (a["op"] == "skip" || a["op"] == "create")));
+    assert!(
+        actions
+            .iter()
+            .all(|a| a["object"] == "contact" && (a["op"] == "skip" || a["op"] == "create"))
+    );
     let mut whole = plan_args(DirectionArg::Pull);
     whole.json = true;
     let whole = tandem::cli::plan::render(&whole, p.options(), false).await;
@@ -424,8 +423,7 @@ async fn serve_and_push_both_refuse_a_configured_email_without_its_login() {
     }
     // TANDEM_SMTP_USERNAME / TANDEM_SMTP_PASSWORD stand in for the variables the config names.
     let mut p = p;
-    p.env
-        .insert("TANDEM_SMTP_USERNAME".into(), "tandem".into());
+    p.env.insert("TANDEM_SMTP_USERNAME".into(), "tandem".into());
     p.env
         .insert("TANDEM_SMTP_PASSWORD".into(), "not-a-real-password".into());
     let out = run(&p, &["push", "contact", "1"]).await;
@@ -533,12 +531,18 @@ fn help_lists_the_variables_each_command_reads() {
             "TANDEM_ACCELO_CLIENT_ID",
             "TANDEM_ACCELO_CLIENT_SECRET",
         ] {
-            assert!(h.contains(var), "`tandem {}` --help: no {var}", cmd.join(" "));
+            assert!(
+                h.contains(var),
+                "`tandem {}` --help: no {var}",
+                cmd.join(" ")
+            );
         }
         assert!(h.contains("--store <URL>"), "{h}");
     }
     assert!(help(&["push"]).contains("TANDEM_SMTP_PASSWORD"));
     let serve = help(&["serve"]);
-    assert!(serve.contains("TANDEM_HUBSPOT_WEBHOOK_SECRET") && serve.contains("TANDEM_SMTP_USERNAME"));
+    assert!(
+        serve.contains("TANDEM_HUBSPOT_WEBHOOK_SECRET") && serve.contains("TANDEM_SMTP_USERNAME")
+    );
     assert!(help(&["sandbox"]).contains("--env"));
 }

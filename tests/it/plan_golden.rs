@@ -496,10 +496,7 @@ fn incremental_without_changes_is_all_noops() {
     golden("incremental_in_step", &p);
     for a in &p.actions {
         assert_eq!(a.op, Op::Noop);
-        assert_eq!(
-            a.reason,
-            "neither side changed since the last sync"
-        );
+        assert_eq!(a.reason, "neither side changed since the last sync");
         assert_eq!(a.last_synced, None);
     }
 }
