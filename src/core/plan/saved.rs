@@ -330,9 +330,9 @@ fn explain(saved: &Plan, current: &Plan, system: System, object: Object, id: &st
     let mut out = Vec::new();
     if then.op != now.op {
         out.push(format!(
-            "planned to {}, now it would {}",
-            then.op.as_str(),
-            now.op.as_str()
+            "planned: {}, now: {}",
+            then.op.label(),
+            now.op.label()
         ));
     }
     let is_source = then.source.system == system;
