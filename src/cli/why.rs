@@ -38,8 +38,9 @@ pub struct Args {
     /// The record's id in that system.
     #[arg(value_name = "ID")]
     pub id: Option<String>,
-    /// Print one JSON document instead of text: `record`, `twin`, `pull`, `push` (each the
-    /// plan action as `tandem plan --json` prints it, or `null`), `notes` and `log`.
+    /// Print one JSON document instead of text: `record`, `name`, `twin`, `pull`, `push` (each
+    /// the plan action as `tandem plan --json` prints it, or `null`), `notes`, `log` and
+    /// `log_total`.
     #[arg(long)]
     pub json: bool,
     /// Config, rules and store.
@@ -77,6 +78,9 @@ impl Args {
 pub struct Story {
     /// The record asked about.
     pub record: RecordKey,
+    /// Its name as people know it (a company's name, a contact's first and last name), when
+    /// it has one.
+    pub name: Option<String>,
     /// Its twin on the other side, when linked.
     pub twin: Option<RecordKey>,
     /// What a pull would do with it (`None`: see `notes`).
@@ -126,17 +130,15 @@ pub async fn story(args: &Args, options: Options) -> Result<Story, RuntimeError>
     let record = args.record()?;
     let rt = Runtime::load(options)?;
     let own = Direction::from_source(record.system);
-    let (action, first) = decide(&rt, &record).await?.ok_or_else(|| {
+    let (action, first, name) = decide(&rt, &record).await?.ok_or_else(|| {
         RuntimeError::Invalid(format!(
-            "there is no {} {} `{}`: check the id (it is {}'s own id of the record)",
-            record.system,
-            record.object,
-            record.id,
-            system_name(record.system)
+            "there is no {} {} `{}`",
+            record.system, record.object, record.id
         ))
     })?;
     let mut story = Story {
         record: record.clone(),
+        name,
         twin: None,
         pull: None,
         push: None,
@@ -164,7 +166,7 @@ pub async fn story(args: &Args, options: Options) -> Result<Story, RuntimeError>
     let back = Direction::from_source(other);
     match &twin {
         Some(t) => match decide(&rt, t).await? {
-            Some((action, first)) => set(&mut story, back, action, first),
+            Some((action, first, _)) => set(&mut story, back, action, first),
             None => story.notes.push((
                 back,
                 format!(
@@ -206,12 +208,12 @@ pub async fn story(args: &Args, options: Options) -> Result<Story, RuntimeError>
     Ok(story)
 }
 
-/// The bulk decision about `key` in the direction whose source is its system, and the action it
-/// waits for; `None` when the record does not exist.
+/// The bulk decision about `key` in the direction whose source is its system, the action it
+/// waits for and the record's name; `None` when the record does not exist.
 async fn decide(
     rt: &Runtime,
     key: &RecordKey,
-) -> Result<Option<(Action, Option<Action>)>, RuntimeError> {
+) -> Result<Option<(Action, Option<Action>, Option<String>)>, RuntimeError> {
     let direction = Direction::from_source(key.system);
     let scope = Scope::Record {
         system: key.system,
@@ -219,9 +221,12 @@ async fn decide(
         id: key.id.clone(),
     };
     let snapshot = rt.read(direction, &scope).await?;
-    if snapshot.record(key.system, key.object, &key.id).is_none() {
+    let Some(name) = snapshot
+        .record(key.system, key.object, &key.id)
+        .map(display_name)
+    else {
         return Ok(None);
-    }
+    };
     let p = plan(&rt.program, &snapshot.input(Mode::Bulk));
     let Some(action) = p
         .actions
@@ -238,7 +243,33 @@ async fn decide(
     let first = action
         .depends_on
         .and_then(|seq| p.actions.iter().find(|a| a.seq == seq).cloned());
-    Ok(Some((action, first)))
+    Ok(Some((action, first, name)))
+}
+
+/// A record's name as people know it: `name` for a company; first name and last name (HubSpot
+/// `lastname`, Accelo `surname`) for a contact, else its email.
+fn display_name(r: &tandem_core::model::Record) -> Option<String> {
+    let get = |k: &str| {
+        r.doc
+            .get(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    match r.object {
+        Object::Company => get("name").map(str::to_string),
+        Object::Contact => {
+            let parts: Vec<&str> = [get("firstname"), get("lastname").or(get("surname"))]
+                .into_iter()
+                .flatten()
+                .collect();
+            if parts.is_empty() {
+                get("email").map(str::to_string)
+            } else {
+                Some(parts.join(" "))
+            }
+        }
+    }
 }
 
 fn set(story: &mut Story, direction: Direction, action: Action, first: Option<Action>) {
@@ -286,7 +317,10 @@ fn show(v: &Option<String>) -> String {
 /// The text form.
 pub fn text(s: &Story) -> String {
     let r = &s.record;
-    let mut out = format!("{} {} {}\n", r.system, r.object, r.id);
+    let mut out = match &s.name {
+        Some(n) => format!("{} {} {} ({n})\n", r.system, r.object, r.id),
+        None => format!("{} {} {}\n", r.system, r.object, r.id),
+    };
     match &s.twin {
         Some(t) => out.push_str(&format!(
             "  linked to: {} {} {}\n",
@@ -377,6 +411,7 @@ pub fn json_form(s: &Story) -> String {
         .collect();
     let v = json!({
         "record": key(&s.record),
+        "name": s.name,
         "twin": s.twin.as_ref().map(key),
         "pull": s.pull,
         "push": s.push,

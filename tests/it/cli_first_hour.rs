@@ -128,7 +128,7 @@ async fn why_tells_one_records_story_and_an_unknown_one_is_exit_2() {
     let out = run(&p, &["why", "hubspot", "contact", &orphan]).await;
     assert_code(&out, 0, "why, before any run");
     let s = text(&out.stdout);
-    assert!(s.starts_with(&format!("hubspot contact {orphan}\n")), "{s}");
+    assert!(s.starts_with(&format!("hubspot contact {orphan} (")), "{s}");
     assert!(s.contains("linked to: nothing yet"), "{s}");
     assert!(
         s.contains("pull (hubspot → accelo): skip\n      reason: contact has no company"),
