@@ -59,7 +59,13 @@ fn plan_args(direction: DirectionArg) -> PlanArgs {
 #[tokio::test]
 async fn every_command_takes_config_rules_and_store() {
     let sb = sandbox(41, 12, 40).await;
-    let p = Project::new(&sb, "");
+    let mut p = Project::new(&sb, "");
+    // `--store` wins over `TANDEM_STORE` and over `store.url` in the config.
+    let from_env = p.dir.path().join("from-env.db");
+    p.env.insert(
+        "TANDEM_STORE".into(),
+        from_env.to_str().unwrap().to_string(),
+    );
     let other = p.dir.path().join("elsewhere.db");
     let other = other.to_str().unwrap();
     let rules = p.dir.path().to_str().unwrap();
@@ -107,6 +113,7 @@ async fn every_command_takes_config_rules_and_store() {
         assert_code(&out, 0, &args.join(" "));
     }
     assert!(!p.store_path().exists());
+    assert!(!from_env.exists(), "TANDEM_STORE won over --store");
     sb.shutdown().await;
 }
 

@@ -209,7 +209,10 @@ async fn hubspot_creations_and_edits_reach_accelo_by_webhook_without_echo_writes
     }
     assert!(!progress.is_empty());
     for (job, done) in &progress {
-        assert!(done.windows(2).all(|w| w[0] < w[1]), "job {job:?}: {done:?}");
+        assert!(
+            done.windows(2).all(|w| w[0] < w[1]),
+            "job {job:?}: {done:?}"
+        );
     }
 
     assert_eq!(serving.stop().await, tandem::cli::Exit::Ok);
