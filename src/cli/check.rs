@@ -30,6 +30,9 @@ pub struct Args {
     /// The directory of rule files [default: the config file's directory].
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
+    /// The store: accepted like on every command, not used by this one (it reads no store).
+    #[arg(long, value_name = "URL", hide = true)]
+    pub store: Option<String>,
     /// How to print diagnostics.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,

@@ -1,5 +1,5 @@
 //! What every command shares: how a command ends ([`Exit`], the exit codes of the command-line
-//! contract, and [`Reported`] for runtime failures), the `--config`/`--rules` flags
+//! contract, and [`Reported`] for runtime failures), the `--config`/`--rules`/`--store` options
 //! ([`ConfigArgs`]), running an async command body ([`block_on`]) and waiting for a stop signal.
 
 use std::io::IsTerminal;
@@ -73,7 +73,7 @@ impl Reported for RuntimeError {
     }
 }
 
-/// The `--config` / `--rules` flags every command that loads the rules shares
+/// The `--config` / `--rules` / `--store` options every command that loads the rules shares
 /// (`#[command(flatten)]` it into a command's `Args`).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConfigArgs {
@@ -83,6 +83,10 @@ pub struct ConfigArgs {
     /// The directory of rule files [default: the config file's directory].
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
+    /// The store: a SQLite file or a `postgres://` URL [default: $TANDEM_STORE, else
+    /// `store.url` in the config, else .tandem/tandem.db].
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
 }
 
 impl ConfigArgs {
@@ -93,6 +97,7 @@ impl ConfigArgs {
             rules: self.rules.clone(),
             env: Env::Process,
             retry: None,
+            store: self.store.clone(),
         }
     }
 }

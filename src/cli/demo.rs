@@ -83,10 +83,11 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
 }
 
-/// A few actions of each kind of `plan`, as `tandem plan` shows them.
+/// A few actions of each kind of `plan`, as `tandem plan` shows them, and a line saying that
+/// this is an excerpt.
 fn sample(plan: &Plan, per_op: usize) -> String {
     let mut shown: BTreeMap<Op, usize> = BTreeMap::new();
-    let actions = plan
+    let actions: Vec<&tandem_core::plan::Action> = plan
         .actions
         .iter()
         .filter(|a| {
@@ -94,17 +95,17 @@ fn sample(plan: &Plan, per_op: usize) -> String {
             *n += 1;
             *n <= per_op && a.op != Op::Noop
         })
-        .cloned()
         .collect();
-    let small = Plan {
-        actions,
-        ..plan.clone()
-    };
-    render::text(&small, false)
+    let mut out: String = render::blocks(actions.iter().copied(), false)
         .lines()
-        .skip(1)
         .map(|l| format!("    {l}\n"))
-        .collect()
+        .collect();
+    out.push_str(&format!(
+        "\n   {} of {} actions shown; `tandem plan pull` shows all\n",
+        render::thousands(actions.len()),
+        render::thousands(plan.actions.len())
+    ));
+    out
 }
 
 fn step(n: u32, title: &str, command: &str) {
@@ -193,6 +194,7 @@ async fn walk(args: &Args, sb: &Sandbox, started: Instant) -> Result<(), String>
         rules: None,
         env,
         retry: None,
+        store: None,
     })
     .map_err(|e| e.render(false))?;
     let progress = if args.plain {
@@ -334,7 +336,7 @@ async fn walk(args: &Args, sb: &Sandbox, started: Instant) -> Result<(), String>
     let before = writes();
     step(
         6,
-        "And once more: everything is in step, nothing is written",
+        "And once more: everything is unchanged, nothing is written",
         "tandem pull",
     );
     show(&run_job_with(&rt, JobKind::Pull, pull(), progress).await)?;

@@ -61,6 +61,9 @@ pub struct Args {
     /// The config file whose `store.url` names the store [default: rules/tandem.yaml].
     #[arg(long, env = "TANDEM_CONFIG", value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
+    /// The rule files: accepted like on every command, not used by this one.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub rules: Option<std::path::PathBuf>,
     /// With `--follow`: how often to look for new entries, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 500, hide = true)]
     pub poll_ms: u64,
@@ -260,6 +263,10 @@ async fn print_log<W: Write>(
         }
     }
     out.flush()?;
+    if after.is_none() {
+        // Nothing matched: say so on stderr (stdout stays empty for scripts).
+        eprintln!("{}", nothing_matches(args, store.location()));
+    }
     if !args.follow {
         return Ok(());
     }
@@ -289,6 +296,29 @@ async fn print_log<W: Write>(
             }
         }
     }
+}
+
+/// What `tandem log` says when no entry matches its filters.
+fn nothing_matches(args: &Args, store: &str) -> String {
+    let since = args
+        .since
+        .as_deref()
+        .map(|t| format!(" since `{t}`"))
+        .unwrap_or_default();
+    let mut s = match (&args.record, args.job) {
+        (Some(r), _) => format!(
+            "no sync-log entries about {r}{since} in {store}: no run has synced, skipped or \
+             failed it. `tandem why {} {} {}` shows what a run would do with it",
+            r.system, r.object, r.id
+        ),
+        (None, Some(job)) => format!("no sync-log entries for job {job}{since} in {store}"),
+        (None, None) if args.since.is_some() => format!("no sync-log entries{since} in {store}"),
+        (None, None) => format!("the sync log in {store} is empty"),
+    };
+    if args.follow {
+        s.push_str("; waiting for new entries (Ctrl-C stops)");
+    }
+    s
 }
 
 /// Prints entries; returns the id of the last one.

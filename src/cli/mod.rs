@@ -20,9 +20,51 @@ pub mod sandbox;
 pub mod schema;
 pub mod serve;
 pub mod test;
+pub mod why;
 pub mod worker;
 
 pub use common::{ConfigArgs, Exit, Reported, block_on};
+
+/// The `--help` footer of a command that talks to both systems: the environment variables it
+/// reads, plus the lines given.
+macro_rules! env_help {
+    ($($extra:expr),* $(,)?) => {
+        concat!(
+            "Environment variables (each wins over tandem.yaml; `--config`/`--store` win over them):\n",
+            "  TANDEM_CONFIG                  the config file [default: rules/tandem.yaml]\n",
+            "  TANDEM_STORE                   the store (`store.url`)\n",
+            "  TANDEM_HUBSPOT_URL             HubSpot's API address (`hubspot.url`)\n",
+            "  TANDEM_HUBSPOT_TOKEN           HubSpot access token (else the variable `hubspot.token_env` names)\n",
+            "  TANDEM_ACCELO_URL              Accelo's API address (`accelo.url`)\n",
+            "  TANDEM_ACCELO_CLIENT_ID        Accelo application id (`accelo.client_id`)\n",
+            "  TANDEM_ACCELO_CLIENT_SECRET    Accelo client secret (else the variable `accelo.client_secret_env` names)\n",
+            $($extra,)*
+            "  TANDEM_LOG                     log detail on stderr (`info`, `debug`) [default: warn]\n",
+            "Against `tandem sandbox`: eval \"$(tandem sandbox --env)\" sets them all."
+        )
+    };
+}
+
+/// The email lines of [`env_help`].
+macro_rules! smtp_env {
+    () => {
+        concat!(
+            "  TANDEM_SMTP_SERVER             the push-completion email's server (`notify.email.server`)\n",
+            "  TANDEM_SMTP_USERNAME           its user name (else the variable `notify.email.username_env` names)\n",
+            "  TANDEM_SMTP_PASSWORD           its password (else the variable `notify.email.password_env` names)\n",
+        )
+    };
+}
+
+/// The webhook lines of [`env_help`].
+macro_rules! webhook_env {
+    () => {
+        concat!(
+            "  TANDEM_HUBSPOT_WEBHOOK_SECRET  HubSpot webhook signing secret (else `server.webhook_secret_env`)\n",
+            "  TANDEM_ACCELO_WEBHOOK_SECRET   Accelo webhook secret (else `server.accelo_webhook_secret_env`)\n",
+        )
+    };
+}
 
 /// Tandem keeps the companies and contacts of HubSpot and Accelo in step.
 #[derive(Debug, Parser)]
@@ -32,6 +74,9 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// The `--help` footer of `tandem push company|contact`.
+pub const PUSH_ONE_ENV_HELP: &str = env_help!();
 
 /// The commands (DESIGN.md §6).
 #[derive(Debug, Subcommand)]
@@ -43,18 +88,26 @@ pub enum Command {
     Sandbox(sandbox::Args),
     /// Show what a pull or push would do, without writing anything (a dry run); `--out` saves
     /// the plan for `tandem apply`.
+    #[command(after_help = env_help!())]
     Plan(plan::Args),
     /// Import every qualifying HubSpot company and contact into Accelo (HubSpot's values win);
     /// runs as a job, resumable, progress in the sync log.
+    #[command(after_help = env_help!())]
     Pull(pull::Args),
     /// Export every qualifying Accelo company and contact to HubSpot (Accelo's values win) and
     /// email the summary; or `push company ID` / `push contact ID` for one record.
+    #[command(after_help = env_help!(smtp_env!()))]
     Push(push::Args),
     /// Execute a plan saved with `tandem plan … --out FILE`, refused when its data changed.
+    #[command(after_help = env_help!())]
     Apply(apply::Args),
     /// Show the sync log: runs with counts and duration, and per record what happened and why,
     /// field by field.
     Log(log::Args),
+    /// Why one record syncs the way it does: what a pull and a push would do with it and why,
+    /// its linked twin, and its last sync-log entries (`tandem why hubspot contact 5101`).
+    #[command(after_help = env_help!())]
+    Why(why::Args),
     /// Validate the config and rule files; exit 2 with located diagnostics.
     Check(check::Args),
     /// Write the JSON Schemas of tandem.yaml and the rule files into schemas/ (or --check them).
@@ -63,8 +116,10 @@ pub enum Command {
     Test(test::Args),
     /// The automatic sync: webhook receivers, a worker, the polling safety net and hot-reloaded
     /// rules in one process, until SIGTERM / SIGINT.
+    #[command(after_help = env_help!(webhook_env!(), smtp_env!()))]
     Serve(serve::Args),
     /// A worker alone (no HTTP, no poller), sharing the store's job queue with other processes.
+    #[command(after_help = env_help!(smtp_env!()))]
     Worker(worker::Args),
 }
 
@@ -95,6 +150,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Push(args) => push::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Log(args) => log::run(args),
+        Command::Why(args) => why::run(args),
         Command::Check(args) => check::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Test(args) => test::run(args),

@@ -1,11 +1,11 @@
-//! `tandem plan pull|push [--company ID | --contact ID] [--json] [--out FILE]` (+ `--config`,
-//! `--rules`): the dry run (B18). Reads both systems and the store's links, plans exactly as a
+//! `tandem plan pull|push [--company ID | --contact ID] [--only KINDS] [--object OBJECT] [--json]
+//! [--out FILE]` (+ `--config`, `--rules`, `--store`): the dry run. Reads both systems and the store's links, plans exactly as a
 //! real run would, prints the plan, and writes nothing to either system or to the store (a
 //! missing store is not created). `--out FILE` also saves the plan with the fingerprint of the
 //! data it was made from, for `tandem apply FILE`.
 //!
-//! Output: the human form (a summary line of counts, then one block per action, colours only on
-//! a terminal) or `--json` (the contract of issue 4 item 4, stable order) on stdout; errors on
+//! Output: the human form (a summary line of counts, one block per action — those `--only` and
+//! `--object` select — and the summary again; colours only on a terminal) or `--json` (the contract of issue 4 item 4, stable order) on stdout; errors on
 //! stderr. Exit 0 with a plan; 2 for invalid arguments, config, rules or an id that does not
 //! exist; 3 when a system or the store cannot be reached or refuses the credentials.
 
@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use super::common::Exit;
 use super::common::{ConfigArgs, Reported};
-use tandem_core::model::Direction;
-use tandem_core::plan::{Mode, SavedPlan, Scope, plan, render};
+use tandem_core::model::{Direction, Object};
+use tandem_core::plan::{Mode, Op, SavedPlan, Scope, plan, render};
 use tandem_engine::runtime::{Options, Runtime, RuntimeError};
 
 /// `pull` or `push`.
@@ -36,6 +36,52 @@ impl From<DirectionArg> for Direction {
     }
 }
 
+/// An action kind, for `--only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OpArg {
+    /// Records to create.
+    Create,
+    /// Linked records whose fields change.
+    Update,
+    /// Records linked to a duplicate found on the other side.
+    Link,
+    /// Records already the same on both sides (`noop` in the JSON form).
+    #[value(alias = "noop")]
+    Unchanged,
+    /// Records not synced, with the reason.
+    Skip,
+}
+
+impl From<OpArg> for Op {
+    fn from(o: OpArg) -> Op {
+        match o {
+            OpArg::Create => Op::Create,
+            OpArg::Update => Op::Update,
+            OpArg::Link => Op::Link,
+            OpArg::Unchanged => Op::Noop,
+            OpArg::Skip => Op::Skip,
+        }
+    }
+}
+
+/// Company or contact, for `--object`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ObjectArg {
+    /// Companies.
+    Company,
+    /// Contacts.
+    Contact,
+}
+
+impl From<ObjectArg> for Object {
+    fn from(o: ObjectArg) -> Object {
+        match o {
+            ObjectArg::Company => Object::Company,
+            ObjectArg::Contact => Object::Contact,
+        }
+    }
+}
+
 /// Arguments of `tandem plan`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -49,7 +95,15 @@ pub struct Args {
     /// Only this contact, bypassing the sync criteria: an id of the direction's source.
     #[arg(long, value_name = "ID")]
     pub contact: Option<String>,
-    /// Print the plan as JSON instead of text.
+    /// Show only these kinds of action, comma-separated: create, update, link, unchanged,
+    /// skip (e.g. `--only skip,create`). The summary still counts the whole plan.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "KINDS")]
+    pub only: Vec<OpArg>,
+    /// Show only the actions about companies, or only those about contacts.
+    #[arg(long, value_enum, value_name = "OBJECT")]
+    pub object: Option<ObjectArg>,
+    /// Print the plan as JSON instead of text (with `--only`/`--object`: only the actions
+    /// shown; the summary still counts the whole plan).
     #[arg(long)]
     pub json: bool,
     /// Also save the plan, with a fingerprint of the data it was made from, for
@@ -62,6 +116,12 @@ pub struct Args {
 }
 
 impl Args {
+    /// True when `--only` and `--object` let `action` through.
+    pub fn shows(&self, action: &tandem_core::plan::Action) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|o| Op::from(*o) == action.op))
+            && self.object.is_none_or(|o| Object::from(o) == action.object)
+    }
+
     /// The scope the flags ask for.
     pub fn scope(&self) -> Result<Scope, RuntimeError> {
         let id = |flag: &str, v: &str| {
@@ -126,9 +186,18 @@ async fn make(
     let snapshot = rt.read(direction, &scope).await?;
     let p = plan(&rt.program, &snapshot.input(Mode::Bulk));
     let stdout = if args.json {
-        render::json(&p)
+        let shown = tandem_core::plan::Plan {
+            actions: p
+                .actions
+                .iter()
+                .filter(|a| args.shows(a))
+                .cloned()
+                .collect(),
+            ..p.clone()
+        };
+        render::json(&shown)
     } else {
-        render::text(&p, color)
+        render::text_where(&p, |a| args.shows(a), color)
     };
     let mut stderr = String::new();
     if let Some(path) = &args.out {

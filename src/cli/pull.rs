@@ -183,7 +183,7 @@ fn outcome(kind: JobKind, ran: &Ran, store: &str) -> Output {
     let c = &ran.counts;
     let took = tandem_engine::notify::human_duration(ran.elapsed);
     let counts = format!(
-        "{} created, {} updated, {} linked, {} in step, {} skipped, {} failed",
+        "{} created, {} updated, {} linked, {} unchanged, {} skipped, {} failed",
         c.created, c.updated, c.linked, c.noop, c.skipped, c.failed
     );
     let job = ran.job;

@@ -32,8 +32,10 @@ pub struct Args {
 #[derive(Debug, Clone, Subcommand)]
 pub enum What {
     /// One Accelo company and all its contacts.
+    #[command(after_help = crate::cli::PUSH_ONE_ENV_HELP)]
     Company(One),
     /// One Accelo contact, bypassing the sync criteria.
+    #[command(after_help = crate::cli::PUSH_ONE_ENV_HELP)]
     Contact(One),
 }
 
@@ -55,6 +57,7 @@ pub fn resolve(args: &Args) -> Result<(JobKind, Option<String>, bool, ConfigArgs
     let merge = |one: &One| ConfigArgs {
         config: one.config.config.clone().or(args.config.config.clone()),
         rules: one.config.rules.clone().or(args.config.rules.clone()),
+        store: one.config.store.clone().or(args.config.store.clone()),
     };
     match &args.what {
         None => Ok((JobKind::Push, None, args.force, args.config.clone())),

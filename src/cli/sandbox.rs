@@ -1,9 +1,17 @@
 //! `tandem sandbox`: starts the HubSpot and Accelo simulators with seeded data, prints one JSON
 //! line (`{"hubspot":{"url","token",…},"accelo":{"url","client_id","client_secret",…},…}`) to
-//! stdout, then serves until SIGINT or SIGTERM. Scripts rely on that first line.
+//! stdout, then serves until SIGINT or SIGTERM. Scripts rely on that first line. On a terminal,
+//! stderr also shows the `export TANDEM_…` lines that point the other commands at it.
+//!
+//! `tandem sandbox --env …` instead starts the same sandbox in the background (a new process
+//! group, detached from the terminal's Ctrl-C) and prints only shell `export` lines for the
+//! `TANDEM_*` variables the other commands read, plus `TANDEM_SANDBOX_PID`, then exits: so
+//! `eval "$(tandem sandbox --env)"` sets up a shell, as `eval "$(ssh-agent -s)"` does.
 
-use std::io::Write;
+use std::io::{BufRead, IsTerminal, Write};
 use std::net::IpAddr;
+
+use serde_json::Value;
 
 use tandem_sandbox::{FaultConfig, RateLimits, Sandbox, SandboxOptions, WebhookTarget};
 
@@ -46,6 +54,111 @@ pub struct Args {
     /// /api/v0/companies|…`: the endpoints that see the faults, all when absent).
     #[arg(long)]
     pub faults: Option<String>,
+    /// Start the sandbox in the background and print `export TANDEM_…=…` lines for a shell
+    /// instead of the JSON line: `eval "$(tandem sandbox --env)"`. Stop it with
+    /// `kill $TANDEM_SANDBOX_PID`.
+    #[arg(long)]
+    pub env: bool,
+}
+
+/// The `TANDEM_*` variables that point the other commands at a sandbox, from its JSON line
+/// (`info`) and the HubSpot webhook secret it signs with (`webhook_secret`, default: the
+/// simulated app's client secret).
+pub fn env_vars(info: &Value, webhook_secret: Option<&str>) -> Vec<(&'static str, String)> {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let hs = &info["hubspot"];
+    let ac = &info["accelo"];
+    vec![
+        ("TANDEM_HUBSPOT_URL", s(&hs["url"])),
+        ("TANDEM_HUBSPOT_TOKEN", s(&hs["token"])),
+        (
+            "TANDEM_HUBSPOT_WEBHOOK_SECRET",
+            webhook_secret.map_or_else(|| s(&hs["client_secret"]), str::to_string),
+        ),
+        ("TANDEM_ACCELO_URL", s(&ac["url"])),
+        ("TANDEM_ACCELO_CLIENT_ID", s(&ac["client_id"])),
+        ("TANDEM_ACCELO_CLIENT_SECRET", s(&ac["client_secret"])),
+    ]
+}
+
+/// `value` quoted for a POSIX shell.
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "'\\''"))
+}
+
+/// `export NAME='value'` lines for `vars`.
+pub fn export_lines(vars: &[(&str, String)]) -> String {
+    vars.iter()
+        .map(|(k, v)| format!("export {k}={}\n", shell_quote(v)))
+        .collect()
+}
+
+/// `tandem sandbox --env`: starts `tandem sandbox` with the same arguments (without `--env`)
+/// as a background process, reads its JSON line and prints the export lines.
+fn run_detached(args: &Args) -> super::common::Exit {
+    use super::common::Exit;
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: cannot find the tandem program to start in the background: {e}");
+            return Exit::Failures;
+        }
+    };
+    let forwarded: Vec<std::ffi::OsString> = std::env::args_os()
+        .skip(1)
+        .filter(|a| a != "--env")
+        .collect();
+    let mut command = std::process::Command::new(exe);
+    command
+        .args(forwarded)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        // Its own process group: Ctrl-C in this terminal later does not stop it.
+        command.process_group(0);
+    }
+    let mut child = match command.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: cannot start the sandbox in the background: {e}");
+            return Exit::Failures;
+        }
+    };
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+    }
+    let info: Value = match serde_json::from_str(line.trim()) {
+        Ok(v) => v,
+        Err(_) => {
+            let status = child.wait().ok().and_then(|s| s.code());
+            eprintln!(
+                "error: the sandbox did not start (exit code {}); run `tandem sandbox` without \
+                 `--env` to see why",
+                status.map_or_else(|| "unknown".into(), |c| c.to_string())
+            );
+            return Exit::Failures;
+        }
+    };
+    let mut text = format!(
+        "# Tandem sandbox (seed {}): HubSpot {}, Accelo {}\n",
+        info["seed"],
+        info["hubspot"]["url"].as_str().unwrap_or_default(),
+        info["accelo"]["url"].as_str().unwrap_or_default()
+    );
+    text.push_str(&export_lines(&env_vars(
+        &info,
+        args.webhook_secret.as_deref(),
+    )));
+    text.push_str(&format!("export TANDEM_SANDBOX_PID={}\n", child.id()));
+    text.push_str("# stop it with: kill $TANDEM_SANDBOX_PID\n");
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+    Exit::Ok
 }
 
 /// Builds the options from the arguments (a located message on bad input).
@@ -84,7 +197,7 @@ pub fn options(args: &Args) -> Result<SandboxOptions, String> {
     })
 }
 
-/// Runs the sandbox until SIGINT/SIGTERM.
+/// Runs the sandbox until SIGINT/SIGTERM (with `--env`: in the background, see the module docs).
 pub fn run(args: Args) -> super::common::Exit {
     let opts = match options(&args) {
         Ok(o) => o,
@@ -93,6 +206,9 @@ pub fn run(args: Args) -> super::common::Exit {
             return super::common::Exit::Invalid;
         }
     };
+    if args.env {
+        return run_detached(&args);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -116,6 +232,13 @@ pub fn run(args: Args) -> super::common::Exit {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{line}");
             let _ = out.flush();
+        }
+        if std::io::stderr().is_terminal() {
+            eprint!(
+                "To use it from another shell, paste these lines there (or start the sandbox \
+                 with `eval \"$(tandem sandbox --env)\"` instead):\n{}",
+                export_lines(&env_vars(&sb.info(), args.webhook_secret.as_deref()))
+            );
         }
         tracing::info!(
             hubspot = sb.hubspot_url(),

@@ -71,6 +71,8 @@ pub(crate) struct Common {
     pub rules: Rules,
     pub store: Arc<dyn Store>,
     pub executor: Executor,
+    /// The push-completion email settings (`None`: not configured).
+    pub email: Option<tandem_engine::notify::SmtpSettings>,
 }
 
 /// Loads the config and rules, starts the reloader, opens the store, builds the executor.
@@ -80,6 +82,8 @@ pub(crate) async fn common(config: &ConfigArgs, env: Env) -> Result<Common, Exit
         ..config.options()
     })
     .map_err(|e| e.report())?;
+    // A configured email whose login is not set stops the start, as it stops `tandem push`.
+    let email = super::pull::smtp_settings(&runtime).map_err(|e| e.report())?;
     for w in runtime.warnings.diagnostics() {
         tracing::warn!(target: "tandem::rules", "{}: {} {}", w.file, w.code, w.message);
     }
@@ -101,24 +105,16 @@ pub(crate) async fn common(config: &ConfigArgs, env: Env) -> Result<Common, Exit
         reloader,
         store,
         executor,
+        email,
     })
 }
 
 /// A worker running every kind of job: the manual runs (`exec::jobs`) and `record` jobs, all
-/// with the hot-reloaded rules. The push-completion email is sent when configured; SMTP
-/// credentials that cannot be resolved only turn it off (with a warning): the automatic sync
-/// never sends email.
+/// with the hot-reloaded rules. The push-completion email of a bulk push it runs is sent when
+/// configured (its SMTP login was checked at start, as `tandem push` checks it); the automatic
+/// sync never sends email.
 pub(crate) fn worker(common: &Common) -> Worker {
-    let email = match super::pull::smtp_settings(&common.runtime) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::warn!(
-                target: "tandem::worker",
-                "push-completion email off: {e}"
-            );
-            None
-        }
-    };
+    let email = common.email.clone();
     let reloader = Arc::clone(&common.reloader);
     let program: tandem_engine::exec::jobs::ProgramSource = Arc::new(move || reloader.current());
     let record = RecordHandler::new(common.rules.clone(), common.executor.clone());

@@ -87,6 +87,8 @@ pub struct Options {
     pub env: Env,
     /// Retry policy for both connectors (default: [`RetryPolicy::default`]). Tests shorten it.
     pub retry: Option<RetryPolicy>,
+    /// `--store URL`: wins over `TANDEM_STORE` and `store.url` in tandem.yaml.
+    pub store: Option<String>,
 }
 
 /// Why a runtime could not be built or used.
@@ -241,6 +243,9 @@ impl Runtime {
         let loaded = load(&paths).map_err(RuntimeError::Rules)?;
         let mut config = loaded.config;
         config.apply_env(|k| env.get(k));
+        if let Some(url) = options.store.as_ref().filter(|u| !u.trim().is_empty()) {
+            config.store.url = url.clone();
+        }
         let secrets = config.secrets(|k| env.get(k))?;
         let origin = |var: &str, key: &str| {
             if env.get(var).is_some_and(|v| !v.is_empty()) {
@@ -494,6 +499,7 @@ mod tests {
             rules: None,
             env: Env::from_pairs(env.iter().copied()),
             retry: None,
+            store: None,
         }
     }
 

@@ -31,7 +31,7 @@ use crate::connect::{COMPANY_ID_KEY, ConnectError, Connector, Lookup, Scan};
 use crate::store::{Store, StoreError};
 use tandem_core::compile::Program;
 use tandem_core::model::{Direction, Link, Object, Record, System};
-use tandem_core::plan::saved::{Basis, SavedPlan, Scope, diff};
+use tandem_core::plan::saved::{Basis, SavedPlan, Scope, diff_explained};
 use tandem_core::plan::{Mode, PlanInput};
 
 /// What reading a scope can fail with.
@@ -214,7 +214,14 @@ pub async fn check_saved(
     saved: &SavedPlan,
 ) -> Result<Check, ReadError> {
     let snapshot = read(systems, program, store, saved.plan.direction, &saved.scope).await?;
-    let changes = diff(&saved.basis, &snapshot.basis());
+    let now = snapshot.basis();
+    let changes = if diff_explained(&saved.basis, &now, None).is_empty() {
+        Vec::new()
+    } else {
+        // Say what the plan would do differently now, record by record.
+        let current = tandem_core::plan::plan(program, &snapshot.input(Mode::Bulk));
+        diff_explained(&saved.basis, &now, Some((&saved.plan, &current)))
+    };
     Ok(Check {
         snapshot,
         changes,

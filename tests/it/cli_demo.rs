@@ -30,6 +30,7 @@ fn demo_runs_the_story_and_exits_0() {
     for needle in [
         "1. What a pull would do",
         "pull plan (hubspot → accelo",
+        "actions shown; `tandem plan pull` shows all",
         "2. Pull",
         "pull job 1 finished",
         "3. Push",

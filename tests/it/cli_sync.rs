@@ -455,6 +455,8 @@ async fn apply_runs_a_saved_plan_and_refuses_a_stale_one() {
         direction: tandem::cli::plan::DirectionArg::Pull,
         company: None,
         contact: None,
+        only: vec![],
+        object: None,
         json: false,
         out: Some(out.to_path_buf()),
         config: Default::default(),

@@ -50,6 +50,7 @@ fn options(sb: &Sandbox, store: &Path) -> Options {
         rules: None,
         env: env(sb, store),
         retry: Some(fast_retry()),
+        store: None,
     }
 }
 
@@ -58,6 +59,8 @@ fn args(direction: DirectionArg) -> Args {
         direction,
         company: None,
         contact: None,
+        only: vec![],
+        object: None,
         json: true,
         out: None,
         config: ConfigArgs::default(),
@@ -320,7 +323,7 @@ async fn pull_and_push_plans_are_right_and_write_nothing() {
     assert_eq!(out.exit, Exit::Ok);
     let s = pull.summary;
     assert!(out.stdout.starts_with(&format!(
-        "pull plan (hubspot → accelo, hubspot wins): {} to create, {} to update, {} to link, {} in step, {} skipped\n",
+        "pull plan (hubspot → accelo, hubspot wins): {} to create, {} to update, {} to link, {} unchanged, {} skipped\n",
         s.create, s.update, s.link, s.noop, s.skip
     )));
     assert_eq!(

@@ -496,7 +496,7 @@ fn incremental_without_changes_is_all_noops() {
     golden("incremental_in_step", &p);
     for a in &p.actions {
         assert_eq!(a.op, Op::Noop);
-        assert_eq!(a.reason, "in step (no change since the last sync)");
+        assert_eq!(a.reason, "neither side changed since the last sync");
         assert_eq!(a.last_synced, None);
     }
 }
@@ -681,7 +681,7 @@ fn incremental_echoes_are_harmless() {
     assert_eq!(p.actions[0].op, Op::Noop);
     assert_eq!(
         p.actions[0].reason,
-        "in step (no change since the last sync)"
+        "neither side changed since the last sync"
     );
     // The same values in bulk mode are in step too.
     let p = run(

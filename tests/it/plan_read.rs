@@ -47,6 +47,7 @@ async fn setup(
             max_delay: Duration::from_millis(50),
             max_server_wait: Duration::from_millis(50),
         }),
+        store: None,
     })
     .expect("runtime");
     (sb, rt, dir)
@@ -274,7 +275,7 @@ async fn the_automatic_sync_plans_only_what_changed() {
         assert_eq!(p.actions[0].op, Op::Noop, "{:#?}", p.actions[0]);
         assert_eq!(
             p.actions[0].reason,
-            "in step (no change since the last sync)"
+            "neither side changed since the last sync"
         );
     }
 

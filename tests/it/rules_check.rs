@@ -16,6 +16,7 @@ fn run(config: &Path, rules: &Path, format: Format) -> Output {
             config: Some(config.to_path_buf()),
             rules: Some(rules.to_path_buf()),
             format,
+            store: None,
         },
         false,
     )
@@ -434,4 +435,46 @@ fn unknown_fields_inside_string_interpolation_are_reported() {
         2,
         "{json}"
     );
+}
+
+/// Every misspelt property gets the nearest known one, swapped neighbours included (issue 12
+/// item 14): `nmae` → `name`, `phnoe` → `phone`, `lifecylestage` → `lifecyclestage`.
+#[test]
+fn every_near_miss_property_gets_a_suggestion() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["tandem.yaml", "companies.yaml", "contacts.yaml"] {
+        std::fs::copy(Path::new("rules").join(f), dir.path().join(f)).unwrap();
+    }
+    let companies = std::fs::read_to_string(dir.path().join("companies.yaml")).unwrap();
+    let companies = companies
+        .replacen("  - hubspot: name\n", "  - hubspot: nmae\n", 1)
+        .replacen("  - hubspot: phone\n", "  - hubspot: phnoe\n", 1);
+    std::fs::write(dir.path().join("companies.yaml"), companies).unwrap();
+    let out = run(&dir.path().join("tandem.yaml"), dir.path(), Format::Json);
+    assert_eq!(out.exit, Exit::Invalid, "{}", out.stdout);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let helps: Vec<(String, String)> = json["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| {
+            d["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("unknown HubSpot")
+        })
+        .map(|d| {
+            (
+                d["message"].as_str().unwrap().to_string(),
+                d["help"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    for (typo, fix) in [("nmae", "name"), ("phnoe", "phone")] {
+        let found = helps
+            .iter()
+            .find(|(m, _)| m.contains(&format!("`{typo}`")))
+            .unwrap_or_else(|| panic!("no diagnostic for `{typo}`: {helps:?}"));
+        assert_eq!(found.1, format!("did you mean `{fix}`?"), "{helps:?}");
+    }
 }

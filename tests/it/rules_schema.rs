@@ -179,6 +179,7 @@ fn structurally_invalid_fixtures_are_rejected_by_both_validators() {
                 config: Some(config),
                 rules: Some(dir.clone()),
                 format: Format::Json,
+                store: None,
             },
             false,
         );
@@ -237,6 +238,7 @@ fn an_unknown_config_key_is_rejected_by_both_validators() {
             config: Some(config.clone()),
             rules: Some(dir.clone()),
             format: Format::Json,
+            store: None,
         },
         false,
     );

@@ -16,6 +16,7 @@ fn args(dir: &Path) -> Args {
     Args {
         config: Some(dir.join("tandem.yaml")),
         rules: Some(dir.to_path_buf()),
+        store: None,
     }
 }
 
@@ -25,6 +26,7 @@ fn shipped_rule_tests_pass() {
         &Args {
             config: Some("rules/tandem.yaml".into()),
             rules: None,
+            store: None,
         },
         false,
     );

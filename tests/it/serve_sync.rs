@@ -195,6 +195,26 @@ async fn hubspot_creations_and_edits_reach_accelo_by_webhook_without_echo_writes
         "writes after everything was in step"
     );
 
+    // Each record job logs each progress count once (it logged `progress 1/1` twice).
+    let entries = serving
+        .store
+        .log(&tandem_engine::store::LogQuery::default())
+        .await
+        .unwrap();
+    let mut progress: std::collections::BTreeMap<_, Vec<u64>> = Default::default();
+    for e in &entries {
+        if let tandem_engine::store::LogBody::RunProgress(p) = &e.body {
+            progress.entry(e.job).or_default().push(p.done);
+        }
+    }
+    assert!(!progress.is_empty());
+    for (job, done) in &progress {
+        assert!(
+            done.windows(2).all(|w| w[0] < w[1]),
+            "job {job:?}: {done:?}"
+        );
+    }
+
     assert_eq!(serving.stop().await, tandem::cli::Exit::Ok);
     sb.shutdown().await;
 }

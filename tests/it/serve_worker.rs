@@ -32,6 +32,7 @@ async fn workers_alone_take_the_queued_jobs_each_once() {
         config: ConfigArgs {
             config: Some(rules.join("tandem.yaml")),
             rules: Some(rules.clone()),
+            store: None,
         },
     };
     let shutdown = CancellationToken::new();

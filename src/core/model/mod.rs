@@ -422,4 +422,12 @@ impl Op {
             Op::Skip => "skip",
         }
     }
+
+    /// The word people read for it (`unchanged` for a no-op; the others as [`Op::as_str`]).
+    pub fn label(self) -> &'static str {
+        match self {
+            Op::Noop => "unchanged",
+            other => other.as_str(),
+        }
+    }
 }

@@ -700,9 +700,9 @@ impl<'a> Ctx<'a, '_> {
         let mut out = Vec::new();
         if f.forward.is_empty() && f.reverse.is_empty() {
             let reason = if f.unchanged {
-                "in step (no change since the last sync)"
+                "neither side changed since the last sync"
             } else {
-                "in step"
+                "both sides already agree"
             };
             let mut a = self.action(seq, s, Op::Noop, reason);
             a.target.id = Some(tid.to_string());

@@ -51,7 +51,7 @@ pub fn summary_line(plan: &Plan) -> String {
         format!(", {}", plan.mode.as_str())
     };
     format!(
-        "{} plan ({} → {}, {} wins{mode}): {} to create, {} to update, {} to link, {} in step, {} skipped",
+        "{} plan ({} → {}, {} wins{mode}): {} to create, {} to update, {} to link, {} unchanged, {} skipped",
         plan.direction,
         plan.direction.source(),
         plan.direction.target(),
@@ -64,18 +64,59 @@ pub fn summary_line(plan: &Plan) -> String {
     )
 }
 
-/// The human form. `color` adds ANSI colours (callers pass true only for a terminal).
+/// The human form. `color` adds ANSI colours (callers pass true only for a terminal). The
+/// summary line comes first and, after the actions, once more (a long plan scrolls it away).
 pub fn text(plan: &Plan, color: bool) -> String {
+    text_where(plan, |_| true, color)
+}
+
+/// [`text`] showing only the actions `keep` selects (`tandem plan --only … --object …`); the
+/// summary lines count the whole plan, and the end says how many actions are shown.
+pub fn text_where(plan: &Plan, keep: impl Fn(&Action) -> bool, color: bool) -> String {
     let st = Style { on: color };
     let mut out = String::new();
-    let _ = writeln!(out, "{}", st.paint("1", &summary_line(plan)));
+    let summary = st.paint("1", &summary_line(plan));
+    let _ = writeln!(out, "{summary}");
     if plan.actions.is_empty() {
         let _ = writeln!(out, "\nNothing to plan: no source records in scope.");
         return out;
     }
-    for a in &plan.actions {
+    let shown: Vec<&Action> = plan.actions.iter().filter(|a| keep(a)).collect();
+    out.push_str(&blocks(shown.iter().copied(), color));
+    let total = plan.actions.len();
+    out.push('\n');
+    if shown.len() < total {
+        let _ = writeln!(
+            out,
+            "{} of {} actions shown (the filters hide the others)",
+            thousands(shown.len()),
+            thousands(total)
+        );
+    }
+    let _ = writeln!(out, "{summary}");
+    out
+}
+
+/// The blocks of `actions` as [`text`] shows them, each after an empty line.
+pub fn blocks<'a>(actions: impl IntoIterator<Item = &'a Action>, color: bool) -> String {
+    let st = Style { on: color };
+    let mut out = String::new();
+    for a in actions {
         out.push('\n');
         block(&mut out, a, &st);
+    }
+    out
+}
+
+/// `n` with a comma between thousands, as people read counts: `2,300`.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
     }
     out
 }
@@ -100,7 +141,7 @@ fn block(out: &mut String, a: &Action, st: &Style) {
     let head = format!(
         "{mark} #{} {} {} {}{target}",
         a.seq,
-        a.op.as_str(),
+        a.op.label(),
         a.object,
         side(a.source.system, &a.source.id)
     );
@@ -211,7 +252,7 @@ mod tests {
         let t = text(&plan(), false);
         assert_eq!(
             t,
-            "pull plan (hubspot → accelo, hubspot wins): 1 to create, 0 to update, 0 to link, 0 in step, 1 skipped\n\
+            "pull plan (hubspot → accelo, hubspot wins): 1 to create, 0 to update, 0 to link, 0 unchanged, 1 skipped\n\
              \n\
              + #1 create company hubspot 101 → accelo (new)\n    \
              name                 (blank) → \"Acme \\\"Pty\\\" Ltd\"\n    \
@@ -220,9 +261,24 @@ mod tests {
              \n\
              ! #2 skip contact hubspot 202\n    \
              reason: contact has no company\n    \
-             after: #1\n"
+             after: #1\n\
+             \n\
+             pull plan (hubspot → accelo, hubspot wins): 1 to create, 0 to update, 0 to link, 0 unchanged, 1 skipped\n"
         );
         assert!(!t.contains('\x1b'));
+        let skips = text_where(&plan(), |a| a.op == Op::Skip, false);
+        assert!(!skips.contains("#1 create"), "{skips}");
+        assert!(skips.contains("! #2 skip"), "{skips}");
+        assert!(
+            skips.ends_with(
+                "1 of 2 actions shown (the filters hide the others)\n\
+                 pull plan (hubspot → accelo, hubspot wins): 1 to create, 0 to update, 0 to link, 0 unchanged, 1 skipped\n"
+            ),
+            "{skips}"
+        );
+        assert_eq!(thousands(2300), "2,300");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_234_567), "1,234,567");
         assert!(text(&plan(), true).contains("\x1b[32m+ #1 create"));
     }
 

@@ -229,7 +229,15 @@ pub fn fingerprint(scope: &Scope, plan: &Plan, basis: &Basis) -> String {
 
 /// What differs between the basis a plan was made from and the current one, one line each:
 /// records changed, new or gone, links changed, new or gone. Empty when nothing changed.
+/// Modification times are shown to the millisecond when the seconds alone would look the same.
 pub fn diff(then: &Basis, now: &Basis) -> Vec<String> {
+    diff_explained(then, now, None)
+}
+
+/// [`diff`], and for each record that changed, what the plan does differently for it now:
+/// `plans` = (the saved plan, a plan made from the data as it is now). A field the saved plan
+/// would write that now plans another value reads `name: "Acme" when planned, now "Acme Ltd"`.
+pub fn diff_explained(then: &Basis, now: &Basis, plans: Option<(&Plan, &Plan)>) -> Vec<String> {
     let mut out = Vec::new();
     let key = |r: &RecordDigest| (r.system, r.object, r.id.clone());
     let old: BTreeMap<_, &RecordDigest> = then.records.iter().map(|r| (key(r), r)).collect();
@@ -240,17 +248,25 @@ pub fn diff(then: &Basis, now: &Basis) -> Vec<String> {
                 "{} {} `{}` is no longer there (deleted, or out of scope)",
                 r.system, r.object, r.id
             )),
-            Some(n) if n.hash != r.hash || n.updated_at != r.updated_at => out.push(format!(
-                "{} {} `{}` changed{}",
-                r.system,
-                r.object,
-                r.id,
-                match (r.updated_at, n.updated_at) {
-                    (Some(a), Some(b)) if a != b =>
-                        format!(" (modified {} → {})", time(a), time(b)),
+            Some(n) if n.hash != r.hash || n.updated_at != r.updated_at => {
+                let when = match (r.updated_at, n.updated_at) {
+                    (Some(a), Some(b)) if a != b => {
+                        let (a, b) = times(a, b);
+                        format!(" (modified {a} → {b})")
+                    }
+                    (Some(_), Some(_)) => " (same modification time, other content)".to_string(),
                     _ => String::new(),
+                };
+                let mut line = format!("{} {} `{}` changed{when}", r.system, r.object, r.id);
+                if let Some((saved, current)) = plans {
+                    let what = explain(saved, current, r.system, r.object, &r.id);
+                    if !what.is_empty() {
+                        line.push_str(": ");
+                        line.push_str(&what.join("; "));
+                    }
                 }
-            )),
+                out.push(line);
+            }
             Some(_) => {}
         }
     }
@@ -262,7 +278,7 @@ pub fn diff(then: &Basis, now: &Basis) -> Vec<String> {
                 r.object,
                 r.id,
                 r.updated_at
-                    .map(|t| format!(" (modified {})", time(t)))
+                    .map(|t| format!(" (modified {})", time(t, false)))
                     .unwrap_or_default()
             ));
         }
@@ -294,9 +310,87 @@ pub fn diff(then: &Basis, now: &Basis) -> Vec<String> {
     out
 }
 
-fn time(ms: i64) -> String {
+/// What the plan now does differently for one record: its decision, and each field whose value
+/// (the record's own: the change's `to` when it is the source, `from` when it is the target)
+/// differs between the two plans.
+fn explain(saved: &Plan, current: &Plan, system: System, object: Object, id: &str) -> Vec<String> {
+    let find = |p: &'_ Plan| {
+        p.actions
+            .iter()
+            .find(|a| {
+                a.object == object
+                    && ((a.source.system == system && a.source.id.as_deref() == Some(id))
+                        || (a.target.system == system && a.target.id.as_deref() == Some(id)))
+            })
+            .cloned()
+    };
+    let (Some(then), Some(now)) = (find(saved), find(current)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if then.op != now.op {
+        out.push(format!(
+            "planned: {}, now: {}",
+            then.op.label(),
+            now.op.label()
+        ));
+    }
+    let is_source = then.source.system == system;
+    let value = |a: &crate::plan::Action, field: &str| {
+        a.changes.iter().find(|c| c.field == field).map(|c| {
+            if is_source {
+                c.to.clone()
+            } else {
+                c.from.clone()
+            }
+        })
+    };
+    let mut fields: Vec<&str> = then.changes.iter().map(|c| c.field.as_str()).collect();
+    for c in &now.changes {
+        if !fields.contains(&c.field.as_str()) {
+            fields.push(&c.field);
+        }
+    }
+    for field in fields {
+        let show = |v: &Option<String>| match v {
+            Some(s) => Value::String(s.clone()).to_string(),
+            None => "(blank)".to_string(),
+        };
+        match (value(&then, field), value(&now, field)) {
+            (Some(a), Some(b)) if a != b => out.push(format!(
+                "{field}: {} when planned, now {}",
+                show(&a),
+                show(&b)
+            )),
+            (Some(_), None) => out.push(format!("{field}: nothing to write any more")),
+            (None, Some(b)) => {
+                let to = now.changes.iter().find(|c| c.field == field).map(|c| &c.to);
+                out.push(format!(
+                    "{field}: now differs, would be set to {}",
+                    show(to.unwrap_or(&b))
+                ));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Two modification times as shown side by side: to the second, or to the millisecond when the
+/// seconds alone would look the same.
+fn times(a: i64, b: i64) -> (String, String) {
+    let precise = a.div_euclid(1000) == b.div_euclid(1000);
+    (time(a, precise), time(b, precise))
+}
+
+fn time(ms: i64, millis: bool) -> String {
+    let format = if millis {
+        "%Y-%m-%dT%H:%M:%S%.3fZ"
+    } else {
+        "%Y-%m-%dT%H:%M:%SZ"
+    };
     chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .map(|t| t.format(format).to_string())
         .unwrap_or_else(|| ms.to_string())
 }
 
@@ -384,13 +478,75 @@ mod tests {
         );
         let three = Basis::of([&changed, &b], []);
         assert_ne!(f(&one), f(&three));
-        assert_eq!(diff(&one, &three), ["hubspot company `1` changed"]);
+        assert_eq!(
+            diff(&one, &three),
+            ["hubspot company `1` changed (same modification time, other content)"]
+        );
         let mut push = plan();
         push.direction = Direction::Push;
         assert_ne!(
             fingerprint(&Scope::All, &push, &one),
             f(&one),
             "the plan is part of it"
+        );
+    }
+
+    #[test]
+    fn diff_shows_times_that_differ_and_what_the_plan_does_differently() {
+        // Two edits within one second: the seconds alone would show the same time twice.
+        let a = rec(
+            System::HubSpot,
+            "1",
+            json!({"name": "A"}),
+            1_700_000_000_120,
+        );
+        let b = rec(
+            System::HubSpot,
+            "1",
+            json!({"name": "B"}),
+            1_700_000_000_874,
+        );
+        let then = Basis::of([&a], []);
+        let now = Basis::of([&b], []);
+        assert_eq!(
+            diff(&then, &now),
+            [
+                "hubspot company `1` changed (modified 2023-11-14T22:13:20.120Z → 2023-11-14T22:13:20.874Z)"
+            ]
+        );
+        let action = |to: &str| crate::plan::Action {
+            seq: 1,
+            object: Object::Company,
+            op: crate::model::Op::Create,
+            source: crate::plan::RecordRef {
+                system: System::HubSpot,
+                id: Some("1".into()),
+            },
+            target: crate::plan::RecordRef {
+                system: System::Accelo,
+                id: None,
+            },
+            changes: vec![crate::plan::Change {
+                field: "name".into(),
+                from: None,
+                to: Some(to.into()),
+            }],
+            reason: "not linked, no duplicate found".into(),
+            depends_on: None,
+            last_synced: None,
+            target_company_id: None,
+            affiliation_id: None,
+        };
+        let mut saved = plan();
+        saved.actions.push(action("A"));
+        let mut current = plan();
+        current.actions.push(action("B"));
+        assert_eq!(
+            diff_explained(&then, &now, Some((&saved, &current))),
+            [
+                "hubspot company `1` changed (modified 2023-11-14T22:13:20.120Z → \
+                 2023-11-14T22:13:20.874Z): name: \"A\" when planned, now \"B\""
+            ]
         );
     }
 

@@ -257,27 +257,41 @@ impl HubSpotCatalog {
     }
 }
 
-/// The closest candidate to `name` (edit distance ≤ 1/3 of its length), for "did you mean".
+/// The closest candidate to `name`, for "did you mean": the one at the smallest edit distance
+/// (optimal string alignment: a swap of two neighbouring letters counts as one edit, as do an
+/// insertion, a deletion and a substitution; case is ignored), when that distance is at most a
+/// third of the name's length, and at least 1 — `nmae` → `name`, `phnoe` → `phone`. Ties go to
+/// the alphabetically first candidate.
 pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (name.chars().count() / 3).max(1);
+    let lower = name.to_lowercase();
     candidates
         .into_iter()
-        .map(|c| (levenshtein(name, c), c))
+        .map(|c| (osa_distance(&lower, &c.to_lowercase()), c))
         .filter(|(d, _)| *d <= limit)
         .min()
         .map(|(_, c)| c)
 }
 
-fn levenshtein(a: &str, b: &str) -> usize {
+/// The optimal-string-alignment (restricted Damerau–Levenshtein) distance of `a` and `b`, in
+/// characters.
+fn osa_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
+    // Three rows: the one before the previous (for transpositions), the previous, the current.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
     let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+    for i in 1..=a.len() {
+        let mut cur = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut d = (prev[j - 1] + cost).min(prev[j] + 1).min(cur[j - 1] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d = d.min(before[j - 2] + 1);
+            }
+            cur[j] = d;
         }
-        prev = cur;
+        before = std::mem::replace(&mut prev, cur);
     }
     prev[b.len()]
 }
@@ -322,5 +336,12 @@ mod tests {
             Some("lifecyclestage")
         );
         assert_eq!(suggest("zzzz", ["name"]), None);
+        // Swapped neighbours are one edit.
+        assert_eq!(suggest("nmae", ["name", "phone"]), Some("name"));
+        assert_eq!(suggest("phnoe", ["name", "phone"]), Some("phone"));
+        assert_eq!(suggest("Emial", ["email", "fax"]), Some("email"));
+        assert_eq!(osa_distance("ca", "abc"), 3);
+        assert_eq!(osa_distance("", "abc"), 3);
+        assert_eq!(osa_distance("abc", ""), 3);
     }
 }

@@ -220,13 +220,17 @@ pub struct Guardrails {
 #[derive(Debug, Clone, PartialEq, Eq, Error, miette::Diagnostic)]
 pub enum SecretError {
     /// The variable is unset or empty.
-    #[error("environment variable `{var}` ({what}) is not set")]
+    #[error("{}", missing_text(.var, .what, .key, *.env_override))]
     #[diagnostic(code(tandem::config::secret_missing))]
     Missing {
         /// The variable.
         var: String,
         /// What it is for.
         what: &'static str,
+        /// The tandem.yaml key that names the variable.
+        key: &'static str,
+        /// The `TANDEM_*` variable that may hold the value instead, when there is one.
+        env_override: Option<&'static str>,
     },
     /// The config names no variable for a secret that is needed.
     #[error("`{key}` is not configured in tandem.yaml")]
@@ -235,6 +239,18 @@ pub enum SecretError {
         /// The config key that should name the variable.
         key: &'static str,
     },
+}
+
+/// The message of [`SecretError::Missing`]: the variable, what it holds, the config key naming
+/// it and the `TANDEM_*` alternative.
+fn missing_text(var: &str, what: &str, key: &str, env_override: Option<&str>) -> String {
+    let mut s = format!(
+        "environment variable `{var}` ({what}; named by `{key}` in tandem.yaml) is not set"
+    );
+    if let Some(o) = env_override {
+        s.push_str(&format!(": set `{var}`, or set `{o}` instead"));
+    }
+    s
 }
 
 /// How Tandem authenticates to HubSpot.
@@ -268,6 +284,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("TANDEM_ACCELO_URL", "accelo.url"),
     ("TANDEM_ACCELO_CLIENT_ID", "accelo.client_id"),
     ("TANDEM_STORE", "store.url"),
+    ("TANDEM_SMTP_SERVER", "notify.email.server"),
 ];
 
 /// Secret values that may be given directly in the environment, overriding the variables the
@@ -279,6 +296,12 @@ pub const ENV_ACCELO_CLIENT_SECRET: &str = "TANDEM_ACCELO_CLIENT_SECRET";
 pub const ENV_HUBSPOT_WEBHOOK_SECRET: &str = "TANDEM_HUBSPOT_WEBHOOK_SECRET";
 /// The Accelo webhook secret given directly (wins over `server.accelo_webhook_secret_env`).
 pub const ENV_ACCELO_WEBHOOK_SECRET: &str = "TANDEM_ACCELO_WEBHOOK_SECRET";
+/// The SMTP user name given directly (wins over `notify.email.username_env`).
+pub const ENV_SMTP_USERNAME: &str = "TANDEM_SMTP_USERNAME";
+/// The SMTP password given directly (wins over `notify.email.password_env`).
+pub const ENV_SMTP_PASSWORD: &str = "TANDEM_SMTP_PASSWORD";
+/// The SMTP server (`host` or `host:port`), overriding `notify.email.server`.
+pub const ENV_SMTP_SERVER: &str = "TANDEM_SMTP_SERVER";
 
 impl Config {
     /// Applies the `TANDEM_*` overrides of [`ENV_OVERRIDES`] read through `env` (pass
@@ -297,29 +320,49 @@ impl Config {
         if let Some(v) = get("TANDEM_STORE") {
             self.store.url = v;
         }
+        if let (Some(v), Some(email)) = (get(ENV_SMTP_SERVER), self.notify.email.as_mut()) {
+            email.server = v;
+        }
     }
 
     /// Resolves the connection secrets through `env`. `TANDEM_HUBSPOT_TOKEN` and
     /// `TANDEM_ACCELO_CLIENT_SECRET` win over the variables named in the file.
     pub fn secrets(&self, env: impl Fn(&str) -> Option<String>) -> Result<Secrets, SecretError> {
         let get = |k: &str| env(k).filter(|v| !v.is_empty());
-        let read = |var: &str, what: &'static str| {
+        let read = |var: &str, what: &'static str, key: &'static str, o: Option<&'static str>| {
             get(var)
                 .map(Secret::new)
                 .ok_or_else(|| SecretError::Missing {
                     var: var.to_string(),
                     what,
+                    key,
+                    env_override: o,
                 })
         };
         let hubspot = if let Some(t) = get(ENV_HUBSPOT_TOKEN) {
             HubSpotAuth::Token(Secret::new(t))
         } else if let Some(var) = &self.hubspot.token_env {
-            HubSpotAuth::Token(read(var, "HubSpot access token")?)
+            HubSpotAuth::Token(read(
+                var,
+                "HubSpot access token",
+                "hubspot.token_env",
+                Some(ENV_HUBSPOT_TOKEN),
+            )?)
         } else if let Some(o) = &self.hubspot.oauth {
             HubSpotAuth::OAuth {
                 client_id: o.client_id.clone(),
-                client_secret: read(&o.client_secret_env, "HubSpot client secret")?,
-                refresh_token: read(&o.refresh_token_env, "HubSpot refresh token")?,
+                client_secret: read(
+                    &o.client_secret_env,
+                    "HubSpot client secret",
+                    "hubspot.oauth.client_secret_env",
+                    None,
+                )?,
+                refresh_token: read(
+                    &o.refresh_token_env,
+                    "HubSpot refresh token",
+                    "hubspot.oauth.refresh_token_env",
+                    None,
+                )?,
             }
         } else {
             return Err(SecretError::Unconfigured {
@@ -333,7 +376,12 @@ impl Config {
                 key: "accelo.client_secret_env",
             });
         } else {
-            read(&self.accelo.client_secret_env, "Accelo client secret")?
+            read(
+                &self.accelo.client_secret_env,
+                "Accelo client secret",
+                "accelo.client_secret_env",
+                Some(ENV_ACCELO_CLIENT_SECRET),
+            )?
         };
         Ok(Secrets {
             hubspot,
@@ -357,7 +405,9 @@ impl Config {
                 .map(|v| Some(Secret::new(v)))
                 .ok_or_else(|| SecretError::Missing {
                     var: var.clone(),
-                    what: "webhook signing secret",
+                    what: "HubSpot webhook signing secret",
+                    key: "server.webhook_secret_env",
+                    env_override: Some(ENV_HUBSPOT_WEBHOOK_SECRET),
                 }),
         }
     }
@@ -379,11 +429,16 @@ impl Config {
                 .ok_or_else(|| SecretError::Missing {
                     var: var.clone(),
                     what: "Accelo webhook secret",
+                    key: "server.accelo_webhook_secret_env",
+                    env_override: Some(ENV_ACCELO_WEBHOOK_SECRET),
                 }),
         }
     }
 
-    /// SMTP credentials (user name, password) when the email config names them.
+    /// SMTP credentials (user name, password) when the email config names them:
+    /// `TANDEM_SMTP_USERNAME` / `TANDEM_SMTP_PASSWORD` win over the variables
+    /// `notify.email.username_env` / `password_env` name (and give a login when the config
+    /// names none).
     pub fn smtp_credentials(
         &self,
         env: impl Fn(&str) -> Option<String>,
@@ -391,19 +446,43 @@ impl Config {
         let Some(email) = &self.notify.email else {
             return Ok(None);
         };
-        match (&email.username_env, &email.password_env) {
-            (Some(u), Some(p)) => {
-                let get = |var: &String, what| {
-                    env(var)
-                        .filter(|v| !v.is_empty())
-                        .map(Secret::new)
+        let get = |k: &str| env(k).filter(|v| !v.is_empty());
+        let one = |direct: &'static str,
+                   named: &Option<String>,
+                   what: &'static str,
+                   key: &'static str|
+         -> Result<Option<Secret>, SecretError> {
+            if let Some(v) = get(direct) {
+                return Ok(Some(Secret::new(v)));
+            }
+            match named {
+                None => Ok(None),
+                Some(var) => {
+                    get(var)
+                        .map(|v| Some(Secret::new(v)))
                         .ok_or_else(|| SecretError::Missing {
                             var: var.clone(),
                             what,
+                            key,
+                            env_override: Some(direct),
                         })
-                };
-                Ok(Some((get(u, "SMTP user name")?, get(p, "SMTP password")?)))
+                }
             }
+        };
+        let user = one(
+            ENV_SMTP_USERNAME,
+            &email.username_env,
+            "SMTP user name",
+            "notify.email.username_env",
+        )?;
+        let password = one(
+            ENV_SMTP_PASSWORD,
+            &email.password_env,
+            "SMTP password",
+            "notify.email.password_env",
+        )?;
+        match (user, password) {
+            (Some(u), Some(p)) => Ok(Some((u, p))),
             _ => Ok(None),
         }
     }
@@ -453,7 +532,9 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "environment variable `ACCELO_SECRET` (Accelo client secret) is not set"
+            "environment variable `ACCELO_SECRET` (Accelo client secret; named by \
+             `accelo.client_secret_env` in tandem.yaml) is not set: set `ACCELO_SECRET`, or set \
+             `TANDEM_ACCELO_CLIENT_SECRET` instead"
         );
         assert!(!e.to_string().contains("pat-na1-xyz"));
     }

@@ -228,6 +228,8 @@ struct State {
     total: u64,
     last_store_progress: Option<Instant>,
     last_log_progress: Option<Instant>,
+    /// `done` of the last `run_progress` entry written: the same count is not logged twice.
+    logged_done: Option<u64>,
 }
 
 /// Least time between two job progress updates in the store / two `run_progress` entries.
@@ -405,8 +407,11 @@ impl Executor {
                 Err(e) => return Err(e.into()),
             }
         }
-        if last || due(st.last_log_progress, LOG_PROGRESS_EVERY) {
+        if (last || due(st.last_log_progress, LOG_PROGRESS_EVERY))
+            && st.logged_done != Some(st.done)
+        {
             st.last_log_progress = Some(Instant::now());
+            st.logged_done = Some(st.done);
             self.store
                 .append_log(&NewLogEntry {
                     job: Some(lease.job),

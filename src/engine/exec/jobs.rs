@@ -254,7 +254,7 @@ impl JobHandler for SyncJobs {
                         run,
                         NoticeLevel::Info,
                         "resuming an interrupted apply: its scope is planned again from the data \
-                         as it is now (what was applied is now in step)",
+                         as it is now (what was applied is now unchanged)",
                     )
                     .await?;
                 }
@@ -274,7 +274,7 @@ impl JobHandler for SyncJobs {
         })
         .await?;
         progress.message(&format!(
-            "plan: {} to create, {} to update, {} to link, {} in step, {} skipped",
+            "plan: {} to create, {} to update, {} to link, {} unchanged, {} skipped",
             plan.summary.create,
             plan.summary.update,
             plan.summary.link,

@@ -169,6 +169,7 @@ impl Project {
             rules: None,
             env: tandem_engine::runtime::Env::Map(self.env.clone()),
             retry: Some(fast_retry()),
+            store: None,
         }
     }
 

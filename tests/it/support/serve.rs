@@ -106,6 +106,7 @@ impl Serving {
             config: tandem::cli::ConfigArgs {
                 config: Some(rules.join("tandem.yaml")),
                 rules: Some(rules.clone()),
+                store: None,
             },
             listen: None,
             poll_interval: Some(poll),
