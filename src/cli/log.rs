@@ -388,14 +388,9 @@ pub fn render_text(entry: &LogEntry) -> String {
             }
             let c = &r.counts;
             s.push_str(&format!(
-                " in {}: {} created, {} updated, {} linked, {} unchanged, {} skipped, {} failed",
+                " in {}: {}",
                 human_duration(Duration::from_millis(r.duration_ms)),
-                c.created,
-                c.updated,
-                c.linked,
-                c.noop,
-                c.skipped,
-                c.failed
+                c.text()
             ));
             if let Some(e) = &r.error {
                 s.push_str(&format!("\n{:indent$}error: {e}", "", indent = head.len()));

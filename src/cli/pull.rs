@@ -182,10 +182,7 @@ pub async fn run_job_with(
 fn outcome(kind: JobKind, ran: &Ran, store: &str) -> Output {
     let c = &ran.counts;
     let took = tandem_engine::notify::human_duration(ran.elapsed);
-    let counts = format!(
-        "{} created, {} updated, {} linked, {} unchanged, {} skipped, {} failed",
-        c.created, c.updated, c.linked, c.noop, c.skipped, c.failed
-    );
+    let counts = c.text();
     let job = ran.job;
     let mut stderr = String::new();
     let (stdout, exit) = match (ran.state, &ran.error) {

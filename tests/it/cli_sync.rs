@@ -881,3 +881,36 @@ async fn a_pull_slowed_by_the_budget_says_what_it_costs_and_what_it_waits_for() 
     );
     sb.shutdown().await;
 }
+
+/// Links that also change fields are not hidden among the links: the plan's summary says how
+/// many links change fields and how many values they overwrite, and the run's summary line says
+/// the same of what it did — the same numbers.
+#[tokio::test]
+async fn links_that_overwrite_values_say_so_in_the_plan_and_the_run() {
+    let sb = sandbox(1, 50, 200).await;
+    let p = Project::new(&sb, "");
+    let out = p
+        .command(&["plan", "pull", "--json"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let with_changes = plan["summary"]["link_with_changes"].as_u64().unwrap_or(0);
+    let overwrites = plan["summary"]["link_overwrites"].as_u64().unwrap_or(0);
+    assert!(with_changes > 0 && overwrites > 0, "{}", plan["summary"]);
+    let text = p.command(&["plan", "pull"]).output().await.unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    let detail = format!(
+        "to link ({with_changes} of them also change fields, overwriting {overwrites} values)"
+    );
+    assert!(text.contains(&detail), "{detail}\n{text}");
+    let run = p.command(&["pull"]).output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(0), "{stdout}");
+    let detail = format!(
+        "linked ({with_changes} of them with fields changed, {overwrites} values overwritten)"
+    );
+    assert!(stdout.contains(&detail), "{detail}\n{stdout}");
+    sb.shutdown().await;
+}

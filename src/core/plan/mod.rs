@@ -29,4 +29,4 @@ mod types;
 pub use crate::model::Op;
 pub use planner::{PlanInput, plan};
 pub use saved::{Basis, SavedPlan, Scope};
-pub use types::{Action, Change, Mode, Plan, RecordRef, Summary, synced_key};
+pub use types::{Action, Change, Effect, Mode, Plan, RecordRef, Summary, link_detail, synced_key};

@@ -51,16 +51,12 @@ pub fn summary_line(plan: &Plan) -> String {
         format!(", {}", plan.mode.as_str())
     };
     format!(
-        "{} plan ({} → {}, {} wins{mode}): {} to create, {} to update, {} to link, {} unchanged, {} skipped",
+        "{} plan ({} → {}, {} wins{mode}): {}",
         plan.direction,
         plan.direction.source(),
         plan.direction.target(),
         plan.initiator,
-        s.create,
-        s.update,
-        s.link,
-        s.noop,
-        s.skip
+        s.text()
     )
 }
 

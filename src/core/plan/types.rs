@@ -74,6 +74,17 @@ pub struct Summary {
     pub noop: usize,
     /// Records left alone, each with a reason.
     pub skip: usize,
+    /// Of the links, those that also change fields of the matched record.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub link_with_changes: usize,
+    /// Values of matched records that those links replace with another value (filling an
+    /// empty field is not counted).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub link_overwrites: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Summary {
@@ -84,12 +95,84 @@ impl Summary {
             match a.op {
                 Op::Create => s.create += 1,
                 Op::Update => s.update += 1,
-                Op::Link => s.link += 1,
+                Op::Link => {
+                    s.link += 1;
+                    if !a.changes.is_empty() {
+                        s.link_with_changes += 1;
+                    }
+                    s.link_overwrites += a
+                        .changes
+                        .iter()
+                        .filter(|c| Effect::of(c) == Effect::Overwrite)
+                        .count();
+                }
                 Op::Noop => s.noop += 1,
                 Op::Skip => s.skip += 1,
             }
         }
         s
+    }
+
+    /// The counts in words: `3 to create, 0 to update, 69 to link (12 of them also change
+    /// fields, overwriting 15 values), 40 unchanged, 2 skipped`.
+    pub fn text(&self) -> String {
+        format!(
+            "{} to create, {} to update, {} to link{}, {} unchanged, {} skipped",
+            self.create,
+            self.update,
+            self.link,
+            link_detail(self.link_with_changes, self.link_overwrites, true),
+            self.noop,
+            self.skip
+        )
+    }
+}
+
+/// What links also change, in words, for a plan (`planned`) or a run: ` (12 of them also
+/// change fields, overwriting 15 values)`; empty when no link changes anything.
+pub fn link_detail(with_changes: usize, overwrites: usize, planned: bool) -> String {
+    if with_changes == 0 {
+        return String::new();
+    }
+    let values = |n: usize| format!("{n} value{}", if n == 1 { "" } else { "s" });
+    let s = if with_changes == 1 { "s" } else { "" };
+    match (planned, overwrites) {
+        (true, 0) => format!(" ({with_changes} of them also fill{s} empty fields)"),
+        (true, n) => format!(
+            " ({with_changes} of them also change{s} fields, overwriting {})",
+            values(n)
+        ),
+        (false, 0) => format!(" ({with_changes} of them with empty fields filled)"),
+        (false, n) => format!(
+            " ({with_changes} of them with fields changed, {} overwritten)",
+            values(n)
+        ),
+    }
+}
+
+/// What one field change does to the value the target holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// An empty field gets a value: nothing is lost.
+    Fill,
+    /// A value is replaced by another one.
+    Overwrite,
+    /// A value is removed.
+    Clear,
+    /// Nothing changes (blank to blank).
+    None,
+}
+
+impl Effect {
+    /// What `c` does.
+    pub fn of(c: &Change) -> Effect {
+        let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+        match (present(&c.from), present(&c.to)) {
+            (false, true) => Effect::Fill,
+            (true, true) => Effect::Overwrite,
+            (true, false) => Effect::Clear,
+            (false, false) => Effect::None,
+        }
     }
 }
 
@@ -159,5 +242,41 @@ impl Action {
             System::Accelo => (&self.target.id, &self.source.id),
         };
         (h.as_deref(), a.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_links_change_is_said_in_words() {
+        assert_eq!(link_detail(0, 0, true), "");
+        assert_eq!(
+            link_detail(1, 1, true),
+            " (1 of them also changes fields, overwriting 1 value)"
+        );
+        assert_eq!(
+            link_detail(12, 15, true),
+            " (12 of them also change fields, overwriting 15 values)"
+        );
+        assert_eq!(
+            link_detail(3, 0, true),
+            " (3 of them also fill empty fields)"
+        );
+        assert_eq!(
+            link_detail(12, 15, false),
+            " (12 of them with fields changed, 15 values overwritten)"
+        );
+        let change = |from: Option<&str>, to: Option<&str>| Change {
+            field: "name".into(),
+            from: from.map(str::to_string),
+            to: to.map(str::to_string),
+        };
+        assert_eq!(Effect::of(&change(None, Some("a"))), Effect::Fill);
+        assert_eq!(Effect::of(&change(Some(" "), Some("a"))), Effect::Fill);
+        assert_eq!(Effect::of(&change(Some("a"), Some("b"))), Effect::Overwrite);
+        assert_eq!(Effect::of(&change(Some("a"), None)), Effect::Clear);
+        assert_eq!(Effect::of(&change(None, None)), Effect::None);
     }
 }

@@ -19,7 +19,7 @@
 
 use std::fmt;
 
-use tandem_core::plan::{Change, Op, Plan};
+use tandem_core::plan::{Effect, Op, Plan};
 use tandem_core::rules::config::Guardrails;
 
 /// A limit a plan exceeds.
@@ -41,32 +41,6 @@ impl fmt::Display for Breach {
              (`sync.guardrails.{}` in tandem.yaml; `--force` runs it anyway)",
             self.threshold, self.would, self.limit, self.threshold
         )
-    }
-}
-
-/// What one field change does to the value the target holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Effect {
-    /// An empty field gets a value: nothing is lost.
-    Fill,
-    /// A value is replaced by another one.
-    Overwrite,
-    /// A value is removed.
-    Clear,
-    /// Nothing changes (blank to blank).
-    None,
-}
-
-impl Effect {
-    /// What `c` does.
-    pub fn of(c: &Change) -> Effect {
-        let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
-        match (present(&c.from), present(&c.to)) {
-            (false, true) => Effect::Fill,
-            (true, true) => Effect::Overwrite,
-            (true, false) => Effect::Clear,
-            (false, false) => Effect::None,
-        }
     }
 }
 

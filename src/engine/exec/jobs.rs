@@ -273,14 +273,7 @@ impl JobHandler for SyncJobs {
             total: Some(plan.actions.len() as u64),
         })
         .await?;
-        progress.message(&format!(
-            "plan: {} to create, {} to update, {} to link, {} unchanged, {} skipped",
-            plan.summary.create,
-            plan.summary.update,
-            plan.summary.link,
-            plan.summary.noop,
-            plan.summary.skip
-        ));
+        progress.message(&format!("plan: {}", plan.summary.text()));
         let cost = super::cost::estimate(&plan, exec.connector(plan.direction.target()).as_ref());
         if let Some(sentence) = cost.sentence(&run.job.kind.to_string()) {
             progress.message(&sentence);

@@ -592,25 +592,30 @@ pub async fn job_counts(store: &dyn Store, job: JobId) -> Result<Counts, StoreEr
             ..LogQuery::default()
         })
         .await?;
-    let mut last: HashMap<_, Outcome> = HashMap::new();
+    let mut last: HashMap<_, (Outcome, Vec<tandem_core::plan::Change>)> = HashMap::new();
     for e in entries {
         if let LogBody::Record(r) = e.body {
             let key = (r.object, r.source.system, r.source.id.clone());
             // A record created (or linked) by an earlier attempt and completed by a later one
-            // (its missing fields written, or found in step) counts as created (linked).
-            let outcome = match (last.get(&key), r.outcome) {
-                (
-                    Some(prev @ (Outcome::Created | Outcome::Linked)),
-                    Outcome::Updated | Outcome::Noop,
-                ) => *prev,
-                (_, o) => o,
+            // (its missing fields written, or found in step) counts as created (linked), with
+            // the changes its link wrote.
+            let entry = match last.remove(&key) {
+                Some((prev @ (Outcome::Created | Outcome::Linked), changes))
+                    if matches!(r.outcome, Outcome::Updated | Outcome::Noop) =>
+                {
+                    (prev, changes)
+                }
+                _ => (r.outcome, r.changes),
             };
-            last.insert(key, outcome);
+            last.insert(key, entry);
         }
     }
     let mut counts = Counts::default();
-    for outcome in last.into_values() {
+    for (outcome, changes) in last.into_values() {
         counts.add(outcome);
+        if outcome == Outcome::Linked {
+            counts.add_link_changes(&changes);
+        }
     }
     Ok(counts)
 }

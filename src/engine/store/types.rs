@@ -409,6 +409,12 @@ pub struct Counts {
     pub skipped: u64,
     /// Failed.
     pub failed: u64,
+    /// Of the linked, those whose fields were changed as they were linked.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub linked_with_changes: u64,
+    /// Values those links replaced with another value (filling an empty field is not counted).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub link_overwrites: u64,
 }
 
 impl Counts {
@@ -422,6 +428,38 @@ impl Counts {
             Outcome::Skipped => self.skipped += 1,
             Outcome::Failed => self.failed += 1,
         }
+    }
+
+    /// Counts one more record linked with `changes` written to it.
+    pub fn add_link_changes(&mut self, changes: &[Change]) {
+        if changes.is_empty() {
+            return;
+        }
+        self.linked_with_changes += 1;
+        self.link_overwrites += changes
+            .iter()
+            .filter(|c| tandem_core::plan::Effect::of(c) == tandem_core::plan::Effect::Overwrite)
+            .count() as u64;
+    }
+
+    /// The counts in words, as a run's summary line says them: `3 created, 0 updated, 69
+    /// linked (12 of them with fields changed, 15 values overwritten), 40 unchanged, 2 skipped,
+    /// 0 failed`.
+    pub fn text(&self) -> String {
+        format!(
+            "{} created, {} updated, {} linked{}, {} unchanged, {} skipped, {} failed",
+            self.created,
+            self.updated,
+            self.linked,
+            tandem_core::plan::link_detail(
+                self.linked_with_changes as usize,
+                self.link_overwrites as usize,
+                false
+            ),
+            self.noop,
+            self.skipped,
+            self.failed
+        )
     }
 
     /// All records counted.
