@@ -68,6 +68,7 @@ mod serve_webhooks;
 mod serve_worker;
 
 // The store on SQLite and PostgreSQL (the crash test is `tests/store_crash.rs`).
+mod store_concurrency;
 mod store_events;
 mod store_jobs;
 mod store_links;
