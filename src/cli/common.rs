@@ -20,6 +20,9 @@ pub enum Exit {
     Invalid,
     /// 3: a remote system could not be reached or refused the credentials.
     Unreachable,
+    /// 4: the job was given up: every attempt was interrupted (killed, stopped, lease lost),
+    /// up to the limit.
+    GaveUp,
 }
 
 impl Exit {
@@ -30,6 +33,7 @@ impl Exit {
             Exit::Failures => 1,
             Exit::Invalid => 2,
             Exit::Unreachable => 3,
+            Exit::GaveUp => 4,
         }
     }
 }
@@ -45,6 +49,7 @@ impl From<FailKind> for Exit {
         match k {
             FailKind::Invalid => Exit::Invalid,
             FailKind::Unreachable => Exit::Unreachable,
+            FailKind::GaveUp => Exit::GaveUp,
             FailKind::Guardrail | FailKind::Other => Exit::Failures,
         }
     }
