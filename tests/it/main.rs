@@ -60,6 +60,7 @@ mod sandbox_webhooks;
 // `tandem serve`: webhooks, poller, worker, hot reload.
 mod serve_binary;
 mod serve_crash;
+mod serve_limits;
 mod serve_loop;
 mod serve_poll;
 mod serve_reload;
