@@ -151,7 +151,7 @@ async fn opposite_order_deliveries_get_no_5xx_on_postgres() {
     });
     let url = format!("{base}/webhooks/hubspot");
     let client = reqwest::Client::new();
-    let rounds = 20;
+    let rounds = 100;
     let mut statuses = Vec::new();
     for round in 0..rounds {
         // The same 50 events (a redelivery), once in each order.
