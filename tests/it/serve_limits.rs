@@ -408,3 +408,50 @@ async fn tandem_serve_applies_the_configured_limits() {
     assert_eq!(serving.stop().await, tandem::cli::Exit::Ok);
     sb.shutdown().await;
 }
+
+/// Hostile requests each get a 4xx and store nothing: thousands of headers, deep nesting,
+/// invalid UTF-8, a byte-order mark, NUL bytes.
+#[tokio::test]
+async fn hostile_requests_get_a_4xx_and_store_nothing() {
+    let ts = TestStore::sqlite().await;
+    let store = ts.store.clone();
+    let server = start(store.clone(), config(), Limits::default()).await;
+    // 10,000 headers.
+    let mut many = TcpStream::connect(server.addr).await.unwrap();
+    let mut head = String::from("POST /webhooks/hubspot HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..10_000 {
+        head.push_str(&format!("x-h{i}: v\r\n"));
+    }
+    head.push_str("Content-Length: 2\r\n\r\n[]");
+    // The server may close before it has read everything sent: a failed write is fine.
+    let _ = many.write_all(head.as_bytes()).await;
+    // 431, unless the reset of the unread rest overtook it.
+    let answer = until_closed(&mut many).await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{answer}"
+    );
+    // Signed bodies that are not valid JSON events.
+    let url = server.url("/webhooks/hubspot");
+    let ok = serde_json::to_vec(&json!([event(1, json!(501))])).unwrap();
+    let mut bom = vec![0xEF, 0xBB, 0xBF];
+    bom.extend_from_slice(&ok);
+    let mut nul = ok.clone();
+    nul.insert(1, 0);
+    let mut bad_utf8 = ok.clone();
+    let at = bad_utf8.len() - 5;
+    bad_utf8[at] = 0xFF;
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)).into_bytes();
+    for body in [bom, nul, bad_utf8, deep] {
+        let r = signed(&url, &body, Some("application/json"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+    }
+    nothing_stored(store.as_ref()).await;
+    let r = reqwest::get(server.url("/healthz")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    drop(server);
+    ts.cleanup().await;
+}
