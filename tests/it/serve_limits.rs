@@ -409,8 +409,8 @@ async fn tandem_serve_applies_the_configured_limits() {
     sb.shutdown().await;
 }
 
-/// Hostile requests each get a 4xx and store nothing: thousands of headers, deep nesting,
-/// invalid UTF-8, a byte-order mark, NUL bytes.
+/// Hostile requests each get a 4xx and store nothing: thousands of headers, a chunked body
+/// over the limit, deep nesting, invalid UTF-8, a byte-order mark, NUL bytes.
 #[tokio::test]
 async fn hostile_requests_get_a_4xx_and_store_nothing() {
     let ts = TestStore::sqlite().await;
@@ -429,6 +429,23 @@ async fn hostile_requests_get_a_4xx_and_store_nothing() {
     let answer = until_closed(&mut many).await;
     assert!(
         answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{answer}"
+    );
+    // A chunked body (no Content-Length) that grows over the limit.
+    let mut chunked = TcpStream::connect(server.addr).await.unwrap();
+    let chunk = vec![b' '; 1_100_000];
+    let mut req = format!(
+        "POST /webhooks/hubspot HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        chunk.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&chunk);
+    req.extend_from_slice(b"\r\n0\r\n\r\n");
+    let _ = chunked.write_all(&req).await;
+    let answer = until_closed(&mut chunked).await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 413"),
         "{answer}"
     );
     // Signed bodies that are not valid JSON events.
