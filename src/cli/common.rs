@@ -22,6 +22,9 @@ pub enum Exit {
     Unreachable,
     /// 130: stopped by Ctrl-C or SIGTERM; the job is saved and the same command continues it.
     Interrupted,
+    /// 4: the job was given up: every attempt was interrupted (killed, stopped, lease lost),
+    /// up to the limit.
+    GaveUp,
 }
 
 impl Exit {
@@ -33,6 +36,7 @@ impl Exit {
             Exit::Invalid => 2,
             Exit::Unreachable => 3,
             Exit::Interrupted => 130,
+            Exit::GaveUp => 4,
         }
     }
 }
@@ -48,6 +52,7 @@ impl From<FailKind> for Exit {
         match k {
             FailKind::Invalid => Exit::Invalid,
             FailKind::Unreachable => Exit::Unreachable,
+            FailKind::GaveUp => Exit::GaveUp,
             FailKind::Guardrail | FailKind::Other => Exit::Failures,
         }
     }

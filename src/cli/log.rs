@@ -392,6 +392,13 @@ pub fn render_text(entry: &LogEntry) -> String {
                 human_duration(Duration::from_millis(r.duration_ms)),
                 c.text()
             ));
+            if r.interrupted > 0 {
+                s.push_str(&format!(
+                    " ({} interrupted attempt{} before)",
+                    r.interrupted,
+                    if r.interrupted == 1 { "" } else { "s" }
+                ));
+            }
             if let Some(e) = &r.error {
                 s.push_str(&format!("\n{:indent$}error: {e}", "", indent = head.len()));
             }

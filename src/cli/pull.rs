@@ -163,11 +163,7 @@ pub async fn run_job_with(
     match ran {
         Ok(ran) => outcome(kind, &ran, &location),
         Err(e) => {
-            let exit = match e.kind() {
-                FailKind::Invalid => Exit::Invalid,
-                FailKind::Unreachable => Exit::Unreachable,
-                FailKind::Guardrail | FailKind::Other => Exit::Failures,
-            };
+            let exit = Exit::from(e.kind());
             Output {
                 stdout: String::new(),
                 stderr: format!("error: {e}\n"),
@@ -205,11 +201,7 @@ fn outcome(kind: JobKind, ran: &Ran, store: &str) -> Output {
                 .clone()
                 .unwrap_or((FailKind::Other, "the job failed".to_string()));
             stderr.push_str(&format!("error: {text}\n"));
-            let exit = match fail {
-                FailKind::Invalid => Exit::Invalid,
-                FailKind::Unreachable => Exit::Unreachable,
-                FailKind::Guardrail | FailKind::Other => Exit::Failures,
-            };
+            let exit = Exit::from(fail);
             (
                 format!("{kind} job {job} stopped after {took}: {counts}\n"),
                 exit,

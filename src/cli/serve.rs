@@ -207,6 +207,8 @@ async fn serve_with(
             public_url: config.server.public_url.clone(),
             accelo_secret,
             max_body: MAX_BODY,
+            body_timeout: Duration::from_secs(config.server.body_timeout_seconds.max(1)),
+            max_events: tandem_engine::server::MAX_EVENTS,
             job_delay: DEFAULT_JOB_DELAY,
         },
     ));
@@ -255,9 +257,14 @@ async fn serve_with(
         rules = common.reloader.current().rules_hash(),
         "serving on http://{addr}"
     );
+    let limits = tandem_engine::server::http::Limits {
+        max_connections: usize::try_from(config.server.max_connections.max(1)).unwrap_or(1),
+        header_timeout: Duration::from_secs(config.server.header_timeout_seconds.max(1)),
+    };
     let service = Service {
         listener,
         receiver,
+        limits,
         poller,
         worker: Some(task),
         reloader: Some(Arc::clone(&common.reloader)),

@@ -914,3 +914,72 @@ async fn links_that_overwrite_values_say_so_in_the_plan_and_the_run() {
     assert!(stdout.contains(&detail), "{detail}\n{stdout}");
     sb.shutdown().await;
 }
+
+/// A run whose job was interrupted ten times is given up with its own exit code (4, not 2:
+/// nothing about the input is wrong), a message that says what to do, and the interrupted
+/// attempts in the sync log. Running the command again starts a new job that goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_interrupted_ten_times_is_given_up_with_exit_4() {
+    let sb = sandbox(29, 20, 40).await;
+    let p = Project::new(&sb, "");
+    let store = p.store().await;
+    let id = store
+        .enqueue(&tandem_engine::store::NewJob::new(
+            JobKind::Pull,
+            jobs::payload(JobKind::Pull, None, false),
+        ))
+        .await
+        .unwrap()
+        .id;
+    // Ten attempts by processes that died: their leases ran out at once.
+    for n in 0..10 {
+        store
+            .claim(id, &format!("killed-{n}"), Duration::ZERO)
+            .await
+            .unwrap()
+            .expect("claimable again");
+    }
+    let out = p.command(&["pull"]).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "stderr: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "gave up on pull job {id} after 10 interrupted attempts"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("tandem log --job {id}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("run the same command again"), "{stderr}");
+    let finished = store
+        .log(&LogQuery {
+            job: Some(id),
+            ..LogQuery::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .find_map(|e| match e.body {
+            LogBody::RunFinished(f) => Some(f),
+            _ => None,
+        })
+        .expect("a run_finished entry");
+    assert_eq!(finished.state, JobState::Failed);
+    assert_eq!(finished.failure.as_deref(), Some("gave_up"));
+    assert_eq!(finished.interrupted, 10);
+    // `tandem log` shows the count.
+    let log = p
+        .command(&["log", "--job", &id.to_string()])
+        .output()
+        .await
+        .unwrap();
+    let shown = String::from_utf8_lossy(&log.stdout);
+    assert!(shown.contains("10 interrupted attempts before"), "{shown}");
+
+    // The same command again is a new job, and it goes through.
+    let again = run(&p, JobKind::Pull, None, false).await;
+    assert_ok(&again);
+    assert_ne!(again.job, Some(id));
+}

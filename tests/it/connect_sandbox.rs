@@ -1804,3 +1804,39 @@ async fn the_accelo_budget_waits_for_the_window_when_nothing_remains() {
     );
     sb.shutdown().await;
 }
+
+/// A 429 while Accelo's hourly budget still has plenty left is transient: only that request is
+/// retried, after a short backoff, and nothing waits for the announced reset (a minute away in
+/// the simulator's injected 429s). With the production cap on server waits (15 minutes), a
+/// connector that paused for every such 429 would not finish within the deadline.
+#[tokio::test]
+async fn a_transient_accelo_429_does_not_pause_every_request_until_the_reset() {
+    let sb = seeded_sandbox(35, 5, 5).await;
+    let admin = Admin::new();
+    let ac_url = sb.accelo_url().to_string();
+    let mut s = AcceloSettings::new(
+        sb.accelo_url(),
+        sb.accelo_client_id(),
+        Secret::new(sb.accelo_client_secret()),
+    );
+    s.retry = RetryPolicy {
+        max_server_wait: RetryPolicy::default().max_server_wait,
+        ..fast_retry()
+    };
+    let ac = Accelo::new(s).expect("connector");
+    // One clean answer: it reports thousands of requests left.
+    ac.check().await.unwrap();
+    // The next two requests are answered 429 (`X-RateLimit-Remaining: 0`, reset in 60 s).
+    admin.faults(&ac_url, json!({"storm_429": 2})).await;
+    let run = async {
+        for _ in 0..20 {
+            ac.check().await.unwrap();
+        }
+    };
+    tokio::time::timeout(crate::support::serve::DEADLINE, run)
+        .await
+        .expect("transient 429s are retried without waiting for the reset");
+    let st = admin.stats(&ac_url).await;
+    assert_eq!(st["throttled"], 2, "{st}");
+    sb.shutdown().await;
+}

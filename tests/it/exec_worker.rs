@@ -433,9 +433,37 @@ async fn a_job_that_keeps_dying_is_given_up() {
             .await
             .unwrap();
         assert_eq!(done.state, JobState::Failed);
+        // Its own kind of failure, not invalid input.
+        assert_eq!(
+            done.error.as_ref().map(JobError::kind),
+            Some(tandem_engine::exec::worker::FailKind::GaveUp)
+        );
         let j = store.job(id).await.unwrap().unwrap();
         assert_eq!(j.state, JobState::Failed);
-        assert!(j.error.unwrap().contains("gave up"));
+        let error = j.error.unwrap();
+        assert!(
+            error.contains(&format!(
+                "gave up on pull job {id} after 2 interrupted attempts"
+            )),
+            "{error}"
+        );
+        assert!(error.contains(&format!("tandem log --job {id}")), "{error}");
+        // The sync log counts the interrupted attempts.
+        let finished = store
+            .log(&LogQuery {
+                job: Some(id),
+                ..LogQuery::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .find_map(|e| match e.body {
+                LogBody::RunFinished(f) => Some(f),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(finished.failure.as_deref(), Some("gave_up"));
+        assert_eq!(finished.interrupted, 2);
     })
     .await;
 }

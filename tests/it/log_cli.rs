@@ -163,6 +163,7 @@ async fn a_pull(store: &dyn Store) -> JobId {
             error: None,
             failure: None,
             problems: 0,
+            interrupted: 0,
         })))
         .await
         .unwrap();

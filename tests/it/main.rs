@@ -61,6 +61,7 @@ mod sandbox_webhooks;
 // `tandem serve`: webhooks, poller, worker, hot reload.
 mod serve_binary;
 mod serve_crash;
+mod serve_limits;
 mod serve_loop;
 mod serve_poll;
 mod serve_reload;
@@ -69,6 +70,7 @@ mod serve_webhooks;
 mod serve_worker;
 
 // The store on SQLite and PostgreSQL (the crash test is `tests/store_crash.rs`).
+mod store_concurrency;
 mod store_events;
 mod store_jobs;
 mod store_links;

@@ -185,6 +185,7 @@ async fn finished_push(store: &dyn Store, kind: JobKind) -> tandem_engine::store
                 error: None,
                 failure: None,
                 problems: 0,
+                interrupted: 0,
             }),
         })
         .await

@@ -93,6 +93,7 @@ async fn every_kind_of_entry_round_trips() {
                 error: None,
                 failure: None,
                 problems: 0,
+                interrupted: 0,
             }),
         ];
         let before = chrono::Utc::now() - chrono::Duration::seconds(1);

@@ -160,6 +160,14 @@ pub struct ServerConfig {
     /// The environment variable holding the secret of the Accelo webhook subscriptions
     /// (`X-Hub-Signature`); absent = `POST /webhooks/accelo` is off.
     pub accelo_webhook_secret_env: Option<String>,
+    /// Seconds a client may take to send a request's headers (default 10); a connection that
+    /// sends none in that time, idle ones included, is closed.
+    pub header_timeout_seconds: u64,
+    /// Seconds a client may take to send a request's body (default 30); a slower one gets 408
+    /// and is disconnected, and nothing of its request is stored.
+    pub body_timeout_seconds: u64,
+    /// Connections open at once at most (default 256); one more is answered 503 and closed.
+    pub max_connections: u32,
 }
 
 impl Default for ServerConfig {
@@ -170,6 +178,9 @@ impl Default for ServerConfig {
             accept_v1_signatures: false,
             public_url: None,
             accelo_webhook_secret_env: None,
+            header_timeout_seconds: 10,
+            body_timeout_seconds: 30,
+            max_connections: 256,
         }
     }
 }

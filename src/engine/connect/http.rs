@@ -9,6 +9,13 @@
 //! [`MAX_TOKEN_LIFETIME`], reported windows by [`MAX_REPORTED_INTERVAL`], and instants are formed
 //! with `checked_add`. A hostile or broken header can slow Tandem down, never panic it.
 //!
+//! Accelo's 429s come in two kinds, told apart by what the answers before said
+//! ([`BudgetSeen`]): an exhausted hourly budget — the last answers reported only a few requests
+//! left, or 429s keep coming — pauses every request until the announced reset; a single 429
+//! while plenty of budget remained is transient: that request alone is retried, after its
+//! `Retry-After` when it has one, else after the usual short backoff. A successful answer that
+//! reports `X-RateLimit-Remaining: 0` pauses until the reset as well.
+//!
 //! The one rule that shapes this module: a request that is not idempotent (a create) is repeated
 //! only when the system certainly did not process it — no connection was made, or it answered
 //! 429 / 423. A timeout, a dropped connection or a 5xx on a create yields
@@ -48,6 +55,37 @@ pub(crate) const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3
 pub(crate) const MAX_REPORTED_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 /// The longest replenish period of a budget (governor cannot represent more than 584 years).
 const MAX_PERIOD: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// An Accelo budget reported this low (requests left) means a 429 is the budget running out.
+pub(crate) const LOW_BUDGET: u64 = 10;
+/// This many 429s in a row, with no other answer between them, mean the budget is exhausted
+/// whatever the earlier answers said.
+pub(crate) const EXHAUSTED_STREAK: u32 = 3;
+
+/// What the answers so far said about Accelo's hourly budget.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BudgetSeen {
+    /// `X-RateLimit-Remaining` of the last answer that was not a 429.
+    pub remaining: Option<u64>,
+    /// 429s since the last other answer.
+    pub streak: u32,
+}
+
+impl BudgetSeen {
+    /// Counts a 429; true when it means the budget is exhausted (not a transient refusal).
+    pub(crate) fn throttled(&mut self) -> bool {
+        self.streak = self.streak.saturating_add(1);
+        self.remaining.is_some_and(|r| r <= LOW_BUDGET) || self.streak >= EXHAUSTED_STREAK
+    }
+
+    /// Counts an answer that was not a 429.
+    pub(crate) fn answered(&mut self, remaining: Option<u64>) {
+        self.streak = 0;
+        if remaining.is_some() {
+            self.remaining = remaining;
+        }
+    }
+}
 
 /// `now + d`, or `now + MAX_PERIOD` when `d` is longer, never an overflow.
 pub(crate) fn instant_after(now: Instant, d: Duration) -> Instant {
@@ -579,6 +617,7 @@ pub(crate) struct Transport {
     /// Whether the system ever answered (any HTTP status): until then a refused connection or
     /// an unknown host name is final.
     answered: AtomicBool,
+    budget: Mutex<BudgetSeen>,
 }
 
 impl Transport {
@@ -631,6 +670,7 @@ impl Transport {
             style,
             origin: None,
             answered: AtomicBool::new(false),
+            budget: Mutex::new(BudgetSeen::default()),
         })
     }
 
@@ -775,7 +815,10 @@ impl Transport {
         self.answered.store(true, Ordering::SeqCst);
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        self.observe(&headers);
+        let accelo_429 = self.style == HeaderStyle::Accelo && status == 429;
+        if !accelo_429 {
+            self.observe(&headers);
+        }
         let body = match resp.bytes().await {
             Ok(b) => b.to_vec(),
             Err(e) => return Err(self.transport_failure(call, &e, n)),
@@ -803,13 +846,17 @@ impl Transport {
                 }))
             }
             Verdict::Retry => Err(Failure::Retry {
-                wait: server_wait(
-                    self.style,
-                    status,
-                    &headers,
-                    unix_now(),
-                    self.retry.max_server_wait,
-                ),
+                wait: if accelo_429 {
+                    self.accelo_throttled(&headers, unix_now())
+                } else {
+                    server_wait(
+                        self.style,
+                        status,
+                        &headers,
+                        unix_now(),
+                        self.retry.max_server_wait,
+                    )
+                },
                 err: ConnectError::Unavailable {
                     system: self.system,
                     request: call.label(),
@@ -859,6 +906,36 @@ impl Transport {
         }
     }
 
+    /// An Accelo 429: how long this request waits before it is sent again. An exhausted budget
+    /// ([`BudgetSeen::throttled`]) pauses every request until the reset (or the `Retry-After`);
+    /// a transient 429 delays only this request, by its `Retry-After` or, without one, by the
+    /// usual backoff (`None`).
+    pub(crate) fn accelo_throttled(&self, h: &HeaderMap, now_unix: i64) -> Option<Duration> {
+        let cap = self.retry.max_server_wait;
+        let after = retry_after(h, now_unix, cap);
+        let exhausted = lock(&self.budget).throttled();
+        if !exhausted {
+            tracing::debug!(
+                target: "tandem::connect",
+                "accelo answered 429 with budget left: retrying this request only"
+            );
+            return after;
+        }
+        let wait = after.or_else(|| {
+            header_i64(h, "x-ratelimit-reset").map(|reset| secs_until(reset, now_unix).min(cap))
+        });
+        if let Some(wait) = wait {
+            tracing::debug!(
+                target: "tandem::connect",
+                wait_s = wait.as_secs(),
+                "accelo's hourly budget is used up: pausing every request until it resets"
+            );
+            self.general
+                .pause_until(instant_after(Instant::now(), wait));
+        }
+        wait
+    }
+
     /// Follows the rate-limit headers of an answer.
     fn observe(&self, h: &HeaderMap) {
         match self.style {
@@ -893,6 +970,7 @@ impl Transport {
                 }
             }
             HeaderStyle::Accelo => {
+                lock(&self.budget).answered(header_u64(h, "x-ratelimit-remaining"));
                 if let Some(limit) = header_u64(h, "x-ratelimit-limit") {
                     let requests = u32::try_from(limit).unwrap_or(u32::MAX);
                     let per = self.general.configured.per;
@@ -1295,6 +1373,58 @@ mod tests {
             ("x-ratelimit-reset", &i64::MAX.to_string()),
         ]));
         assert!(paused(&ac).unwrap() <= Instant::now() + MAX_PERIOD);
+    }
+
+    #[test]
+    fn accelo_tells_a_transient_429_from_an_exhausted_budget() {
+        let retry = RetryPolicy {
+            max_server_wait: Duration::from_secs(3600),
+            ..RetryPolicy::default()
+        };
+        let paused = |t: &Transport| *lock(&t.general.paused_until);
+        let now = unix_now();
+        let reset = (now + 60).to_string();
+        let answer = |remaining: &str| {
+            headers(&[
+                ("x-ratelimit-limit", "5000"),
+                ("x-ratelimit-remaining", remaining),
+                ("x-ratelimit-reset", &reset),
+            ])
+        };
+        // What the simulator's injected 429 (and a proxy's) looks like: nothing left, reset in
+        // a minute.
+        let throttled = answer("0");
+        let ac = transport(HeaderStyle::Accelo, retry);
+        ac.observe(&answer("4000"));
+        // Plenty was left: this request alone is retried after the usual backoff.
+        assert_eq!(ac.accelo_throttled(&throttled, now), None);
+        assert_eq!(paused(&ac), None);
+        // Its Retry-After is honoured, for it alone.
+        ac.observe(&answer("3999"));
+        let mut with_after = answer("0");
+        with_after.insert("retry-after", "2".parse().unwrap());
+        assert_eq!(
+            ac.accelo_throttled(&with_after, now),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(paused(&ac), None);
+        // 429s that keep coming are the budget, whatever was left before: everything waits
+        // for the reset.
+        ac.observe(&answer("3998"));
+        assert_eq!(ac.accelo_throttled(&throttled, now), None);
+        assert_eq!(ac.accelo_throttled(&throttled, now), None);
+        let wait = ac.accelo_throttled(&throttled, now).unwrap();
+        assert!(wait > Duration::from_secs(55) && wait <= Duration::from_secs(60));
+        assert!(paused(&ac).is_some());
+        // A budget reported nearly used up: the first 429 pauses everything.
+        let ac = transport(HeaderStyle::Accelo, retry);
+        ac.observe(&answer("3"));
+        assert!(ac.accelo_throttled(&throttled, now).is_some());
+        assert!(paused(&ac).is_some());
+        // A success that reports nothing left pauses too (the budget is used up).
+        let ac = transport(HeaderStyle::Accelo, retry);
+        ac.observe(&answer("0"));
+        assert!(paused(&ac).is_some());
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub enum FailKind {
     Unreachable,
     /// A guardrail stopped it (exit 1).
     Guardrail,
+    /// Given up: every one of its attempts was interrupted, up to the limit (exit 4).
+    GaveUp,
     /// Anything else (exit 1).
     Other,
 }
@@ -53,6 +55,7 @@ impl FailKind {
             FailKind::Invalid => "invalid",
             FailKind::Unreachable => "unreachable",
             FailKind::Guardrail => "guardrail",
+            FailKind::GaveUp => "gave_up",
             FailKind::Other => "other",
         }
     }
@@ -63,6 +66,7 @@ impl FailKind {
             "invalid" => FailKind::Invalid,
             "unreachable" => FailKind::Unreachable,
             "guardrail" => FailKind::Guardrail,
+            "gave_up" => FailKind::GaveUp,
             _ => FailKind::Other,
         }
     }
@@ -83,6 +87,24 @@ pub enum JobError {
     #[error("{0}")]
     #[diagnostic(code(tandem::job::unreachable))]
     Unreachable(String),
+    /// Every attempt of the job was interrupted (its process killed, or its lease lost) until
+    /// the worker's limit, so it was stopped rather than started once more.
+    #[error(
+        "gave up on {kind} job {job} after {interrupted} interrupted attempts: each one ended \
+         without finishing (its process was killed or stopped, or lost touch with the store). \
+         See how far they got with `tandem log --job {job}`, fix what keeps stopping the run \
+         (a memory or time limit that kills the process, a machine that restarts), then run the \
+         same command again: it starts a new job, planned from the data as it is now"
+    )]
+    #[diagnostic(code(tandem::job::gave_up))]
+    GaveUp {
+        /// The job's kind.
+        kind: JobKind,
+        /// The job.
+        job: JobId,
+        /// How many attempts were interrupted.
+        interrupted: u32,
+    },
 }
 
 impl From<StoreError> for JobError {
@@ -97,6 +119,7 @@ impl JobError {
         match self {
             JobError::Invalid(_) => FailKind::Invalid,
             JobError::Unreachable(_) => FailKind::Unreachable,
+            JobError::GaveUp { .. } => FailKind::GaveUp,
             JobError::Exec(ExecError::Guardrail(_)) => FailKind::Guardrail,
             JobError::Exec(e) if e.is_unreachable() => FailKind::Unreachable,
             JobError::Exec(_) => FailKind::Other,
@@ -418,10 +441,11 @@ impl Worker {
             progress,
         };
         let result = if job.attempts > self.max_attempts {
-            Err(JobError::Invalid(format!(
-                "gave up on {} job {} after {} attempts (each ended without finishing)",
-                job.kind, job.id, self.max_attempts
-            )))
+            Err(JobError::GaveUp {
+                kind: job.kind,
+                job: job.id,
+                interrupted: job.attempts.saturating_sub(1),
+            })
         } else {
             match self.handlers.get(&job.kind) {
                 Some(h) => Self::until_stopped(h.run(&run), &cancel).await,
@@ -489,6 +513,7 @@ impl Worker {
                     duration_ms: total_ms,
                     error: error.as_ref().map(ToString::to_string),
                     failure: error.as_ref().map(|e| e.kind().as_str().to_string()),
+                    interrupted: job.attempts.saturating_sub(1),
                     problems: summary.as_ref().map_or(0, |s| s.report.problems),
                 }),
             })

@@ -2,8 +2,10 @@
 //! `update_contact` webhooks, each `{id, resource_url}` (JSON or form-encoded) with the event in
 //! `X-Accelo-Event` and an HMAC-SHA256 hex digest of the body in `X-Hub-Signature`.
 //!
-//! Off (404) unless a secret is configured. A bad or missing signature → 401, an unreadable body
-//! → 400, in both cases nothing stored or queued. An accepted event queues the `record` job of
+//! Off (404) unless a secret is configured. A bad or missing signature → 401, a content type
+//! other than JSON or a form → 415, an unreadable body or an `id` that is not a positive
+//! integer → 400 (body size and time limits as for HubSpot, `receiver::guard`); in each case
+//! nothing is stored or queued. An accepted event queues the `record` job of
 //! the Accelo record (Accelo initiates, B3). Accelo events carry no identity and no change
 //! details, so each delivery is stored as its own event and a repeated one simply joins the
 //! queued job (or re-plans to no-ops): the job always re-reads the record.
@@ -59,7 +61,13 @@ fn record_id(headers: &HeaderMap, body: &[u8]) -> Result<String, String> {
         }
     };
     match id {
-        Some(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => Ok(id),
+        Some(id)
+            if id.len() <= 19
+                && id.bytes().all(|b| b.is_ascii_digit())
+                && id.parse::<u64>().is_ok_and(|n| n > 0) =>
+        {
+            Ok(id)
+        }
         Some(id) => Err(format!("`{id}` is not an Accelo id")),
         None => Err("the payload has no `id`".into()),
     }
@@ -91,6 +99,16 @@ pub async fn receive(
             _ => "forged",
         };
         return refuse(StatusCode::UNAUTHORIZED, outcome, &e.to_string());
+    }
+    if !super::receiver::content_type_is(
+        &headers,
+        &["application/json", "application/x-www-form-urlencoded"],
+    ) {
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_type",
+            "the body must be sent as `application/json` or `application/x-www-form-urlencoded`",
+        );
     }
     let event = headers
         .get("x-accelo-event")
@@ -173,6 +191,20 @@ mod tests {
         );
         assert_eq!(record_id(&json_h, br#"{"id":12}"#), Ok("12".into()));
         assert!(record_id(&json_h, br#"{"id":"../1"}"#).is_err());
+        for bad in [
+            &br#"{"id":-5}"#[..],
+            br#"{"id":0}"#,
+            br#"{"id":"0"}"#,
+            br#"{"id":1.5}"#,
+            br#"{"id":"1 OR 1=1"}"#,
+            br#"{"id":"99999999999999999999"}"#,
+        ] {
+            assert!(
+                record_id(&json_h, bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
         assert!(record_id(&json_h, b"{}").is_err());
         let mut form = HeaderMap::new();
         form.insert(

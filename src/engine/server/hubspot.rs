@@ -1,12 +1,17 @@
 //! `POST /webhooks/hubspot`: HubSpot's webhook deliveries (a JSON array of up to 100 events).
 //!
 //! In order, each a refusal that stores and queues nothing:
-//! 1. body larger than the limit → 413;
+//! 1. a `Content-Length` over the limit → 413 before the body is read; a body that does not
+//!    arrive in time → 408; a body larger than the limit → 413 (`receiver::guard`);
 //! 2. no secret configured → 503 (HubSpot retries for a day, so nothing is lost);
 //! 3. `X-HubSpot-Signature-v3` over the full URL HubSpot called (the configured public URL, else
 //!    `http://` + `Host` + path and query), constant-time, timestamp within 5 minutes → else
 //!    401; v1 only when configured; the exact same signed request seen again → 401 (replay);
-//! 4. not a JSON array of event objects → 400.
+//! 4. a `Content-Type` other than `application/json` → 415;
+//! 5. more events than the limit (100, as HubSpot sends at most) → 413;
+//! 6. not a JSON array of event objects, or an event whose fields have the wrong types
+//!    ([`check_event`]: `eventId` and `objectId` positive integers, `subscriptionType` a
+//!    `object.kind` string, …) → 400.
 //!
 //! Then every event is classified ([`classify`]): a creation, or a change to a property of the
 //! rules' trigger list (B11), or a contact's association change queues a `record` job for the
@@ -310,9 +315,28 @@ pub async fn receive(
             rx.replays.forget(sig);
         }
     };
-    let events = match parse(&body) {
+    if !super::receiver::content_type_is(&headers, &["application/json"]) {
+        forget();
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_type",
+            "the body must be JSON, sent with `Content-Type: application/json`",
+        );
+    }
+    let events = match parse(&body, rx.config.max_events) {
         Ok(e) => e,
-        Err(msg) => {
+        Err(Refusal::TooMany(n)) => {
+            forget();
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_events",
+                &format!(
+                    "the request carries {n} events; at most {} are accepted in one request",
+                    rx.config.max_events
+                ),
+            );
+        }
+        Err(Refusal::Malformed(msg)) => {
             forget();
             return refuse(StatusCode::BAD_REQUEST, "malformed", &msg);
         }
@@ -337,28 +361,141 @@ pub async fn receive(
     }
 }
 
-/// A JSON array of event objects (a single object is taken as an array of one).
-fn parse(body: &[u8]) -> Result<Vec<Map<String, Value>>, String> {
+/// Why a body's events were refused.
+#[derive(Debug, PartialEq)]
+enum Refusal {
+    /// More events than the limit (how many).
+    TooMany(usize),
+    /// Not events, or an event with a field of the wrong type (what is wrong).
+    Malformed(String),
+}
+
+/// A JSON array of at most `max` well-typed event objects (a single object is taken as an
+/// array of one).
+fn parse(body: &[u8], max: usize) -> Result<Vec<Map<String, Value>>, Refusal> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
-        format!(
+        Refusal::Malformed(format!(
             "the body is not JSON: {e} (line {}, column {})",
             e.line(),
             e.column()
-        )
+        ))
     })?;
     let items = match value {
         Value::Array(items) => items,
         Value::Object(o) => vec![Value::Object(o)],
-        _ => return Err("the body is not a JSON array of events".into()),
+        _ => {
+            return Err(Refusal::Malformed(
+                "the body is not a JSON array of events".into(),
+            ));
+        }
     };
+    if items.len() > max {
+        return Err(Refusal::TooMany(items.len()));
+    }
     items
         .into_iter()
         .enumerate()
         .map(|(i, v)| match v {
-            Value::Object(o) => Ok(o),
-            _ => Err(format!("event {i} is not a JSON object")),
+            Value::Object(o) => match check_event(&o) {
+                Ok(()) => Ok(o),
+                Err(why) => Err(Refusal::Malformed(format!("event {i}: {why}"))),
+            },
+            _ => Err(Refusal::Malformed(format!(
+                "event {i} is not a JSON object"
+            ))),
         })
         .collect()
+}
+
+/// A positive integer: a JSON number, or a string of digits (at most 19, not all zeros).
+fn is_positive_id(v: &Value) -> bool {
+    match v {
+        Value::Number(n) => n.as_u64().is_some_and(|n| n > 0),
+        Value::String(s) => {
+            !s.is_empty()
+                && s.len() <= 19
+                && s.bytes().all(|b| b.is_ascii_digit())
+                && s.bytes().any(|b| b != b'0')
+        }
+        _ => false,
+    }
+}
+
+/// Checks the types of the fields of one HubSpot event that Tandem reads: `eventId` and
+/// `objectId` (positive integers), `subscriptionType` (or `eventType`: `object.kind`),
+/// `occurredAt` (milliseconds, when present), `propertyName` (a string), `propertyValue` (a
+/// string, number, boolean or null), `associationType` (a string), and the other record ids
+/// (`toObjectId`, `fromObjectId`, `primaryObjectId`, `newObjectId`: positive integers).
+pub fn check_event(ev: &Map<String, Value>) -> Result<(), String> {
+    for field in ["eventId", "objectId"] {
+        match ev.get(field) {
+            None => return Err(format!("`{field}` is missing")),
+            Some(v) if !is_positive_id(v) => {
+                return Err(format!("`{field}` must be a positive integer, not {v}"));
+            }
+            Some(_) => {}
+        }
+    }
+    let sub = match (ev.get("subscriptionType"), ev.get("eventType")) {
+        (Some(v), _) => ("subscriptionType", v),
+        (None, Some(v)) => ("eventType", v),
+        (None, None) => return Err("`subscriptionType` is missing".into()),
+    };
+    match sub.1.as_str() {
+        Some(s)
+            if s.len() <= 100
+                && s.split_once('.').is_some_and(|(o, k)| {
+                    !o.is_empty()
+                        && !k.is_empty()
+                        && s.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
+                }) => {}
+        _ => {
+            return Err(format!(
+                "`{}` must be a string like `contact.propertyChange`, not {}",
+                sub.0, sub.1
+            ));
+        }
+    }
+    if let Some(v) = ev.get("occurredAt")
+        && v.as_u64().is_none()
+        && !matches!(v, Value::String(s) if is_positive_id(&Value::String(s.clone())))
+    {
+        return Err(format!(
+            "`occurredAt` must be a time in milliseconds, not {v}"
+        ));
+    }
+    for field in ["propertyName", "associationType", "changeSource"] {
+        if let Some(v) = ev.get(field)
+            && !v.is_string()
+        {
+            return Err(format!("`{field}` must be a string, not {v}"));
+        }
+    }
+    if let Some(v) = ev.get("propertyValue")
+        && !matches!(
+            v,
+            Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null
+        )
+    {
+        return Err(format!(
+            "`propertyValue` must be a string, number or boolean, not {v}"
+        ));
+    }
+    for field in [
+        "toObjectId",
+        "fromObjectId",
+        "primaryObjectId",
+        "newObjectId",
+    ] {
+        if let Some(v) = ev.get(field)
+            && !v.is_null()
+            && !is_positive_id(v)
+        {
+            return Err(format!("`{field}` must be a positive integer, not {v}"));
+        }
+    }
+    Ok(())
 }
 
 /// What a delivery led to (the 200 answer's body).
@@ -551,11 +688,35 @@ mod tests {
     }
 
     #[test]
-    fn bodies_must_be_arrays_of_objects() {
-        assert_eq!(parse(br#"[{"a":1},{"b":2}]"#).map(|v| v.len()), Ok(2));
-        assert_eq!(parse(br#"{"a":1}"#).map(|v| v.len()), Ok(1));
-        assert!(parse(b"[1]").unwrap_err().contains("event 0"));
-        assert!(parse(b"\"x\"").is_err());
-        assert!(parse(b"[{").unwrap_err().contains("not JSON"));
+    fn bodies_must_be_arrays_of_well_typed_events() {
+        let ok = r#"{"eventId":1,"objectId":2,"subscriptionType":"company.creation"}"#;
+        let two = format!("[{ok},{ok}]");
+        assert_eq!(parse(two.as_bytes(), 100).map(|v| v.len()), Ok(2));
+        assert_eq!(parse(ok.as_bytes(), 100).map(|v| v.len()), Ok(1));
+        assert_eq!(parse(two.as_bytes(), 1), Err(Refusal::TooMany(2)));
+        let malformed = |body: &str| match parse(body.as_bytes(), 100) {
+            Err(Refusal::Malformed(m)) => m,
+            other => panic!("{body}: {other:?}"),
+        };
+        assert!(malformed("[1]").contains("event 0"));
+        assert!(malformed("\"x\"").contains("not a JSON array"));
+        assert!(malformed("[{").contains("not JSON"));
+        for bad in [
+            r#"{"eventId":1,"objectId":"../../etc/passwd","subscriptionType":"company.creation"}"#,
+            r#"{"eventId":1,"objectId":"1 OR 1=1","subscriptionType":"company.creation"}"#,
+            r#"{"eventId":1,"objectId":-5,"subscriptionType":"company.creation"}"#,
+            r#"{"eventId":1,"objectId":0,"subscriptionType":"company.creation"}"#,
+            r#"{"eventId":1,"objectId":1.5,"subscriptionType":"company.creation"}"#,
+            r#"{"eventId":1,"subscriptionType":"company.creation"}"#,
+            r#"{"eventId":"x","objectId":2,"subscriptionType":"company.creation"}"#,
+            r#"{"eventId":1,"objectId":2,"subscriptionType":7}"#,
+            r#"{"eventId":1,"objectId":2,"subscriptionType":"company"}"#,
+            r#"{"eventId":1,"objectId":2,"subscriptionType":"company.creation","occurredAt":"soon"}"#,
+            r#"{"eventId":1,"objectId":2,"subscriptionType":"company.propertyChange","propertyName":["a"]}"#,
+            r#"{"eventId":1,"objectId":2,"subscriptionType":"company.propertyChange","propertyValue":{"a":1}}"#,
+            r#"{"eventId":1,"objectId":2,"subscriptionType":"company.associationChange","toObjectId":"x"}"#,
+        ] {
+            assert!(malformed(bad).starts_with("event 0: "), "{bad}");
+        }
     }
 }

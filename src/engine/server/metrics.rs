@@ -7,11 +7,14 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// Webhook requests by `source` (`hubspot`, `accelo`) and `outcome` (`accepted`, `unsigned`,
-/// `forged`, `stale`, `replayed`, `too_large`, `malformed`, `unavailable`, `error`).
+/// `forged`, `stale`, `replayed`, `too_large`, `too_many_events`, `malformed`,
+/// `unsupported_type`, `timeout`, `unavailable`, `error`).
 pub const WEBHOOK_REQUESTS: &str = "tandem_webhook_requests_total";
 /// Webhook events by `source` and `result` (`queued`, `duplicate`, `ignored`, `echo`,
 /// `deleted`).
 pub const WEBHOOK_EVENTS: &str = "tandem_webhook_events_total";
+/// Connections refused because the server had as many open as it allows.
+pub const CONNECTIONS_REFUSED: &str = "tandem_http_connections_refused_total";
 /// Time to answer an accepted webhook request, seconds.
 pub const WEBHOOK_SECONDS: &str = "tandem_webhook_seconds";
 /// Records the poller found changed, by `system` and `object`, and `result` (`queued`,

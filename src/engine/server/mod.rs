@@ -10,10 +10,12 @@
 //! - [`hubspot`] — `POST /webhooks/hubspot`: signature, replay and size checks, event
 //!   classification (trigger lists, echoes, deletions), durable deduplicated storage.
 //! - [`accelo`] — `POST /webhooks/accelo`.
+//! - [`http`] — the accept loop: connection limit and header read timeout.
 //! - [`poll`] — the poller (B16): what changed since the stored cursors, queued as record jobs.
 //! - [`metrics`] — the Prometheus recorder and the metric names.
 
 pub mod accelo;
+pub mod http;
 pub mod hubspot;
 pub mod metrics;
 pub mod poll;
@@ -23,7 +25,8 @@ pub mod serve;
 pub mod signature;
 
 pub use receiver::{
-    DEFAULT_JOB_DELAY, MAX_BODY, Receiver, ReceiverConfig, Rules, record_job, record_of_job,
+    DEFAULT_JOB_DELAY, MAX_BODY, MAX_EVENTS, Receiver, ReceiverConfig, Rules, record_job,
+    record_of_job,
 };
 
 use std::sync::Arc;
@@ -41,9 +44,13 @@ use crate::store::JobFilter;
 /// `GET /healthz`, `GET /metrics`.
 pub fn router(receiver: Arc<Receiver>) -> Router {
     let limit = receiver.config.max_body;
+    let guard = axum::middleware::from_fn_with_state(Arc::clone(&receiver), receiver::guard);
     Router::new()
-        .route("/webhooks/hubspot", post(hubspot::receive))
-        .route("/webhooks/accelo", post(accelo::receive))
+        .route(
+            "/webhooks/hubspot",
+            post(hubspot::receive).layer(guard.clone()),
+        )
+        .route("/webhooks/accelo", post(accelo::receive).layer(guard))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_page))
         .layer(DefaultBodyLimit::max(limit))

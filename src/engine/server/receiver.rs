@@ -1,5 +1,6 @@
 //! What the webhook receivers and the jobs they queue share: the [`Receiver`] state (store,
-//! rules, secrets, limits), the `record` job payload, and refusing a request.
+//! rules, secrets, limits), the `record` job payload, refusing a request, and [`guard`], which
+//! reads a webhook request's body within the size and time limits before its handler runs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,9 @@ use tandem_core::rules::config::Secret;
 
 /// Largest webhook body accepted (HubSpot sends at most 100 events, a few tens of KiB).
 pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Most events one HubSpot request may carry (HubSpot sends at most 100).
+pub const MAX_EVENTS: usize = 100;
 
 /// How long a record job waits before it may run, so that the burst of events one edit produces
 /// (a creation and its property changes, a company and its contacts) coalesces into one job per
@@ -55,8 +59,14 @@ pub struct ReceiverConfig {
     pub public_url: Option<String>,
     /// The Accelo subscriptions' secret; `None` = `POST /webhooks/accelo` is off (404).
     pub accelo_secret: Option<Secret>,
-    /// Largest body accepted (413 above).
+    /// Largest body accepted (413 above; at once when the request announces a larger
+    /// `Content-Length`).
     pub max_body: usize,
+    /// Time allowed for receiving a request's body ([`super::http::DEFAULT_BODY_TIMEOUT`]):
+    /// a client that has not sent it all by then gets 408 and is disconnected.
+    pub body_timeout: Duration,
+    /// Most events in one HubSpot request ([`MAX_EVENTS`]; 413 above, nothing stored).
+    pub max_events: usize,
     /// Delay before a queued record job may run ([`DEFAULT_JOB_DELAY`]).
     pub job_delay: Duration,
 }
@@ -69,6 +79,8 @@ impl Default for ReceiverConfig {
             public_url: None,
             accelo_secret: None,
             max_body: MAX_BODY,
+            body_timeout: super::http::DEFAULT_BODY_TIMEOUT,
+            max_events: MAX_EVENTS,
             job_delay: DEFAULT_JOB_DELAY,
         }
     }
@@ -166,6 +178,131 @@ pub fn webhook_body(
             "the body could not be read",
         ))),
     }
+}
+
+/// `response` with `Connection: close`: the request's body was not (all) read, so the
+/// connection cannot carry another request.
+fn closing(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
+}
+
+/// Why a body could not be read.
+enum BodyFailure {
+    TooLarge,
+    Broken,
+}
+
+/// Reads `body` up to `max` bytes.
+async fn read_body(body: axum::body::Body, max: usize) -> Result<axum::body::Bytes, BodyFailure> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| BodyFailure::Broken)?;
+        if buf.len() + chunk.len() > max {
+            return Err(BodyFailure::TooLarge);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(axum::body::Bytes::from(buf))
+}
+
+/// The middleware of the webhook routes: a request that announces a body over the limit is
+/// refused with 413 before any of it is read; the body is then read within
+/// [`ReceiverConfig::body_timeout`] (408 and the connection closed when the client is too
+/// slow) and the limit (413), and handed to the handler in one piece.
+pub async fn guard(
+    axum::extract::State(rx): axum::extract::State<Arc<Receiver>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let source = if request.uri().path().ends_with("/accelo") {
+        "accelo"
+    } else {
+        "hubspot"
+    };
+    let max = rx.config.max_body;
+    let too_large = || {
+        closing(refuse(
+            source,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            &format!("the body is larger than {max} bytes"),
+        ))
+    };
+    if let Some(length) = request.headers().get(axum::http::header::CONTENT_LENGTH) {
+        match length
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            Some(n) if n > max as u64 => return too_large(),
+            Some(_) => {}
+            None => {
+                return closing(refuse(
+                    source,
+                    StatusCode::BAD_REQUEST,
+                    "malformed",
+                    "the Content-Length header is not a number",
+                ));
+            }
+        }
+    }
+    let (parts, body) = request.into_parts();
+    let timeout = rx.config.body_timeout;
+    let bytes = match tokio::time::timeout(timeout, read_body(body, max)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(BodyFailure::TooLarge)) => return too_large(),
+        Ok(Err(BodyFailure::Broken)) => {
+            return closing(refuse(
+                source,
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                "the body could not be read",
+            ));
+        }
+        Err(_) => {
+            tracing::warn!(
+                target: "tandem::server",
+                "refused a {source} webhook request: its body did not arrive within {} ms",
+                timeout.as_millis()
+            );
+            return closing(refuse(
+                source,
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                &format!(
+                    "the body did not arrive within {} ms; send the request again",
+                    timeout.as_millis()
+                ),
+            ));
+        }
+    };
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
+}
+
+/// Whether the request's `Content-Type` is one of `accepted` (media types, compared without
+/// parameters such as `charset`, case-insensitively).
+pub fn content_type_is(headers: &axum::http::HeaderMap, accepted: &[&str]) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .is_some_and(|media| accepted.contains(&media.as_str()))
 }
 
 /// Remembers the signed requests seen within the signature's validity (5 minutes), so that

@@ -76,6 +76,8 @@ pub struct Service {
     pub listener: TcpListener,
     /// The webhook receivers' state.
     pub receiver: Arc<Receiver>,
+    /// The HTTP server's connection limit and header read timeout.
+    pub limits: super::http::Limits,
     /// The poller and its interval (`None`: off).
     pub poller: Option<(Poller, Duration)>,
     /// The worker.
@@ -122,11 +124,9 @@ impl Service {
 
         let app = router(Arc::clone(&self.receiver));
         let hs = http_stop.clone();
-        let http = tokio::spawn(async move {
-            axum::serve(self.listener, app)
-                .with_graceful_shutdown(async move { hs.cancelled().await })
-                .await
-        });
+        let limits = self.limits;
+        let http =
+            tokio::spawn(async move { super::http::serve(self.listener, app, limits, hs).await });
         let poller = self.poller.map(|(p, every)| {
             let t = poll_stop.clone();
             tokio::spawn(async move { p.run(every, t).await })

@@ -92,6 +92,19 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// True when the database aborted the transaction only to break a deadlock or because it
+    /// could not serialise it (PostgreSQL SQLSTATE 40P01 and 40001): running it again is right,
+    /// and the store does so itself.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Query { source, .. } => source
+                .as_database_error()
+                .and_then(|d| d.code())
+                .is_some_and(|code| code == "40P01" || code == "40001"),
+            _ => false,
+        }
+    }
+
     /// True when the error means the database could not be reached (as opposed to bad data or
     /// a bad request): the CLI maps it to exit code 3.
     pub fn is_unreachable(&self) -> bool {

@@ -16,6 +16,9 @@
 //!   [`StoreError::LeaseLost`] once the worker no longer holds it.
 //! - Sync-log ids increase in commit order, so following the log by id misses nothing.
 //! - Text written to the sync log is scrubbed of secrets first (see [`redact`]).
+//! - A transaction that writes several rows takes its row locks in a fixed order (by key), and
+//!   one PostgreSQL still aborts as a deadlock or serialisation failure is run again inside the
+//!   store, a bounded number of times (see `retry.rs`): callers never see those aborts.
 
 use std::sync::Arc;
 
@@ -27,6 +30,7 @@ mod api;
 mod error;
 pub mod postgres;
 pub mod redact;
+mod retry;
 pub mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -11,6 +11,13 @@
 //! mode at the start of every transaction that appends to it, which also keeps those
 //! transactions from deadlocking on links).
 //!
+//! Lock order: a transaction that writes several rows writes them in key order, whatever order
+//! the caller gave them in — a batch of events by (source, dedup key), then its jobs by
+//! coalescing key; settled events by id — so two concurrent transactions over the same rows
+//! queue behind each other instead of deadlocking. The trait methods that write run their
+//! transaction through `retry::retry_transient`, which runs it again after a deadlock or
+//! serialisation abort.
+//!
 //! A macro rather than generics: sqlx's executor bounds over a generic `Database` make every
 //! async method's `Send`-ness fragile, while a macro gives each backend plain concrete code.
 
@@ -293,14 +300,13 @@ macro_rules! impl_store {
                     )))
                 }
 
-                /// Stores one event (unless a redelivery) and queues or joins its job, inside a
-                /// write transaction.
-                async fn accept_event_in(
+                /// Stores one event unless it is a redelivery, inside a write transaction: its
+                /// id, and whether it is new.
+                async fn insert_event_in(
                     conn: &mut $conn,
                     event: &NewEvent,
-                    job: Option<&NewJob>,
                     now: i64,
-                ) -> Result<AcceptedEvent, StoreError> {
+                ) -> Result<(EventId, bool), StoreError> {
                     let id: Option<i64> = sqlx::query_scalar(
                         "INSERT INTO events (source, dedup_key, object, record_id, payload, \
                          received_at) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -315,39 +321,72 @@ macro_rules! impl_store {
                     .fetch_optional(&mut *conn)
                     .await
                     .map_err(q("storing an event"))?;
-                    let Some(id) = id else {
-                        let existing: i64 = sqlx::query_scalar(
-                            "SELECT id FROM events WHERE source = $1 AND dedup_key = $2",
-                        )
-                        .bind(event.source.as_str())
-                        .bind(&event.dedup_key)
-                        .fetch_one(&mut *conn)
-                        .await
-                        .map_err(q("looking up an event"))?;
-                        return Ok(AcceptedEvent {
-                            id: EventId(existing),
-                            new: false,
-                            job: None,
-                        });
-                    };
-                    let queued = match job {
-                        None => None,
-                        Some(job) => {
-                            let queued = Self::enqueue_in(&mut *conn, job, now).await?;
+                    if let Some(id) = id {
+                        return Ok((EventId(id), true));
+                    }
+                    let existing: i64 = sqlx::query_scalar(
+                        "SELECT id FROM events WHERE source = $1 AND dedup_key = $2",
+                    )
+                    .bind(event.source.as_str())
+                    .bind(&event.dedup_key)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(q("looking up an event"))?;
+                    Ok((EventId(existing), false))
+                }
+
+                /// Stores a batch of events and queues or joins their jobs, inside one write
+                /// transaction, taking its locks in one order whatever the batch's order: first
+                /// the events by (source, dedup key), then the jobs by coalescing key. Two
+                /// batches naming the same records in different orders then wait for each other
+                /// instead of deadlocking. The answers are in the batch's order.
+                async fn accept_events_in(
+                    conn: &mut $conn,
+                    events: &[(NewEvent, Option<NewJob>)],
+                    now: i64,
+                ) -> Result<Vec<AcceptedEvent>, StoreError> {
+                    let mut order: Vec<usize> = (0..events.len()).collect();
+                    // Stable: of two copies of one event in a batch, the first one is the new one.
+                    order.sort_by(|&a, &b| {
+                        let (ea, eb) = (&events[a].0, &events[b].0);
+                        (ea.source.as_str(), ea.dedup_key.as_str())
+                            .cmp(&(eb.source.as_str(), eb.dedup_key.as_str()))
+                    });
+                    let mut stored: Vec<Option<(EventId, bool)>> = vec![None; events.len()];
+                    for &i in &order {
+                        stored[i] = Some(Self::insert_event_in(&mut *conn, &events[i].0, now).await?);
+                    }
+                    let mut with_jobs: Vec<usize> = (0..events.len())
+                        .filter(|&i| {
+                            events[i].1.is_some() && stored[i].is_some_and(|(_, new)| new)
+                        })
+                        .collect();
+                    with_jobs.sort_by(|&a, &b| {
+                        let key = |i: usize| events[i].1.as_ref().and_then(|j| j.coalesce_key.as_deref());
+                        key(a).cmp(&key(b))
+                    });
+                    let mut queued: Vec<Option<Enqueued>> = vec![None; events.len()];
+                    for &i in &with_jobs {
+                        let Some(job) = events[i].1.as_ref() else { continue };
+                        queued[i] = Some(Self::enqueue_in(&mut *conn, job, now).await?);
+                    }
+                    let mut accepted = Vec::with_capacity(events.len());
+                    for (i, slot) in stored.into_iter().enumerate() {
+                        let Some((id, new)) = slot else {
+                            return Err(StoreError::Corrupt("an event of the batch was not stored".into()));
+                        };
+                        let job = queued[i];
+                        if let Some(job) = &job {
                             sqlx::query("UPDATE events SET job_id = $2 WHERE id = $1")
-                                .bind(id)
-                                .bind(queued.id.0)
+                                .bind(id.0)
+                                .bind(job.id.0)
                                 .execute(&mut *conn)
                                 .await
                                 .map_err(q("attaching an event to its job"))?;
-                            Some(queued)
                         }
-                    };
-                    Ok(AcceptedEvent {
-                        id: EventId(id),
-                        new: true,
-                        job: queued,
-                    })
+                        accepted.push(AcceptedEvent { id, new, job });
+                    }
+                    Ok(accepted)
                 }
 
                 /// The error for a lease check that matched no row.
@@ -397,8 +436,19 @@ macro_rules! impl_store {
                     Ok(LogId(id))
                 }
 
-                /// Writes outcomes in one transaction.
+                /// Writes outcomes in one transaction (run again after a transient abort).
                 async fn write_outcomes(
+                    &self,
+                    outcomes: &[RecordOutcome],
+                ) -> Result<Vec<LogId>, StoreError> {
+                    let this = self;
+                    $crate::store::retry::retry_transient("writing record outcomes", move || async move {
+                        this.write_outcomes_once(outcomes).await
+                    })
+                    .await
+                }
+
+                async fn write_outcomes_once(
                     &self,
                     outcomes: &[RecordOutcome],
                 ) -> Result<Vec<LogId>, StoreError> {
@@ -540,72 +590,9 @@ macro_rules! impl_store {
                 }
             }
 
-            #[async_trait::async_trait]
-            impl $crate::store::Store for $ty {
-                fn backend(&self) -> $crate::store::Backend {
-                    $backend
-                }
-
-                fn location(&self) -> &str {
-                    &self.location
-                }
-
-                async fn close(&self) {
-                    self.pool.close().await;
-                }
-
-                // ----- links ------------------------------------------------------------------
-
-                async fn link(
-                    &self,
-                    object: Object,
-                    system: System,
-                    id: &str,
-                ) -> Result<Option<Link>, StoreError> {
-                    let mut conn = self.pool.acquire().await.map_err(q("reading a link"))?;
-                    Self::link_in(&mut conn, object, system, id).await
-                }
-
-                async fn links(&self, object: Object) -> Result<Vec<Link>, StoreError> {
-                    let rows: Vec<LinkRow> = sqlx::query_as(concat!(
-                        "SELECT ", link_columns!(),
-                        " FROM links WHERE object = $1 ORDER BY hubspot_id"
-                    ))
-                    .bind(object.as_str())
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(q("reading links"))?;
-                    rows.into_iter().map(LinkRow::into_link).collect()
-                }
-
-                async fn upsert_link(&self, link: &Link) -> Result<(), StoreError> {
-                    let mut conn = self.pool.acquire().await.map_err(q("writing a link"))?;
-                    match Self::upsert_link_in(&mut conn, link, now_ms()).await {
-                        Ok(()) => Ok(()),
-                        Err(UpsertFailure::Sql(e)) => Err(q("writing a link")(e)),
-                        Err(UpsertFailure::Conflict) => {
-                            drop(conn);
-                            Err(self.link_conflict(link).await)
-                        }
-                    }
-                }
-
-                async fn delete_link(
-                    &self,
-                    object: Object,
-                    system: System,
-                    id: &str,
-                ) -> Result<bool, StoreError> {
-                    let mut conn = self.pool.acquire().await.map_err(q("deleting a link"))?;
-                    let n = Self::delete_link_in(&mut conn, object, system, id)
-                        .await
-                        .map_err(q("deleting a link"))?;
-                    Ok(n > 0)
-                }
-
-                // ----- jobs -------------------------------------------------------------------
-
-                async fn enqueue(&self, job: &NewJob) -> Result<Enqueued, StoreError> {
+            /// The transactions behind the `Store` methods that retry transient aborts.
+            impl $ty {
+                async fn enqueue_once(&self, job: &NewJob) -> Result<Enqueued, StoreError> {
                     let mut tx = self
                         .begin_write()
                         .await
@@ -615,50 +602,7 @@ macro_rules! impl_store {
                     Ok(queued)
                 }
 
-                async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
-                    let row: Option<JobRow> = sqlx::query_as(concat!(
-                        "SELECT ", job_columns!(), " FROM jobs WHERE id = $1"
-                    ))
-                    .bind(id.0)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(q("reading a job"))?;
-                    row.map(JobRow::into_job).transpose()
-                }
-
-                async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(concat!(
-                        "SELECT ", job_columns!(), " FROM jobs WHERE 1 = 1"
-                    ));
-                    if !filter.states.is_empty() {
-                        qb.push(" AND state IN (");
-                        let mut list = qb.separated(", ");
-                        for s in &filter.states {
-                            list.push_bind(s.as_str());
-                        }
-                        qb.push(")");
-                    }
-                    if !filter.kinds.is_empty() {
-                        qb.push(" AND kind IN (");
-                        let mut list = qb.separated(", ");
-                        for k in &filter.kinds {
-                            list.push_bind(k.as_str());
-                        }
-                        qb.push(")");
-                    }
-                    qb.push(" ORDER BY id DESC");
-                    if let Some(limit) = filter.limit {
-                        qb.push(" LIMIT ").push_bind(i64::from(limit));
-                    }
-                    let rows: Vec<JobRow> = qb
-                        .build_query_as()
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(q("listing jobs"))?;
-                    rows.into_iter().map(JobRow::into_job).collect()
-                }
-
-                async fn claim_next(
+                async fn claim_next_once(
                     &self,
                     owner: &str,
                     kinds: &[JobKind],
@@ -686,7 +630,7 @@ macro_rules! impl_store {
                     row.map(JobRow::into_job).transpose()
                 }
 
-                async fn claim(
+                async fn claim_once(
                     &self,
                     id: JobId,
                     owner: &str,
@@ -710,7 +654,7 @@ macro_rules! impl_store {
                     row.map(JobRow::into_job).transpose()
                 }
 
-                async fn take_over(
+                async fn take_over_once(
                     &self,
                     id: JobId,
                     dead_owner: &str,
@@ -734,57 +678,7 @@ macro_rules! impl_store {
                     row.map(JobRow::into_job).transpose()
                 }
 
-                async fn heartbeat(
-                    &self,
-                    id: JobId,
-                    owner: &str,
-                    lease: std::time::Duration,
-                ) -> Result<(), StoreError> {
-                    let query = sqlx::query(
-                        "UPDATE jobs SET lease_expires_at = $3 \
-                         WHERE id = $1 AND state = 'running' AND lease_owner = $2",
-                    )
-                    .bind(id.0)
-                    .bind(owner.to_string())
-                    .bind(ms_after(now_ms(), lease));
-                    self.leased_update(query, id, owner, "extending a lease").await
-                }
-
-                async fn set_progress(
-                    &self,
-                    id: JobId,
-                    owner: &str,
-                    done: u64,
-                    total: Option<u64>,
-                ) -> Result<(), StoreError> {
-                    let query = sqlx::query(
-                        "UPDATE jobs SET progress_done = $3, progress_total = $4 \
-                         WHERE id = $1 AND state = 'running' AND lease_owner = $2",
-                    )
-                    .bind(id.0)
-                    .bind(owner.to_string())
-                    .bind(signed(done))
-                    .bind(total.map(signed));
-                    self.leased_update(query, id, owner, "recording progress").await
-                }
-
-                async fn save_checkpoint(
-                    &self,
-                    id: JobId,
-                    owner: &str,
-                    checkpoint: &serde_json::Value,
-                ) -> Result<(), StoreError> {
-                    let query = sqlx::query(
-                        "UPDATE jobs SET checkpoint = $3 \
-                         WHERE id = $1 AND state = 'running' AND lease_owner = $2",
-                    )
-                    .bind(id.0)
-                    .bind(owner.to_string())
-                    .bind(Json(checkpoint.clone()));
-                    self.leased_update(query, id, owner, "saving a checkpoint").await
-                }
-
-                async fn release(
+                async fn release_once(
                     &self,
                     id: JobId,
                     owner: &str,
@@ -868,7 +762,7 @@ macro_rules! impl_store {
                     )))
                 }
 
-                async fn finish(
+                async fn finish_once(
                     &self,
                     id: JobId,
                     owner: &str,
@@ -916,7 +810,7 @@ macro_rules! impl_store {
                     Ok(())
                 }
 
-                async fn cancel(&self, id: JobId) -> Result<bool, StoreError> {
+                async fn cancel_once(&self, id: JobId) -> Result<bool, StoreError> {
                     let done = sqlx::query(
                         "UPDATE jobs SET state = 'cancelled', finished_at = $2, \
                          lease_expires_at = NULL WHERE id = $1 AND state IN ('queued', 'running')",
@@ -929,15 +823,13 @@ macro_rules! impl_store {
                     if done.rows_affected() == 1 {
                         return Ok(true);
                     }
-                    match self.job(id).await? {
+                    match $crate::store::Store::job(self, id).await? {
                         Some(_) => Ok(false),
                         None => Err(StoreError::NoSuchJob(id)),
                     }
                 }
 
-                // ----- sync log ---------------------------------------------------------------
-
-                async fn append_log(&self, entry: &NewLogEntry) -> Result<LogId, StoreError> {
+                async fn append_log_once(&self, entry: &NewLogEntry) -> Result<LogId, StoreError> {
                     let mut tx = self
                         .begin_write()
                         .await
@@ -948,6 +840,375 @@ macro_rules! impl_store {
                         .map_err(q("appending to the sync log"))?;
                     tx.commit().await.map_err(q("committing a log entry"))?;
                     Ok(id)
+                }
+
+                async fn open_intent_once(
+                    &self,
+                    intent: &NewIntent,
+                ) -> Result<IntentOpened, StoreError> {
+                    let src = &intent.source;
+                    let mut tx = self
+                        .begin_write()
+                        .await
+                        .map_err(q("starting a transaction"))?;
+                    // Serialises with outcome writes (links) on PostgreSQL too.
+                    Self::lock_log(&mut tx).await.map_err(q("locking the sync log"))?;
+                    if let Some(link) = Self::link_in(&mut tx, src.object, src.system, &src.id).await? {
+                        let _ = tx.rollback().await;
+                        return Ok(IntentOpened::Linked(link));
+                    }
+                    if let Some(held) = Self::open_intent_in(
+                        &mut tx,
+                        src.object,
+                        src.system,
+                        &src.id,
+                        Some(intent.target),
+                        None,
+                    )
+                    .await?
+                    {
+                        let _ = tx.rollback().await;
+                        return Ok(IntentOpened::Held(held));
+                    }
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO intents (job_id, object, source_system, source_id, \
+                         target_system, dedup, state, opened_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, 'open', $7) RETURNING id",
+                    )
+                    .bind(intent.job.map(|j| j.0))
+                    .bind(src.object.as_str())
+                    .bind(src.system.as_str())
+                    .bind(&src.id)
+                    .bind(intent.target.as_str())
+                    .bind(Json(&intent.dedup))
+                    .bind(now_ms())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(q("recording an intent"))?;
+                    tx.commit().await.map_err(q("committing an intent"))?;
+                    Ok(IntentOpened::Opened(IntentId(id)))
+                }
+
+                async fn remember_echoes_once(
+                    &self,
+                    echoes: &[Echo],
+                    ttl: std::time::Duration,
+                ) -> Result<(), StoreError> {
+                    if echoes.is_empty() {
+                        return Ok(());
+                    }
+                    let now = now_ms();
+                    let expires = ms_after(now, ttl);
+                    let mut tx = self
+                        .begin_write()
+                        .await
+                        .map_err(q("starting a transaction"))?;
+                    for echo in echoes {
+                        sqlx::query(
+                            "INSERT INTO echoes (system, object, record_id, field, value_hash, \
+                             written_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        )
+                        .bind(echo.system.as_str())
+                        .bind(echo.object.as_str())
+                        .bind(&echo.id)
+                        .bind(&echo.field)
+                        .bind(echo.value_hash())
+                        .bind(now)
+                        .bind(expires)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(q("remembering a write"))?;
+                    }
+                    tx.commit().await.map_err(q("committing echoes"))?;
+                    Ok(())
+                }
+
+                async fn consume_echo_once(&self, echo: &Echo) -> Result<bool, StoreError> {
+                    let id: Option<i64> = sqlx::query_scalar(Self::CONSUME_ECHO)
+                        .bind(echo.system.as_str())
+                        .bind(echo.object.as_str())
+                        .bind(&echo.id)
+                        .bind(&echo.field)
+                        .bind(echo.value_hash())
+                        .bind(now_ms())
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(q("checking for an echo"))?;
+                    Ok(id.is_some())
+                }
+
+                async fn accept_events_once(
+                    &self,
+                    events: &[(NewEvent, Option<NewJob>)],
+                ) -> Result<Vec<AcceptedEvent>, StoreError> {
+                    if events.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let now = now_ms();
+                    let mut tx = self
+                        .begin_write()
+                        .await
+                        .map_err(q("starting a transaction"))?;
+                    let accepted = Self::accept_events_in(&mut tx, events, now).await?;
+                    tx.commit().await.map_err(q("committing events"))?;
+                    Ok(accepted)
+                }
+
+                async fn settle_events_once(&self, ids: &[EventId]) -> Result<u64, StoreError> {
+                    if ids.is_empty() {
+                        return Ok(0);
+                    }
+                    let now = now_ms();
+                    let mut tx = self
+                        .begin_write()
+                        .await
+                        .map_err(q("starting a transaction"))?;
+                    // In id order, so that two settlements never wait for each other in a cycle.
+                    let mut ids = ids.to_vec();
+                    ids.sort_by_key(|id| id.0);
+                    ids.dedup();
+                    let mut settled = 0;
+                    for id in ids {
+                        let done = sqlx::query(
+                            "UPDATE events SET processed_at = $2 \
+                             WHERE id = $1 AND job_id IS NULL AND processed_at IS NULL",
+                        )
+                        .bind(id.0)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(q("settling an event"))?;
+                        settled += done.rows_affected();
+                    }
+                    tx.commit().await.map_err(q("committing settled events"))?;
+                    Ok(settled)
+                }
+            }
+
+            #[async_trait::async_trait]
+            impl $crate::store::Store for $ty {
+                fn backend(&self) -> $crate::store::Backend {
+                    $backend
+                }
+
+                fn location(&self) -> &str {
+                    &self.location
+                }
+
+                async fn close(&self) {
+                    self.pool.close().await;
+                }
+
+                // ----- links ------------------------------------------------------------------
+
+                async fn link(
+                    &self,
+                    object: Object,
+                    system: System,
+                    id: &str,
+                ) -> Result<Option<Link>, StoreError> {
+                    let mut conn = self.pool.acquire().await.map_err(q("reading a link"))?;
+                    Self::link_in(&mut conn, object, system, id).await
+                }
+
+                async fn links(&self, object: Object) -> Result<Vec<Link>, StoreError> {
+                    let rows: Vec<LinkRow> = sqlx::query_as(concat!(
+                        "SELECT ", link_columns!(),
+                        " FROM links WHERE object = $1 ORDER BY hubspot_id"
+                    ))
+                    .bind(object.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(q("reading links"))?;
+                    rows.into_iter().map(LinkRow::into_link).collect()
+                }
+
+                async fn upsert_link(&self, link: &Link) -> Result<(), StoreError> {
+                    let mut conn = self.pool.acquire().await.map_err(q("writing a link"))?;
+                    match Self::upsert_link_in(&mut conn, link, now_ms()).await {
+                        Ok(()) => Ok(()),
+                        Err(UpsertFailure::Sql(e)) => Err(q("writing a link")(e)),
+                        Err(UpsertFailure::Conflict) => {
+                            drop(conn);
+                            Err(self.link_conflict(link).await)
+                        }
+                    }
+                }
+
+                async fn delete_link(
+                    &self,
+                    object: Object,
+                    system: System,
+                    id: &str,
+                ) -> Result<bool, StoreError> {
+                    let mut conn = self.pool.acquire().await.map_err(q("deleting a link"))?;
+                    let n = Self::delete_link_in(&mut conn, object, system, id)
+                        .await
+                        .map_err(q("deleting a link"))?;
+                    Ok(n > 0)
+                }
+
+                // ----- jobs -------------------------------------------------------------------
+
+                async fn enqueue(&self, job: &NewJob) -> Result<Enqueued, StoreError> {
+                    let this = self;
+                    $crate::store::retry::retry_transient("enqueue", move || async move { this.enqueue_once(job).await }).await
+                }
+
+                async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+                    let row: Option<JobRow> = sqlx::query_as(concat!(
+                        "SELECT ", job_columns!(), " FROM jobs WHERE id = $1"
+                    ))
+                    .bind(id.0)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(q("reading a job"))?;
+                    row.map(JobRow::into_job).transpose()
+                }
+
+                async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(concat!(
+                        "SELECT ", job_columns!(), " FROM jobs WHERE 1 = 1"
+                    ));
+                    if !filter.states.is_empty() {
+                        qb.push(" AND state IN (");
+                        let mut list = qb.separated(", ");
+                        for s in &filter.states {
+                            list.push_bind(s.as_str());
+                        }
+                        qb.push(")");
+                    }
+                    if !filter.kinds.is_empty() {
+                        qb.push(" AND kind IN (");
+                        let mut list = qb.separated(", ");
+                        for k in &filter.kinds {
+                            list.push_bind(k.as_str());
+                        }
+                        qb.push(")");
+                    }
+                    qb.push(" ORDER BY id DESC");
+                    if let Some(limit) = filter.limit {
+                        qb.push(" LIMIT ").push_bind(i64::from(limit));
+                    }
+                    let rows: Vec<JobRow> = qb
+                        .build_query_as()
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(q("listing jobs"))?;
+                    rows.into_iter().map(JobRow::into_job).collect()
+                }
+
+                async fn claim_next(
+                    &self,
+                    owner: &str,
+                    kinds: &[JobKind],
+                    lease: std::time::Duration,
+                ) -> Result<Option<Job>, StoreError> {
+                    let this = self;
+                    $crate::store::retry::retry_transient("claim next", move || async move { this.claim_next_once(owner, kinds, lease).await }).await
+                }
+
+                async fn claim(
+                    &self,
+                    id: JobId,
+                    owner: &str,
+                    lease: std::time::Duration,
+                ) -> Result<Option<Job>, StoreError> {
+                    let this = self;
+                    $crate::store::retry::retry_transient("claim", move || async move { this.claim_once(id, owner, lease).await }).await
+                }
+
+                async fn take_over(
+                    &self,
+                    id: JobId,
+                    dead_owner: &str,
+                    owner: &str,
+                    lease: std::time::Duration,
+                ) -> Result<Option<Job>, StoreError> {
+                    let this = self;
+                    $crate::store::retry::retry_transient("take over", move || async move { this.take_over_once(id, dead_owner, owner, lease).await }).await
+                }
+
+                async fn heartbeat(
+                    &self,
+                    id: JobId,
+                    owner: &str,
+                    lease: std::time::Duration,
+                ) -> Result<(), StoreError> {
+                    let query = sqlx::query(
+                        "UPDATE jobs SET lease_expires_at = $3 \
+                         WHERE id = $1 AND state = 'running' AND lease_owner = $2",
+                    )
+                    .bind(id.0)
+                    .bind(owner.to_string())
+                    .bind(ms_after(now_ms(), lease));
+                    self.leased_update(query, id, owner, "extending a lease").await
+                }
+
+                async fn set_progress(
+                    &self,
+                    id: JobId,
+                    owner: &str,
+                    done: u64,
+                    total: Option<u64>,
+                ) -> Result<(), StoreError> {
+                    let query = sqlx::query(
+                        "UPDATE jobs SET progress_done = $3, progress_total = $4 \
+                         WHERE id = $1 AND state = 'running' AND lease_owner = $2",
+                    )
+                    .bind(id.0)
+                    .bind(owner.to_string())
+                    .bind(signed(done))
+                    .bind(total.map(signed));
+                    self.leased_update(query, id, owner, "recording progress").await
+                }
+
+                async fn save_checkpoint(
+                    &self,
+                    id: JobId,
+                    owner: &str,
+                    checkpoint: &serde_json::Value,
+                ) -> Result<(), StoreError> {
+                    let query = sqlx::query(
+                        "UPDATE jobs SET checkpoint = $3 \
+                         WHERE id = $1 AND state = 'running' AND lease_owner = $2",
+                    )
+                    .bind(id.0)
+                    .bind(owner.to_string())
+                    .bind(Json(checkpoint.clone()));
+                    self.leased_update(query, id, owner, "saving a checkpoint").await
+                }
+
+                async fn release(
+                    &self,
+                    id: JobId,
+                    owner: &str,
+                    retry_after: Option<std::time::Duration>,
+                ) -> Result<JobId, StoreError> {
+                    let this = self;
+                    $crate::store::retry::retry_transient("release", move || async move { this.release_once(id, owner, retry_after).await }).await
+                }
+
+                async fn finish(
+                    &self,
+                    id: JobId,
+                    owner: &str,
+                    end: &JobEnd,
+                ) -> Result<(), StoreError> {
+                    let this = self;
+                    $crate::store::retry::retry_transient("finish", move || async move { this.finish_once(id, owner, end).await }).await
+                }
+
+                async fn cancel(&self, id: JobId) -> Result<bool, StoreError> {
+                    let this = self;
+                    $crate::store::retry::retry_transient("cancel", move || async move { this.cancel_once(id).await }).await
+                }
+
+                // ----- sync log ---------------------------------------------------------------
+
+                async fn append_log(&self, entry: &NewLogEntry) -> Result<LogId, StoreError> {
+                    let this = self;
+                    $crate::store::retry::retry_transient("append log", move || async move { this.append_log_once(entry).await }).await
                 }
 
                 async fn record_outcome(
@@ -1024,47 +1285,8 @@ macro_rules! impl_store {
                     &self,
                     intent: &NewIntent,
                 ) -> Result<IntentOpened, StoreError> {
-                    let src = &intent.source;
-                    let mut tx = self
-                        .begin_write()
-                        .await
-                        .map_err(q("starting a transaction"))?;
-                    // Serialises with outcome writes (links) on PostgreSQL too.
-                    Self::lock_log(&mut tx).await.map_err(q("locking the sync log"))?;
-                    if let Some(link) = Self::link_in(&mut tx, src.object, src.system, &src.id).await? {
-                        let _ = tx.rollback().await;
-                        return Ok(IntentOpened::Linked(link));
-                    }
-                    if let Some(held) = Self::open_intent_in(
-                        &mut tx,
-                        src.object,
-                        src.system,
-                        &src.id,
-                        Some(intent.target),
-                        None,
-                    )
-                    .await?
-                    {
-                        let _ = tx.rollback().await;
-                        return Ok(IntentOpened::Held(held));
-                    }
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO intents (job_id, object, source_system, source_id, \
-                         target_system, dedup, state, opened_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, 'open', $7) RETURNING id",
-                    )
-                    .bind(intent.job.map(|j| j.0))
-                    .bind(src.object.as_str())
-                    .bind(src.system.as_str())
-                    .bind(&src.id)
-                    .bind(intent.target.as_str())
-                    .bind(Json(&intent.dedup))
-                    .bind(now_ms())
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(q("recording an intent"))?;
-                    tx.commit().await.map_err(q("committing an intent"))?;
-                    Ok(IntentOpened::Opened(IntentId(id)))
+                    let this = self;
+                    $crate::store::retry::retry_transient("open intent", move || async move { this.open_intent_once(intent).await }).await
                 }
 
                 async fn resolve_intent(
@@ -1096,47 +1318,13 @@ macro_rules! impl_store {
                     echoes: &[Echo],
                     ttl: std::time::Duration,
                 ) -> Result<(), StoreError> {
-                    if echoes.is_empty() {
-                        return Ok(());
-                    }
-                    let now = now_ms();
-                    let expires = ms_after(now, ttl);
-                    let mut tx = self
-                        .begin_write()
-                        .await
-                        .map_err(q("starting a transaction"))?;
-                    for echo in echoes {
-                        sqlx::query(
-                            "INSERT INTO echoes (system, object, record_id, field, value_hash, \
-                             written_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                        )
-                        .bind(echo.system.as_str())
-                        .bind(echo.object.as_str())
-                        .bind(&echo.id)
-                        .bind(&echo.field)
-                        .bind(echo.value_hash())
-                        .bind(now)
-                        .bind(expires)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(q("remembering a write"))?;
-                    }
-                    tx.commit().await.map_err(q("committing echoes"))?;
-                    Ok(())
+                    let this = self;
+                    $crate::store::retry::retry_transient("remember echoes", move || async move { this.remember_echoes_once(echoes, ttl).await }).await
                 }
 
                 async fn consume_echo(&self, echo: &Echo) -> Result<bool, StoreError> {
-                    let id: Option<i64> = sqlx::query_scalar(Self::CONSUME_ECHO)
-                        .bind(echo.system.as_str())
-                        .bind(echo.object.as_str())
-                        .bind(&echo.id)
-                        .bind(&echo.field)
-                        .bind(echo.value_hash())
-                        .bind(now_ms())
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(q("checking for an echo"))?;
-                    Ok(id.is_some())
+                    let this = self;
+                    $crate::store::retry::retry_transient("consume echo", move || async move { this.consume_echo_once(echo).await }).await
                 }
 
                 async fn purge_expired_echoes(&self) -> Result<u64, StoreError> {
@@ -1190,47 +1378,13 @@ macro_rules! impl_store {
                     &self,
                     events: &[(NewEvent, Option<NewJob>)],
                 ) -> Result<Vec<AcceptedEvent>, StoreError> {
-                    if events.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    let now = now_ms();
-                    let mut tx = self
-                        .begin_write()
-                        .await
-                        .map_err(q("starting a transaction"))?;
-                    let mut accepted = Vec::with_capacity(events.len());
-                    for (event, job) in events {
-                        let one = Self::accept_event_in(&mut tx, event, job.as_ref(), now).await?;
-                        accepted.push(one);
-                    }
-                    tx.commit().await.map_err(q("committing events"))?;
-                    Ok(accepted)
+                    let this = self;
+                    $crate::store::retry::retry_transient("accept events", move || async move { this.accept_events_once(events).await }).await
                 }
 
                 async fn settle_events(&self, ids: &[EventId]) -> Result<u64, StoreError> {
-                    if ids.is_empty() {
-                        return Ok(0);
-                    }
-                    let now = now_ms();
-                    let mut tx = self
-                        .begin_write()
-                        .await
-                        .map_err(q("starting a transaction"))?;
-                    let mut settled = 0;
-                    for id in ids {
-                        let done = sqlx::query(
-                            "UPDATE events SET processed_at = $2 \
-                             WHERE id = $1 AND job_id IS NULL AND processed_at IS NULL",
-                        )
-                        .bind(id.0)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(q("settling an event"))?;
-                        settled += done.rows_affected();
-                    }
-                    tx.commit().await.map_err(q("committing settled events"))?;
-                    Ok(settled)
+                    let this = self;
+                    $crate::store::retry::retry_transient("settle events", move || async move { this.settle_events_once(ids).await }).await
                 }
 
                 async fn events_for_job(&self, job: JobId) -> Result<Vec<Event>, StoreError> {

@@ -382,15 +382,24 @@ pub struct RunFinished {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The kind of that failure, when it failed: `invalid` (exit 2), `unreachable` (exit 3),
-    /// `guardrail` or `other` (exit 1).
+    /// `gave_up` (exit 4: every attempt was interrupted, up to the limit), `guardrail` or
+    /// `other` (exit 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
     /// Records written only in part in the last attempt (exit 1).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub problems: u64,
+    /// Earlier attempts of the job that were interrupted before it ended (its process killed or
+    /// stopped, its lease lost); 0 for a run that went through in one go.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub interrupted: u32,
 }
 
 fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_u32(n: &u32) -> bool {
     *n == 0
 }
 
