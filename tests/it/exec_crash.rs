@@ -171,6 +171,13 @@ async fn kill_again_and_again(kind: JobKind, step: usize) {
             }
             None => {
                 child.kill().await.unwrap(); // SIGKILL
+                // The run may have finished its job between the check and the kill: then it
+                // ended before the kill point (a new run would rightly start a new job).
+                let j = store.job(job.id).await.unwrap().unwrap();
+                if j.state == JobState::Succeeded {
+                    finished = true;
+                    break;
+                }
                 let open = store.open_intents().await.unwrap().len();
                 kills.push((logged(store.as_ref(), job.id).await, open));
             }
