@@ -12,6 +12,7 @@ pub mod apply;
 pub mod check;
 mod common;
 pub mod demo;
+pub mod hubspot;
 pub mod log;
 pub mod plan;
 pub mod pull;
@@ -121,6 +122,10 @@ pub enum Command {
     /// A worker alone (no HTTP, no poller), sharing the store's job queue with other processes.
     #[command(after_help = env_help!(smtp_env!()))]
     Worker(worker::Args),
+    /// Set up the HubSpot app: `tandem hubspot subscriptions` prints the webhook subscriptions
+    /// the rules need.
+    #[command(name = "hubspot")]
+    HubSpot(hubspot::Args),
 }
 
 /// Parses the process arguments, sets up logging and runs the command.
@@ -156,6 +161,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Test(args) => test::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Worker(args) => worker::run(args),
+        Command::HubSpot(args) => hubspot::run(args),
     }
 }
 

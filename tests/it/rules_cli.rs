@@ -203,3 +203,112 @@ fn test_exits_0_on_the_shipped_rules_and_1_on_a_broken_case() {
     let out = tandem(&["test", "--config", config.to_str().unwrap()], root());
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+/// `tandem hubspot subscriptions` lists, for the shipped rules, exactly the guide's trigger
+/// lists — creation and one property change per listed property, per object — plus the events
+/// the automatic sync handles on its own; `--format api` gives the webhooks API bodies and
+/// `--format project` a developer-platform project file aimed at `--target-url`.
+#[test]
+fn hubspot_subscriptions_follow_the_trigger_lists_in_every_form() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let guide: BTreeMap<String, Vec<String>> = serde_saphyr::from_str(
+        &std::fs::read_to_string(root().join("src/sandbox/hubspot/trigger-properties.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
+    let want: BTreeSet<(String, Option<String>)> = guide
+        .iter()
+        .flat_map(|(object, props)| {
+            props.iter().map(move |p| {
+                if p == "created" {
+                    (format!("{object}.creation"), None)
+                } else {
+                    (format!("{object}.propertyChange"), Some(p.clone()))
+                }
+            })
+        })
+        .collect();
+
+    let config = root().join("rules/tandem.yaml");
+    let config = config.to_str().unwrap();
+    let out = tandem(
+        &[
+            "hubspot",
+            "subscriptions",
+            "--format",
+            "api",
+            "--config",
+            config,
+        ],
+        root(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let api: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let got: BTreeSet<(String, Option<String>)> = api
+        .iter()
+        .map(|b| {
+            assert_eq!(b["active"], true, "{b}");
+            (
+                b["eventType"].as_str().unwrap().to_string(),
+                b["propertyName"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), api.len(), "no subscription twice");
+    let triggers: BTreeSet<_> = got
+        .iter()
+        .filter(|(e, _)| e.ends_with(".creation") || e.ends_with(".propertyChange"))
+        .cloned()
+        .collect();
+    assert_eq!(triggers, want);
+    for extra in [
+        "company.deletion",
+        "contact.deletion",
+        "company.merge",
+        "contact.merge",
+        "contact.associationChange",
+    ] {
+        assert!(got.contains(&(extra.to_string(), None)), "{extra}");
+    }
+
+    // The table: one line per subscription, and the count.
+    let out = tandem(&["hubspot", "subscriptions", "--config", config], root());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("contact.propertyChange") && l.contains(" email ")),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!("\n{} subscriptions (", api.len())),
+        "{table}"
+    );
+
+    // The project file, aimed at the given URL, holding the same subscriptions.
+    let out = tandem(
+        &[
+            "hubspot",
+            "subscriptions",
+            "--format",
+            "project",
+            "--target-url",
+            "https://sync.example.com/webhooks/hubspot",
+            "--config",
+            config,
+        ],
+        root(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let project: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(project["type"], "webhooks");
+    assert_eq!(
+        project["config"]["settings"]["targetUrl"],
+        "https://sync.example.com/webhooks/hubspot"
+    );
+    let subs = &project["config"]["subscriptions"];
+    let n = subs["legacyCrmObjects"].as_array().unwrap().len()
+        + subs["hubEvents"].as_array().unwrap().len();
+    assert_eq!(n, api.len());
+}

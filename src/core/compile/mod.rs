@@ -6,9 +6,11 @@
 //! evaluation methods; the planner reads the rules through it alone. Every evaluation returns
 //! `Result<_, EvalError>`: a rule that fails or exceeds a limit fails that record, never the
 //! program. [`load`] runs the whole pipeline (read → check → compile); the engine's reloader
-//! re-runs it when files change.
+//! re-runs it when files change. [`subscriptions`] derives the HubSpot webhook subscriptions the
+//! trigger lists need.
 
 pub mod rules;
+pub mod subscriptions;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
