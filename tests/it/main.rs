@@ -41,6 +41,7 @@ mod plan_read;
 
 // The rules language and its commands.
 mod customer_text;
+mod deploy_files;
 mod rules_check;
 mod rules_cli;
 mod rules_docs;

@@ -86,6 +86,20 @@ async fn stats(http: &reqwest::Client, base: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hubspot_rename_reaches_accelo_through_signed_webhooks_between_the_binaries() {
+    rename_through_webhooks(false).await;
+}
+
+/// The deployment of docs/deploy (compose.yaml), as processes: `tandem serve` and two `tandem
+/// worker`s sharing one PostgreSQL store. The rename reaches Accelo the same way, its record job
+/// run once by whichever process claims it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_and_two_workers_on_postgresql_sync_an_edit_within_seconds() {
+    rename_through_webhooks(true).await;
+}
+
+/// The scenario of the module docs; `deployed`: the store is PostgreSQL and two `tandem worker`
+/// processes run beside `tandem serve`.
+async fn rename_through_webhooks(deployed: bool) {
     let port = free_port();
     let hook = format!("http://127.0.0.1:{port}/webhooks/hubspot");
     let mut sandbox = tandem()
@@ -113,7 +127,15 @@ async fn a_hubspot_rename_reaches_accelo_through_signed_webhooks_between_the_bin
 
     let dir = tempfile::tempdir().unwrap();
     project(dir.path());
-    let store = dir.path().join("tandem.db").display().to_string();
+    let pg = if deployed {
+        Some(tandem_engine::store::testing::TestStore::postgres().await)
+    } else {
+        None
+    };
+    let store = match &pg {
+        Some(pg) => pg.url.clone(),
+        None => dir.path().join("tandem.db").display().to_string(),
+    };
     let env = BTreeMap::from([
         (
             "TANDEM_CONFIG",
@@ -185,6 +207,17 @@ async fn a_hubspot_rename_reaches_accelo_through_signed_webhooks_between_the_bin
         listening.trim(),
         format!("listening on http://127.0.0.1:{port}")
     );
+    let workers: Vec<Child> = (0..if deployed { 2 } else { 0 })
+        .map(|_| {
+            tandem()
+                .arg("worker")
+                .envs(&env)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
 
     let http = reqwest::Client::new();
     let (hs_before, ac_before) = (stats(&http, &hs).await, stats(&http, &ac).await);
@@ -247,8 +280,28 @@ async fn a_hubspot_rename_reaches_accelo_through_signed_webhooks_between_the_bin
     assert!(hooks["delivered_events"].as_u64().unwrap() >= 1, "{hooks}");
     assert_eq!(hooks["failed_attempts"], 0, "{hooks}");
 
+    if deployed {
+        // The record job ran once.
+        let jobs = store_handle
+            .jobs(&tandem_engine::store::JobFilter::default())
+            .await
+            .unwrap();
+        let record_jobs: Vec<_> = jobs
+            .iter()
+            .filter(|j| j.kind == tandem_engine::store::JobKind::Record)
+            .collect();
+        assert_eq!(record_jobs.len(), 1, "{jobs:#?}");
+        assert_eq!(record_jobs[0].attempts, 1, "{jobs:#?}");
+    }
+    for w in workers {
+        assert_eq!(terminate(w).await, Some(0));
+    }
     assert_eq!(terminate(serve).await, Some(0));
     assert_eq!(terminate(sandbox).await, Some(0));
+    store_handle.close().await;
+    if let Some(pg) = pg {
+        pg.cleanup().await;
+    }
     // Nothing either Tandem process printed holds a secret.
     let printed = format!(
         "{}{}{}",
