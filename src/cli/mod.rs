@@ -176,20 +176,38 @@ fn init_tracing() {
     let notice = tandem_engine::connect::NOTICE_TARGET;
     let mut filter = tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    if let Ok(off) = format!("{notice}=off").parse() {
-        filter = filter.add_directive(off);
+    // `TANDEM_LOG_FORMAT=json`: one JSON object per line — the notices included — with the job
+    // and record of the run that logged it (its span). Otherwise the notices are plain lines.
+    let json = std::env::var("TANDEM_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let notice_level = if json { "info" } else { "off" };
+    if let Ok(d) = format!("{notice}={notice_level}").parse() {
+        filter = filter.add_directive(d);
     }
-    let logs = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_filter(filter);
-    let notices = tracing_subscriber::fmt::layer()
-        .without_time()
-        .with_target(false)
-        .with_level(false)
-        .with_writer(std::io::stderr)
-        .with_filter(
-            tracing_subscriber::filter::Targets::new().with_target(notice, tracing::Level::INFO),
-        );
+    let logs = if json {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed()
+    } else {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed()
+    };
+    let notices = (!json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .without_time()
+            .with_target(false)
+            .with_level(false)
+            .with_writer(std::io::stderr)
+            .with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target(notice, tracing::Level::INFO),
+            )
+    });
     let _ = tracing_subscriber::registry()
         .with(logs)
         .with(notices)

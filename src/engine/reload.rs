@@ -32,6 +32,10 @@ use tandem_core::compile::{Program, load};
 use tandem_core::rules::config::Config;
 use tandem_core::rules::{Paths, Report};
 
+/// Rule reloads, by `outcome` (`reloaded`, or `rejected`: the new files were invalid and the
+/// previous rules keep running).
+pub const RELOADS: &str = "tandem_reloads_total";
+
 /// Default debounce: long enough to merge an editor's save, short enough to feel immediate.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(250);
 
@@ -138,6 +142,7 @@ impl Inner {
                 }));
                 state.0 += 1;
                 state.1 = false;
+                metrics::counter!(RELOADS, "outcome" => "reloaded").increment(1);
                 tracing::info!(
                     target: "tandem::reload",
                     rules_hash = %hash,
@@ -158,6 +163,7 @@ impl Inner {
             Err(report) => {
                 state.0 += 1;
                 state.1 = true;
+                metrics::counter!(RELOADS, "outcome" => "rejected").increment(1);
                 tracing::warn!(
                     target: "tandem::reload",
                     "rules changed but are invalid ({}); the previous rules keep running",

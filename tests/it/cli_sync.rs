@@ -983,3 +983,117 @@ async fn a_job_interrupted_ten_times_is_given_up_with_exit_4() {
     assert_ok(&again);
     assert_ne!(again.job, Some(id));
 }
+
+/// The counter of one metric line of the text exposition whose labels include every one of
+/// `labels` (`name{a="b",…} value`); 0 when absent.
+fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter(|l| labels.iter().all(|x| l.contains(x)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A run shows in the metrics: runs and their records by outcome, the API requests it sent by
+/// system, route and status, the budget left, and the queue.
+#[tokio::test]
+async fn a_run_is_counted_in_the_metrics() {
+    tandem_engine::server::metrics::install();
+    // With the real budgets, whose headers report what is left.
+    let sb = tandem_sandbox::Sandbox::start(tandem_sandbox::SandboxOptions {
+        seed: 33,
+        companies: 10,
+        contacts: 20,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let p = Project::new(&sb, "");
+    let before = tandem_engine::server::metrics::render().unwrap_or_default();
+    let runs = |t: &str| {
+        metric(
+            t,
+            "tandem_runs_total",
+            &["kind=\"pull\"", "outcome=\"succeeded\""],
+        )
+    };
+    let out = run(&p, JobKind::Pull, None, false).await;
+    assert_ok(&out);
+    let store = p.store().await;
+    tandem_engine::server::metrics::observe_queue(store.as_ref()).await;
+    let after = tandem_engine::server::metrics::render().unwrap();
+    assert_eq!(runs(&after) - runs(&before), 1.0, "{after}");
+    assert!(
+        metric(
+            &after,
+            "tandem_records_total",
+            &["kind=\"pull\"", "outcome=\"created\""]
+        ) > 0.0,
+        "{after}"
+    );
+    assert!(
+        metric(
+            &after,
+            "tandem_api_requests_total",
+            &[
+                "system=\"accelo\"",
+                "route=\"POST /api/v0/companies\"",
+                "status=\"200\""
+            ]
+        ) > 0.0,
+        "{after}"
+    );
+    assert!(
+        metric(
+            &after,
+            "tandem_api_requests_total",
+            &[
+                "system=\"hubspot\"",
+                "route=\"GET /crm/v3/objects/companies\""
+            ]
+        ) > 0.0,
+        "{after}"
+    );
+    assert!(
+        after
+            .lines()
+            .any(|l| l.starts_with("tandem_api_budget_remaining{system=\"accelo\"}")),
+        "{after}"
+    );
+    assert!(
+        after
+            .lines()
+            .any(|l| l.starts_with("tandem_queue_jobs{state=\"queued\"}")),
+        "{after}"
+    );
+    sb.shutdown().await;
+}
+
+/// `TANDEM_LOG_FORMAT=json`: every line on stderr that is a log line is one JSON object, and the
+/// lines a run logs carry its job id.
+#[tokio::test]
+async fn json_logs_carry_the_job() {
+    let sb = sandbox(34, 5, 10).await;
+    let p = Project::new(&sb, "");
+    let out = p
+        .command(&["pull"])
+        .env("TANDEM_LOG_FORMAT", "json")
+        .env("TANDEM_LOG", "info")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let logs: Vec<Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let in_job: Vec<&Value> = logs.iter().filter(|v| v.get("span").is_some()).collect();
+    assert!(!in_job.is_empty(), "{stderr}");
+    for v in in_job {
+        assert_eq!(v["span"]["job"], "1", "{v}");
+        assert_eq!(v["span"]["kind"], "pull", "{v}");
+    }
+    sb.shutdown().await;
+}

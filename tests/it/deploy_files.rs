@@ -122,3 +122,39 @@ async fn the_sandbox_credentials_of_the_example_environment_are_the_sandboxes() 
     assert!(compose.contains("--hubspot-port=9101") && compose.contains("--accelo-port=9102"));
     assert_eq!(value("TANDEM_HUBSPOT_URL"), "http://sandbox:9101");
 }
+
+/// Every metric the Grafana dashboard charts is one Tandem exports (a name in the source) and
+/// one docs/operations.md documents.
+#[test]
+fn the_dashboard_charts_metrics_that_exist() {
+    let dash: Value = serde_json::from_str(&read("grafana-dashboard.json")).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let docs = std::fs::read_to_string(root.join("docs/operations.md")).unwrap();
+    let mut source = String::new();
+    for f in [
+        "src/engine/server/metrics.rs",
+        "src/engine/connect/http.rs",
+        "src/engine/exec/worker.rs",
+        "src/engine/reload.rs",
+    ] {
+        source.push_str(&std::fs::read_to_string(root.join(f)).unwrap());
+    }
+    let panels = dash["panels"].as_array().unwrap();
+    assert!(panels.len() >= 8);
+    for p in panels {
+        let expr = p["targets"][0]["expr"].as_str().unwrap();
+        let start = expr.find("tandem_").unwrap_or_else(|| panic!("{expr}"));
+        let name: String = expr[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+            .collect();
+        assert!(
+            source.contains(&format!("\"{name}\"")),
+            "{name} is not exported"
+        );
+        assert!(
+            docs.contains(&format!("`{name}`")),
+            "{name} is not documented"
+        );
+    }
+}

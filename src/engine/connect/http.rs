@@ -47,6 +47,29 @@ use tandem_core::model::System;
 /// The `tracing` target of the events meant for the person running a command: retries and
 /// waits, in words. The command line prints them plainly on a terminal.
 pub const NOTICE_TARGET: &str = "tandem::notice";
+
+/// API requests sent, by `system`, `route` (method and path, ids as `{id}`) and `status` (the
+/// HTTP status, or `unreachable` when no answer came).
+pub const API_REQUESTS: &str = "tandem_api_requests_total";
+/// The requests left in a system's current budget window, as its last answer reported them, by
+/// `system`.
+pub const API_BUDGET_REMAINING: &str = "tandem_api_budget_remaining";
+
+/// `POST /api/v0/companies/{id}/addresses`: the route of a call, ids left out.
+fn route(call: &Call) -> String {
+    let path: Vec<&str> = call
+        .path
+        .split('/')
+        .map(|seg| {
+            if !seg.is_empty() && seg.chars().all(|c| c.is_ascii_digit()) {
+                "{id}"
+            } else {
+                seg
+            }
+        })
+        .collect();
+    format!("{} {}", call.method, path.join("/"))
+}
 use tandem_core::secret::Secret;
 
 /// The longest lifetime a token is trusted for, whatever its `expires_in` says.
@@ -810,10 +833,18 @@ impl Transport {
         rb = rb.bearer_auth(token.expose());
         let resp = match rb.send().await {
             Ok(r) => r,
-            Err(e) => return Err(self.transport_failure(call, &e, n)),
+            Err(e) => {
+                metrics::counter!(API_REQUESTS, "system" => self.system.as_str(),
+                    "route" => route(call), "status" => "unreachable")
+                .increment(1);
+                return Err(self.transport_failure(call, &e, n));
+            }
         };
         self.answered.store(true, Ordering::SeqCst);
         let status = resp.status().as_u16();
+        metrics::counter!(API_REQUESTS, "system" => self.system.as_str(),
+            "route" => route(call), "status" => status.to_string())
+        .increment(1);
         let headers = resp.headers().clone();
         let accelo_429 = self.style == HeaderStyle::Accelo && status == 429;
         if !accelo_429 {
@@ -938,6 +969,13 @@ impl Transport {
 
     /// Follows the rate-limit headers of an answer.
     fn observe(&self, h: &HeaderMap) {
+        let remaining = match self.style {
+            HeaderStyle::HubSpot => header_u64(h, "x-hubspot-ratelimit-remaining"),
+            HeaderStyle::Accelo => header_u64(h, "x-ratelimit-remaining"),
+        };
+        if let Some(n) = remaining {
+            metrics::gauge!(API_BUDGET_REMAINING, "system" => self.system.as_str()).set(n as f64);
+        }
         match self.style {
             HeaderStyle::HubSpot => {
                 // A window of zero or longer than a day is not believable: ignored.

@@ -26,7 +26,7 @@ mod http;
 pub mod hubspot;
 
 pub use error::ConnectError;
-pub use http::{NOTICE_TARGET, RateLimit, RetryPolicy};
+pub use http::{API_BUDGET_REMAINING, API_REQUESTS, NOTICE_TARGET, RateLimit, RetryPolicy};
 pub use tandem_core::secret::Secret;
 
 /// The changes of one write, by write key. `None` clears the field.

@@ -265,6 +265,30 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 
 /// Default number of claims after which a job that keeps dying is failed (a poison job).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+/// Runs ended, by `kind` (`pull`, `push`, `record`, …) and `outcome` (`succeeded`, `failed`,
+/// `interrupted`).
+pub const RUNS: &str = "tandem_runs_total";
+/// Records of ended runs, by `kind` and `outcome` (`created`, `updated`, `linked`, `noop`,
+/// `skipped`, `failed`).
+pub const RECORDS: &str = "tandem_records_total";
+
+/// Counts an ended run and its records in [`RUNS`] and [`RECORDS`].
+fn count_run(kind: JobKind, outcome: &'static str, counts: &Counts) {
+    metrics::counter!(RUNS, "kind" => kind.as_str(), "outcome" => outcome).increment(1);
+    for (what, n) in [
+        ("created", counts.created),
+        ("updated", counts.updated),
+        ("linked", counts.linked),
+        ("noop", counts.noop),
+        ("skipped", counts.skipped),
+        ("failed", counts.failed),
+    ] {
+        if n > 0 {
+            metrics::counter!(RECORDS, "kind" => kind.as_str(), "outcome" => what).increment(n);
+        }
+    }
+}
+
 /// How long a stopped job may take to reach its next record before it is dropped where it
 /// waits.
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -448,7 +472,18 @@ impl Worker {
             })
         } else {
             match self.handlers.get(&job.kind) {
-                Some(h) => Self::until_stopped(h.run(&run), &cancel).await,
+                Some(h) => {
+                    // Every log line of the run carries the job (and, for a record job, the
+                    // record): `TANDEM_LOG_FORMAT=json` prints them as fields.
+                    let span = tracing::info_span!(
+                        "job",
+                        job = %job.id,
+                        kind = %job.kind,
+                        record = job.coalesce_key.as_deref().unwrap_or("")
+                    );
+                    tracing::Instrument::instrument(Self::until_stopped(h.run(&run), &cancel), span)
+                        .await
+                }
                 None => Err(JobError::Invalid(format!(
                     "this worker has no handler for `{}` jobs",
                     job.kind
@@ -470,18 +505,31 @@ impl Worker {
         if let Err(JobError::Exec(ExecError::Interrupted(_))) = &result {
             let next = self.store.release(job.id, &self.owner, None).await;
             return match next {
-                Ok(_) | Err(StoreError::LeaseLost { .. }) => Ok(Finished {
-                    job: job.id,
-                    kind: job.kind,
-                    state: JobState::Queued,
-                    counts: job_counts(self.store.as_ref(), job.id).await?,
-                    summary: None,
-                    error: result.err(),
-                }),
+                Ok(_) | Err(StoreError::LeaseLost { .. }) => {
+                    let counts = job_counts(self.store.as_ref(), job.id).await?;
+                    count_run(job.kind, "interrupted", &Counts::default());
+                    Ok(Finished {
+                        job: job.id,
+                        kind: job.kind,
+                        state: JobState::Queued,
+                        counts,
+                        summary: None,
+                        error: result.err(),
+                    })
+                }
                 Err(e) => Err(e),
             };
         }
         let counts = job_counts(self.store.as_ref(), job.id).await?;
+        count_run(
+            job.kind,
+            if result.is_ok() {
+                "succeeded"
+            } else {
+                "failed"
+            },
+            &counts,
+        );
         let (state, end, summary, error) = match result {
             Ok(s) => (JobState::Succeeded, JobEnd::Succeeded, Some(s), None),
             Err(e) => (

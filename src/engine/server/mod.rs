@@ -79,7 +79,8 @@ async fn healthz(State(rx): State<Arc<Receiver>>) -> Response {
     }
 }
 
-async fn metrics_page() -> Response {
+async fn metrics_page(State(rx): State<Arc<Receiver>>) -> Response {
+    metrics::observe_queue(rx.store.as_ref()).await;
     match metrics::render() {
         Some(text) => (
             StatusCode::OK,
