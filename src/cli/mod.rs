@@ -12,6 +12,7 @@ pub mod apply;
 pub mod check;
 mod common;
 pub mod demo;
+pub mod doctor;
 pub mod hubspot;
 pub mod log;
 pub mod plan;
@@ -122,6 +123,10 @@ pub enum Command {
     /// A worker alone (no HTTP, no poller), sharing the store's job queue with other processes.
     #[command(after_help = env_help!(smtp_env!()))]
     Worker(worker::Args),
+    /// Check the configuration against the real systems: reachable, credentials accepted, the
+    /// mapped properties and statuses present, the store up to date; says what to fix.
+    #[command(after_help = env_help!())]
+    Doctor(doctor::Args),
     /// Set up the HubSpot app: `tandem hubspot subscriptions` prints the webhook subscriptions
     /// the rules need.
     #[command(name = "hubspot")]
@@ -162,6 +167,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Serve(args) => serve::run(args),
         Command::Worker(args) => worker::run(args),
         Command::HubSpot(args) => hubspot::run(args),
+        Command::Doctor(args) => doctor::run(args),
     }
 }
 

@@ -8,9 +8,11 @@
 //! - [`server`] — webhooks, the poller, the HTTP endpoints of `tandem serve`;
 //! - [`notify`] — the push-completion email;
 //! - [`reload`] — watching the rules and swapping the running program;
-//! - [`runtime`] — building all of it from `tandem.yaml` and the environment.
+//! - [`runtime`] — building all of it from `tandem.yaml` and the environment;
+//! - [`doctor`] — checking a configuration against the real systems.
 
 pub mod connect;
+pub mod doctor;
 pub mod exec;
 pub mod notify;
 pub mod reload;

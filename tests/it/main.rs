@@ -42,6 +42,7 @@ mod plan_read;
 // The rules language and its commands.
 mod customer_text;
 mod deploy_files;
+mod doctor;
 mod rules_check;
 mod rules_cli;
 mod rules_docs;

@@ -29,6 +29,19 @@ pub use error::ConnectError;
 pub use http::{API_BUDGET_REMAINING, API_REQUESTS, NOTICE_TARGET, RateLimit, RetryPolicy};
 pub use tandem_core::secret::Secret;
 
+/// A field as the system defines it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldInfo {
+    /// Its internal name.
+    pub name: String,
+    /// Its data type, in the system's words (HubSpot: `string`, `number`, `enumeration`, …).
+    pub kind: String,
+    /// The values an enumeration allows.
+    pub options: Vec<String>,
+    /// Whether the API refuses writes to it.
+    pub read_only: bool,
+}
+
 /// The changes of one write, by write key. `None` clears the field.
 pub type Changes = BTreeMap<String, Option<String>>;
 
@@ -254,6 +267,20 @@ pub trait Connector: Send + Sync + fmt::Debug {
 
     /// The request budget in force (after any retuning by the system's headers).
     fn budget(&self) -> RateLimit;
+
+    /// The fields the system defines for `object`, as it describes them (HubSpot: its property
+    /// definitions); empty where the system has no such list. For `tandem doctor`.
+    async fn fields(&self, object: Object) -> Result<Vec<FieldInfo>, ConnectError> {
+        let _ = object;
+        Ok(Vec::new())
+    }
+
+    /// The status titles the system has for `object` (Accelo); empty where it has none. For
+    /// `tandem doctor`.
+    async fn status_titles(&self, object: Object) -> Result<Vec<String>, ConnectError> {
+        let _ = object;
+        Ok(Vec::new())
+    }
 
     /// One authenticated request: fails with the exit-code-3 kind of error when the system cannot
     /// be reached or refuses the credentials.

@@ -1375,6 +1375,14 @@ impl Connector for Accelo {
         self.t.general_rate()
     }
 
+    async fn status_titles(&self, object: Object) -> Result<Vec<String>, ConnectError> {
+        let call = Call::get(format!("/api/v0/{}/statuses", object.plural()))
+            .query("_fields", "title,standing")
+            .query("_limit", PAGE.to_string());
+        let list = self.list::<Status>(&call).await?;
+        Ok(list.into_iter().filter_map(|s| s.title).collect())
+    }
+
     async fn create(
         &self,
         object: Object,

@@ -1158,6 +1158,50 @@ impl Connector for HubSpot {
         self.t.general_rate()
     }
 
+    async fn fields(&self, object: Object) -> Result<Vec<super::FieldInfo>, ConnectError> {
+        #[derive(Deserialize)]
+        struct Options {
+            value: String,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "camelCase")]
+        struct Modification {
+            #[serde(default)]
+            read_only_value: bool,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Def {
+            name: String,
+            #[serde(rename = "type", default)]
+            kind: String,
+            #[serde(default)]
+            options: Vec<Options>,
+            #[serde(default)]
+            modification_metadata: Option<Modification>,
+        }
+        #[derive(Deserialize)]
+        struct Defs {
+            results: Vec<Def>,
+        }
+        let call = Call::get(format!("/crm/v3/properties/{}", object.plural()));
+        let ans = self.t.send(&call).await?;
+        if ans.status != 200 {
+            return Err(self.rejected(&call, &ans));
+        }
+        let defs: Defs = self.parse(&call, &ans)?;
+        Ok(defs
+            .results
+            .into_iter()
+            .map(|d| super::FieldInfo {
+                name: d.name,
+                kind: d.kind,
+                options: d.options.into_iter().map(|o| o.value).collect(),
+                read_only: d.modification_metadata.is_some_and(|m| m.read_only_value),
+            })
+            .collect())
+    }
+
     async fn create(
         &self,
         object: Object,
