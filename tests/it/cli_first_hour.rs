@@ -310,6 +310,55 @@ async fn log_says_when_a_record_has_no_entries() {
 }
 
 #[tokio::test]
+async fn a_bad_push_id_is_refused_before_a_job_is_queued() {
+    let sb = sandbox(52, 4, 8).await;
+    let p = Project::new(&sb, "");
+    for (args, says) in [
+        (
+            ["push", "company", "99999"],
+            "there is no Accelo company `99999`",
+        ),
+        (
+            ["push", "contact", "99999"],
+            "there is no Accelo contact `99999`",
+        ),
+        (
+            ["push", "contact", "abc"],
+            "`abc` is not an Accelo contact id",
+        ),
+        (
+            ["push", "company", "12x"],
+            "`12x` is not an Accelo company id",
+        ),
+    ] {
+        let out = run(&p, &args).await;
+        assert_code(&out, 2, &args.join(" "));
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "");
+    }
+    // No job was queued (the store may not even exist yet).
+    if p.store_path().exists() {
+        let jobs = p
+            .store()
+            .await
+            .jobs(&tandem_engine::store::JobFilter::default())
+            .await
+            .unwrap();
+        assert!(jobs.is_empty(), "{jobs:?}");
+    }
+    // A good id still runs.
+    let company = crate::support::exec::read_all(&*accelo(&sb), Object::Company, &[])
+        .await
+        .remove(0);
+    assert_code(
+        &run(&p, &["push", "company", &company.id]).await,
+        0,
+        "push company",
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_one_record_job_logs_its_progress_once() {
     let sb = sandbox(45, 10, 30).await;
     let p = Project::new(&sb, "");
