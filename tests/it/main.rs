@@ -20,6 +20,7 @@ mod support;
 // The `tandem` command as a process or through its command functions.
 mod cli_demo;
 mod cli_first_hour;
+mod cli_links;
 mod cli_sync;
 mod log_cli;
 

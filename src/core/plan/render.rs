@@ -216,6 +216,7 @@ mod tests {
                 last_synced: None,
                 target_company_id: None,
                 affiliation_id: None,
+                replaces_twin: None,
             },
             Action {
                 seq: 2,
@@ -235,6 +236,7 @@ mod tests {
                 last_synced: None,
                 target_company_id: None,
                 affiliation_id: None,
+                replaces_twin: None,
             },
         ];
         Plan {
