@@ -159,3 +159,38 @@ async fn links_lists_shows_and_removes() {
     }
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn unlink_plans_the_record_as_never_synced_in_place_of_the_dead_link() {
+    let sb = sandbox(73, 6, 10).await;
+    let (p, h) = dead_link(&sb, 2).await;
+    set_policy(&p, "unlink");
+    let out = run(&p, &["plan", "pull", "--object", "company", "--json"]).await;
+    assert_code(&out, 0, "plan pull --json");
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let action = plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["source"]["id"] == h.as_str())
+        .cloned()
+        .unwrap();
+    let reason = action["reason"].as_str().unwrap();
+    assert!(!reason.contains("not found"), "{action}");
+    if matches!(action["op"].as_str(), Some("create" | "link")) {
+        assert_eq!(action["replaces_twin"], "999999", "{action}");
+        assert!(reason.contains("when_twin_missing: unlink"), "{action}");
+        assert_code(&run(&p, &["pull"]).await, 0, "pull with unlink");
+        let now = p
+            .store()
+            .await
+            .link(Object::Company, System::HubSpot, &h)
+            .await
+            .unwrap()
+            .expect("a new link");
+        assert_ne!(now.accelo_id, "999999");
+    } else {
+        assert!(reason.contains("criteria not met"), "{action}");
+    }
+    sb.shutdown().await;
+}
