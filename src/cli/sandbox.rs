@@ -309,7 +309,10 @@ pub fn example_lines(info: &Value) -> String {
                 .map(|a| a.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
             if !ids.is_empty() {
-                text.push_str(&format!("# {system} {object} ids to try: {}\n", ids.join(", ")));
+                text.push_str(&format!(
+                    "# {system} {object} ids to try: {}\n",
+                    ids.join(", ")
+                ));
             }
         }
     }
