@@ -55,6 +55,7 @@ mod rules_test;
 mod sandbox_accelo;
 mod sandbox_cli;
 mod sandbox_core;
+mod sandbox_docs;
 mod sandbox_hubspot;
 mod sandbox_python;
 mod sandbox_webhooks;
