@@ -535,7 +535,7 @@ impl<'a> Ctx<'a, '_> {
         let bypass = self.input.bypass_criteria
             || (replacing && rules.when_twin_missing == TwinMissing::Recreate);
         if !bypass {
-            match self.program.criteria_with(s.object, direction, &rv) {
+            match self.program.criteria_with(s.object, direction, rv) {
                 Ok(true) => {}
                 Ok(false) => {
                     let what = rules
@@ -565,7 +565,7 @@ impl<'a> Ctx<'a, '_> {
 
         // 3. Duplicate detection.
         for (idx, key) in rules.dedup.iter().enumerate() {
-            let value = match key.expr(self.source_sys).eval_text(&rv, None) {
+            let value = match key.expr(self.source_sys).eval_text(rv, None) {
                 Ok(Some(v)) => v,
                 Ok(None) => continue,
                 Err(e) => {
@@ -635,7 +635,7 @@ impl<'a> Ctx<'a, '_> {
                         self.contested = true;
                     }
                     self.claimed.insert(claim, s.id.clone());
-                    let mut a = match self.fields(rules, s, &rv, Some(t), None) {
+                    let mut a = match self.fields(rules, s, rv, Some(t), None) {
                         Ok(f) => {
                             let mut a = self.action(
                                 seq,
@@ -704,7 +704,7 @@ impl<'a> Ctx<'a, '_> {
                 }
             }
         }
-        match self.fields(rules, s, &rv, None, None) {
+        match self.fields(rules, s, rv, None, None) {
             Ok(f) => {
                 let mut a = self.action(seq, s, Op::Create, "not linked, no duplicate found");
                 a.changes = f.forward;
