@@ -118,7 +118,12 @@ pub fn run(args: Args) -> Exit {
             Err(e) => return e.report(),
         };
         // The record must exist before a job is queued for it: a bad id leaves no job behind.
-        match rt.systems.accelo.get(object, std::slice::from_ref(&id), &[]).await {
+        match rt
+            .systems
+            .accelo
+            .get(object, std::slice::from_ref(&id), &[])
+            .await
+        {
             Ok(found) if found.iter().any(|r| r.id == id) => {}
             Ok(_) => {
                 eprintln!(
