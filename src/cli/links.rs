@@ -1,7 +1,7 @@
 //! `tandem links list [--object company|contact] [--json]`, `tandem links show SYSTEM OBJECT ID
-//! [--json]` and `tandem links remove SYSTEM OBJECT ID | --all [--object …]` (+ `--config`,
-//! `--rules`, `--store`): the pairs of twins the store remembers. Reads and writes the store
-//! only, never the systems.
+//! [--json]` and `tandem links remove SYSTEM OBJECT ID | --all | --all-missing [--only …]` (+
+//! `--config`, `--rules`, `--store`): the pairs of twins the store remembers. Reads and writes
+//! the store only, except `--all-missing`, which reads both systems to find the dead links.
 //!
 //! Removing a link makes Tandem forget that two records are twins: the next run treats the
 //! record as never synced (criteria, duplicate detection, create). That is how a link to a
@@ -35,8 +35,8 @@ pub enum What {
     List(List),
     /// One record's link: its twin and the values last synced.
     Show(One),
-    /// Forget one record's link (or every link with `--all`); the next run treats the record
-    /// as never synced.
+    /// Forget one record's link (or every link with `--all`, or those to records that no
+    /// longer exist with `--all-missing`); the next run treats the record as never synced.
     Remove(Remove),
 }
 
@@ -78,7 +78,7 @@ pub struct One {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Remove {
     /// `hubspot` or `accelo` (or the whole record as `SYSTEM:OBJECT:ID`).
-    #[arg(value_name = "SYSTEM", required_unless_present = "all")]
+    #[arg(value_name = "SYSTEM", required_unless_present_any = ["all", "all_missing"])]
     pub system: Option<String>,
     /// `company` or `contact`.
     #[arg(value_name = "OBJECT")]
@@ -87,10 +87,14 @@ pub struct Remove {
     #[arg(value_name = "ID")]
     pub id: Option<String>,
     /// Forget every link (of `--only` objects): start over, e.g. against a new sandbox.
-    #[arg(long, conflicts_with = "system")]
+    #[arg(long, conflicts_with_all = ["system", "all_missing"])]
     pub all: bool,
-    /// With `--all`: only companies or only contacts.
-    #[arg(long, value_name = "OBJECT", requires = "all")]
+    /// Forget every link (of `--only` objects) whose HubSpot or Accelo record no longer exists;
+    /// reads both systems, and prints each link it removes.
+    #[arg(long, conflicts_with = "system")]
+    pub all_missing: bool,
+    /// With `--all` or `--all-missing`: only companies or only contacts.
+    #[arg(long, value_name = "OBJECT")]
     pub only: Option<String>,
     /// Config, rules and store.
     #[command(flatten)]
@@ -157,7 +161,7 @@ pub fn run(args: Args) -> Exit {
             Ok(s) => s,
             Err(e) => return e.report(),
         };
-        let exit = match links(store.as_ref(), &args.what).await {
+        let exit = match links(&rt, store.as_ref(), &args.what).await {
             Ok((out, err)) => {
                 let _ = std::io::stdout().write_all(out.as_bytes());
                 let _ = std::io::stderr().write_all(err.as_bytes());
@@ -171,7 +175,11 @@ pub fn run(args: Args) -> Exit {
 }
 
 /// What the subcommand prints on stdout and stderr.
-async fn links(store: &dyn Store, what: &What) -> Result<(String, String), RuntimeError> {
+async fn links(
+    rt: &Runtime,
+    store: &dyn Store,
+    what: &What,
+) -> Result<(String, String), RuntimeError> {
     let invalid = RuntimeError::Invalid;
     match what {
         What::List(a) => {
@@ -221,6 +229,9 @@ async fn links(store: &dyn Store, what: &What) -> Result<(String, String), Runti
             Ok((out, String::new()))
         }
         What::Remove(a) => {
+            if a.all_missing {
+                return remove_missing(rt, store, a.only.as_deref()).await;
+            }
             if a.all {
                 let mut n = 0usize;
                 for object in objects(a.only.as_deref()).map_err(invalid)? {
@@ -259,6 +270,76 @@ async fn links(store: &dyn Store, what: &What) -> Result<(String, String), Runti
             ))
         }
     }
+}
+
+/// How many ids one read asks a system for.
+const READ_CHUNK: usize = 100;
+
+/// The ids of `ids` that exist in `system`.
+async fn existing(
+    rt: &Runtime,
+    system: System,
+    object: Object,
+    ids: Vec<String>,
+) -> Result<std::collections::HashSet<String>, RuntimeError> {
+    let mut found = std::collections::HashSet::new();
+    for chunk in ids.chunks(READ_CHUNK) {
+        let records = rt.systems.get(system).get(object, chunk, &[]).await?;
+        found.extend(records.into_iter().map(|r| r.id));
+    }
+    Ok(found)
+}
+
+/// `links remove --all-missing`.
+async fn remove_missing(
+    rt: &Runtime,
+    store: &dyn Store,
+    only: Option<&str>,
+) -> Result<(String, String), RuntimeError> {
+    let mut out = String::new();
+    let mut n = 0usize;
+    for object in objects(only).map_err(RuntimeError::Invalid)? {
+        let all = store.links(object).await?;
+        let hs = existing(
+            rt,
+            System::HubSpot,
+            object,
+            all.iter().map(|l| l.hubspot_id.clone()).collect(),
+        )
+        .await?;
+        let ac = existing(
+            rt,
+            System::Accelo,
+            object,
+            all.iter().map(|l| l.accelo_id.clone()).collect(),
+        )
+        .await?;
+        for l in &all {
+            let gone = match (hs.contains(&l.hubspot_id), ac.contains(&l.accelo_id)) {
+                (true, true) => continue,
+                (false, true) => format!("hubspot {object} `{}` no longer exists", l.hubspot_id),
+                (true, false) => format!("accelo {object} `{}` no longer exists", l.accelo_id),
+                (false, false) => "neither record exists any more".to_string(),
+            };
+            if store
+                .delete_link_pair(object, &l.hubspot_id, &l.accelo_id)
+                .await?
+            {
+                n += 1;
+                out.push_str(&format!(
+                    "removed {object} hubspot:{} ↔ accelo:{} ({gone})\n",
+                    l.hubspot_id, l.accelo_id
+                ));
+            }
+        }
+    }
+    Ok((
+        out,
+        format!(
+            "removed {n} link{} to records that no longer exist\n",
+            if n == 1 { "" } else { "s" }
+        ),
+    ))
 }
 
 fn no_link(key: &RecordKey) -> RuntimeError {

@@ -149,9 +149,37 @@ async fn links_lists_shows_and_removes() {
         text(&out.stderr)
     );
 
-    // `remove --all` after a pull: every link is forgotten.
+    // `remove --all-missing` after a pull: only the dead link goes.
     assert_code(&run(&p, &["pull"]).await, 0, "pull");
-    assert!(!store.links(Object::Company).await.unwrap().is_empty());
+    let live = store.links(Object::Company).await.unwrap();
+    assert!(!live.is_empty());
+    let other = read_all(&*hubspot(&sb), Object::Company, &[])
+        .await
+        .into_iter()
+        .find(|r| !live.iter().any(|l| l.hubspot_id == r.id))
+        .map(|r| r.id);
+    let dead = other.unwrap_or_else(|| "12345678901".into());
+    store
+        .upsert_link(&Link {
+            object: Object::Company,
+            hubspot_id: dead.clone(),
+            accelo_id: "999998".into(),
+            affiliation_id: None,
+            last_synced: BTreeMap::new(),
+        })
+        .await
+        .unwrap();
+    let out = run(&p, &["links", "remove", "--all-missing"]).await;
+    assert_code(&out, 0, "links remove --all-missing");
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "removed company hubspot:{dead} ↔ accelo:999998 (accelo company `999998` no longer exists)\n"
+        )
+    );
+    assert_eq!(store.links(Object::Company).await.unwrap(), live);
+
+    // `remove --all`: every link is forgotten.
     let out = run(&p, &["links", "remove", "--all"]).await;
     assert_code(&out, 0, "links remove --all");
     for object in Object::ALL {
