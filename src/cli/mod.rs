@@ -110,7 +110,8 @@ pub enum Command {
     #[command(after_help = env_help!())]
     Why(why::Args),
     /// The pairs of twins the store remembers: `links list`, `links show SYSTEM OBJECT ID`,
-    /// `links remove SYSTEM OBJECT ID` (or `--all`, to start over).
+    /// `links remove SYSTEM OBJECT ID` (or `--all`, to start over, or `--all-missing`).
+    #[command(after_help = env_help!())]
     Links(links::Args),
     /// Validate the config and rule files; exit 2 with located diagnostics.
     Check(check::Args),
