@@ -81,23 +81,65 @@ async fn a_dead_link_is_skipped_with_advice_and_recreate_replaces_it() {
     assert_eq!(link["accelo_id"], "999999");
     assert_eq!(link["hubspot_id"], h.as_str());
 
-    // `recreate`: the pull creates (or links) a new twin and the dead link is gone.
+    // `recreate`, with every HubSpot company linked to an Accelo company that is gone: the
+    // pull creates a new twin, or links the duplicate it finds, in place of each dead link.
+    let store = p.store().await;
+    let companies = read_all(&*hubspot(&sb), Object::Company, &[]).await;
+    for (i, c) in companies.iter().enumerate().skip(1) {
+        store
+            .upsert_link(&Link {
+                object: Object::Company,
+                hubspot_id: c.id.clone(),
+                accelo_id: format!("{}", 999000 + i),
+                affiliation_id: None,
+                last_synced: BTreeMap::new(),
+            })
+            .await
+            .unwrap();
+    }
     set_policy(&p, "recreate");
     assert_code(&run(&p, &["check"]).await, 0, "check");
+    let out = run(&p, &["plan", "pull", "--object", "company", "--json"]).await;
+    assert_code(&out, 0, "plan pull --json");
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ops: Vec<&str> = plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            assert!(a["replaces_twin"].is_string(), "{a}");
+            assert!(
+                a["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("when_twin_missing: recreate"),
+                "{a}"
+            );
+            a["op"].as_str().unwrap()
+        })
+        .collect();
+    // Both paths: a create (criteria not applied again) and a link to a duplicate.
+    assert!(ops.contains(&"create") && ops.contains(&"link"), "{ops:?}");
     let out = run(&p, &["pull"]).await;
     assert_code(&out, 0, "pull with recreate");
-    let store = p.store().await;
-    let now = store
-        .link(Object::Company, System::HubSpot, &h)
+    let accelo_ids: Vec<String> = read_all(&*accelo(&sb), Object::Company, &[])
         .await
-        .unwrap()
-        .expect("a new link");
-    assert_ne!(now.accelo_id, "999999");
-    let twin = accelo(&sb)
-        .get(Object::Company, std::slice::from_ref(&now.accelo_id), &[])
-        .await
-        .unwrap();
-    assert_eq!(twin.len(), 1, "the new twin exists");
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    for c in &companies {
+        let now = store
+            .link(Object::Company, System::HubSpot, &c.id)
+            .await
+            .unwrap()
+            .expect("a new link");
+        assert!(
+            accelo_ids.contains(&now.accelo_id),
+            "hubspot {} still linked to {}",
+            c.id,
+            now.accelo_id
+        );
+    }
     assert!(
         store
             .link(Object::Company, System::Accelo, "999999")
