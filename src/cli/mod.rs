@@ -14,6 +14,7 @@ mod common;
 pub mod demo;
 pub mod doctor;
 pub mod hubspot;
+pub mod links;
 pub mod log;
 pub mod plan;
 pub mod pull;
@@ -110,6 +111,10 @@ pub enum Command {
     /// its linked twin, and its last sync-log entries (`tandem why hubspot contact 5101`).
     #[command(after_help = env_help!())]
     Why(why::Args),
+    /// The pairs of twins the store remembers: `links list`, `links show SYSTEM OBJECT ID`,
+    /// `links remove SYSTEM OBJECT ID` (or `--all`, to start over, or `--all-missing`).
+    #[command(after_help = env_help!())]
+    Links(links::Args),
     /// Validate the config and rule files; exit 2 with located diagnostics.
     Check(check::Args),
     /// Write the JSON Schemas of tandem.yaml and the rule files into schemas/ (or --check them).
@@ -161,6 +166,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Apply(args) => apply::run(args),
         Command::Log(args) => log::run(args),
         Command::Why(args) => why::run(args),
+        Command::Links(args) => links::run(args),
         Command::Check(args) => check::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Test(args) => test::run(args),

@@ -7,13 +7,19 @@
 //! group, detached from the terminal's Ctrl-C) and prints only shell `export` lines for the
 //! `TANDEM_*` variables the other commands read, plus `TANDEM_SANDBOX_PID`, then exits: so
 //! `eval "$(tandem sandbox --env)"` sets up a shell, as `eval "$(ssh-agent -s)"` does.
+//!
+//! The JSON line's `examples` lists a few record ids of each system and object; `--env` and
+//! the terminal print them as `#` comments. `--accelo-webhook-url` / `--accelo-webhook-secret`
+//! make the Accelo simulator deliver its webhooks (and `--env` exports the secret).
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::IpAddr;
 
 use serde_json::Value;
 
-use tandem_sandbox::{FaultConfig, RateLimits, Sandbox, SandboxOptions, WebhookTarget};
+use tandem_sandbox::{
+    AcceloWebhook, FaultConfig, RateLimits, Sandbox, SandboxOptions, WebhookTarget,
+};
 
 /// Arguments of `tandem sandbox`.
 #[derive(Debug, clap::Args)]
@@ -43,6 +49,15 @@ pub struct Args {
     /// Secret that signs HubSpot webhooks (default: the simulated app's client secret).
     #[arg(long)]
     pub webhook_secret: Option<String>,
+    /// Where the Accelo simulator delivers its webhooks (`create_company`, `update_company`,
+    /// `create_contact`, `update_contact`), as real Accelo does for subscribed events: e.g.
+    /// `http://127.0.0.1:8080/webhooks/accelo` for `tandem serve`.
+    #[arg(long, requires = "accelo_webhook_secret")]
+    pub accelo_webhook_url: Option<String>,
+    /// Secret that signs the Accelo webhooks (`X-Hub-Signature`); `--env` exports it as
+    /// `TANDEM_ACCELO_WEBHOOK_SECRET`.
+    #[arg(long, requires = "accelo_webhook_url")]
+    pub accelo_webhook_secret: Option<String>,
     /// Rate limits: `off`, or `hubspot=190,window=10,daily=625000,search=5,accelo=5000`
     /// (`0` = unlimited).
     #[arg(long)]
@@ -65,6 +80,24 @@ pub struct Args {
 /// (`info`) and the HubSpot webhook secret it signs with (`webhook_secret`, default: the
 /// simulated app's client secret).
 pub fn env_vars(info: &Value, webhook_secret: Option<&str>) -> Vec<(&'static str, String)> {
+    env_vars_with(info, webhook_secret, None)
+}
+
+/// [`env_vars`], plus `TANDEM_ACCELO_WEBHOOK_SECRET` when the sandbox signs Accelo webhooks
+/// with `accelo_webhook_secret`.
+pub fn env_vars_with(
+    info: &Value,
+    webhook_secret: Option<&str>,
+    accelo_webhook_secret: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let mut vars = base_vars(info, webhook_secret);
+    if let Some(secret) = accelo_webhook_secret {
+        vars.push(("TANDEM_ACCELO_WEBHOOK_SECRET", secret.to_string()));
+    }
+    vars
+}
+
+fn base_vars(info: &Value, webhook_secret: Option<&str>) -> Vec<(&'static str, String)> {
     let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
     let hs = &info["hubspot"];
     let ac = &info["accelo"];
@@ -149,11 +182,14 @@ fn run_detached(args: &Args) -> super::common::Exit {
         info["hubspot"]["url"].as_str().unwrap_or_default(),
         info["accelo"]["url"].as_str().unwrap_or_default()
     );
-    text.push_str(&export_lines(&env_vars(
+    text.push_str(&export_lines(&env_vars_with(
         &info,
         args.webhook_secret.as_deref(),
+        args.accelo_webhook_secret.as_deref(),
     )));
     text.push_str(&format!("export TANDEM_SANDBOX_PID={}\n", child.id()));
+    text.push_str(&export_lines(&example_vars(&info)));
+    text.push_str(&example_lines(&info));
     text.push_str("# stop it with: kill $TANDEM_SANDBOX_PID\n");
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
@@ -183,6 +219,24 @@ pub fn options(args: &Args) -> Result<SandboxOptions, String> {
         }
         None => None,
     };
+    let accelo_webhook = match (&args.accelo_webhook_url, &args.accelo_webhook_secret) {
+        (Some(url), Some(secret)) => {
+            reqwest::Url::parse(url).map_err(|e| format!("--accelo-webhook-url: `{url}`: {e}"))?;
+            Some(AcceloWebhook {
+                url: url.clone(),
+                secret: secret.clone(),
+                events: Vec::new(),
+            })
+        }
+        (None, None) => None,
+        _ => {
+            return Err(
+                "--accelo-webhook-url and --accelo-webhook-secret go together (Tandem refuses \
+                 unsigned Accelo webhooks)"
+                    .into(),
+            );
+        }
+    };
     Ok(SandboxOptions {
         seed: args.seed,
         companies: args.companies,
@@ -193,8 +247,79 @@ pub fn options(args: &Args) -> Result<SandboxOptions, String> {
         rate_limits,
         faults,
         hubspot_webhook,
+        accelo_webhook,
         ..Default::default()
     })
+}
+
+/// How many ids of each kind [`examples`] lists.
+const EXAMPLES: usize = 3;
+
+/// A few record ids of each system and object to try commands with (`examples` in the JSON
+/// line): `{"hubspot":{"company":[…],"contact":[…]},"accelo":{…}}`, read through the admin API.
+async fn examples(sb: &Sandbox) -> Value {
+    let mut out = serde_json::json!({});
+    for (system, base) in [("hubspot", sb.hubspot_url()), ("accelo", sb.accelo_url())] {
+        for (object, resource) in [("company", "companies"), ("contact", "contacts")] {
+            let url = format!("{base}/_sandbox/records/{resource}");
+            let records: Vec<Value> = match reqwest::get(&url).await {
+                Ok(r) => r.json().await.unwrap_or_default(),
+                Err(_) => Vec::new(),
+            };
+            let mut ids: Vec<String> = records
+                .iter()
+                .filter_map(|r| match &r["id"] {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .collect();
+            ids.sort_by_key(|id| (id.len(), id.clone()));
+            let ids: Vec<Value> = ids.into_iter().take(EXAMPLES).map(Value::String).collect();
+            out[system][object] = Value::Array(ids);
+        }
+    }
+    out
+}
+
+/// `TANDEM_SANDBOX_HUBSPOT_COMPANY` … `TANDEM_SANDBOX_ACCELO_CONTACT`: the first id of each
+/// system and object in the JSON line's `examples`, for the documented commands.
+pub fn example_vars(info: &Value) -> Vec<(&'static str, String)> {
+    let mut vars = Vec::new();
+    for (name, system, object) in [
+        ("TANDEM_SANDBOX_HUBSPOT_COMPANY", "hubspot", "company"),
+        ("TANDEM_SANDBOX_HUBSPOT_CONTACT", "hubspot", "contact"),
+        ("TANDEM_SANDBOX_ACCELO_COMPANY", "accelo", "company"),
+        ("TANDEM_SANDBOX_ACCELO_CONTACT", "accelo", "contact"),
+    ] {
+        if let Some(id) = info["examples"][system][object][0].as_str() {
+            vars.push((name, id.to_string()));
+        }
+    }
+    vars
+}
+
+/// `# ids to try: …` comment lines from the JSON line's `examples`.
+pub fn example_lines(info: &Value) -> String {
+    let mut text = String::new();
+    for system in ["hubspot", "accelo"] {
+        for object in ["company", "contact"] {
+            let ids: Vec<&str> = info["examples"][system][object]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if !ids.is_empty() {
+                text.push_str(&format!(
+                    "# {system} {object} ids to try: {}\n",
+                    ids.join(", ")
+                ));
+            }
+        }
+    }
+    if let Some(id) = info["examples"]["hubspot"]["company"][0].as_str() {
+        text.push_str(&format!("#   e.g. tandem why hubspot company {id}\n"));
+    }
+    text
 }
 
 /// Runs the sandbox until SIGINT/SIGTERM (with `--env`: in the background, see the module docs).
@@ -227,7 +352,9 @@ pub fn run(args: Args) -> super::common::Exit {
                 return super::common::Exit::Invalid;
             }
         };
-        let line = sb.info().to_string();
+        let mut info = sb.info();
+        info["examples"] = examples(&sb).await;
+        let line = info.to_string();
         {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{line}");
@@ -237,8 +364,13 @@ pub fn run(args: Args) -> super::common::Exit {
             eprint!(
                 "To use it from another shell, paste these lines there (or start the sandbox \
                  with `eval \"$(tandem sandbox --env)\"` instead):\n{}",
-                export_lines(&env_vars(&sb.info(), args.webhook_secret.as_deref()))
+                export_lines(&env_vars_with(
+                    &info,
+                    args.webhook_secret.as_deref(),
+                    args.accelo_webhook_secret.as_deref()
+                ))
             );
+            eprint!("{}", example_lines(&info));
         }
         tracing::info!(
             hubspot = sb.hubspot_url(),

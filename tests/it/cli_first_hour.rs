@@ -310,6 +310,55 @@ async fn log_says_when_a_record_has_no_entries() {
 }
 
 #[tokio::test]
+async fn a_bad_push_id_is_refused_before_a_job_is_queued() {
+    let sb = sandbox(52, 4, 8).await;
+    let p = Project::new(&sb, "");
+    for (args, says) in [
+        (
+            ["push", "company", "99999"],
+            "there is no Accelo company `99999`",
+        ),
+        (
+            ["push", "contact", "99999"],
+            "there is no Accelo contact `99999`",
+        ),
+        (
+            ["push", "contact", "abc"],
+            "`abc` is not an Accelo contact id",
+        ),
+        (
+            ["push", "company", "12x"],
+            "`12x` is not an Accelo company id",
+        ),
+    ] {
+        let out = run(&p, &args).await;
+        assert_code(&out, 2, &args.join(" "));
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "");
+    }
+    // No job was queued (the store may not even exist yet).
+    if p.store_path().exists() {
+        let jobs = p
+            .store()
+            .await
+            .jobs(&tandem_engine::store::JobFilter::default())
+            .await
+            .unwrap();
+        assert!(jobs.is_empty(), "{jobs:?}");
+    }
+    // A good id still runs.
+    let company = crate::support::exec::read_all(&*accelo(&sb), Object::Company, &[])
+        .await
+        .remove(0);
+    assert_code(
+        &run(&p, &["push", "company", &company.id]).await,
+        0,
+        "push company",
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_one_record_job_logs_its_progress_once() {
     let sb = sandbox(45, 10, 30).await;
     let p = Project::new(&sb, "");
@@ -552,4 +601,119 @@ fn help_lists_the_variables_each_command_reads() {
         serve.contains("TANDEM_HUBSPOT_WEBHOOK_SECRET") && serve.contains("TANDEM_SMTP_USERNAME")
     );
     assert!(help(&["sandbox"]).contains("--env"));
+}
+
+/// The README's walkthrough (issue 12, "Done when"): the `sh` blocks from "Previewing a sync"
+/// to "Automatic sync", run in order in one shell with the real `tandem` first on `PATH` and the
+/// shipped rules/tandem.yaml as the config (`TANDEM_CONFIG`; the store in a temporary
+/// directory, the working directory too), against `tandem
+/// sandbox --env` as the README starts it. `kill $TANDEM_SANDBOX_PID` runs last and `tandem log
+/// --follow` (which never ends) as `tandem log -n 5`. Every command exits 0 but `tandem apply
+/// pull.plan`, whose plan was saved before the pull and push that follow it: the README says it
+/// is then refused (exit 2).
+#[test]
+fn the_readme_walkthrough_works_as_printed() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let from = readme.find("## Previewing a sync").unwrap();
+    let to = from + readme[from..].find("## Automatic sync").unwrap();
+    let mut commands = Vec::new();
+    let mut kill = None;
+    let mut in_block = false;
+    for line in readme[from..to].lines() {
+        if line.starts_with("```") {
+            in_block = line == "```sh";
+            continue;
+        }
+        if !in_block {
+            continue;
+        }
+        let cmd = line.split("  #").next().unwrap().trim().to_string();
+        if cmd.is_empty() {
+            continue;
+        }
+        if cmd.starts_with("kill ") {
+            kill = Some(cmd);
+        } else {
+            commands.push(cmd.replace("tandem log --follow", "tandem log -n 5"));
+        }
+    }
+    commands.extend(kill);
+    assert!(
+        commands[0].starts_with("eval \"$(tandem sandbox --env"),
+        "{commands:?}"
+    );
+    assert!(commands.len() >= 14, "{commands:?}");
+    let mut script = String::from("set -u\n");
+    for (i, cmd) in commands.iter().enumerate() {
+        script.push_str(&format!(
+            "{cmd} > \"$DIR/out{i}\" 2> \"$DIR/err{i}\"; echo \"$? {i}\"\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_tandem")).parent().unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(dir.path())
+        .env_clear()
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("TANDEM_CONFIG", root.join("rules/tandem.yaml"))
+        .env("TANDEM_STORE", dir.path().join("tandem.db"))
+        .env("DIR", dir.path())
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    let read = |what: &str, i: usize| {
+        std::fs::read_to_string(dir.path().join(format!("{what}{i}"))).unwrap_or_default()
+    };
+    for (i, cmd) in commands.iter().enumerate() {
+        let expected = if cmd.starts_with("tandem apply") {
+            2
+        } else {
+            0
+        };
+        assert!(
+            stdout.contains(&format!("{expected} {i}\n")),
+            "`{cmd}` did not exit {expected}:\n{stdout}\nstdout: {}\nstderr: {}",
+            read("out", i),
+            read("err", i)
+        );
+    }
+    let find = |prefix: &str| {
+        commands
+            .iter()
+            .position(|c| c.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in {commands:?}"))
+    };
+    // Key lines: the plan ends with its summary, why names the record, a run its counts, the
+    // stale plan says why, the log shows entries, the saved plan file exists.
+    assert!(
+        read("out", find("tandem plan pull")).contains("to create"),
+        "{}",
+        read("out", find("tandem plan pull"))
+    );
+    assert!(read("out", find("tandem why hubspot company")).contains("hubspot company"));
+    assert!(
+        read("out", find("tandem pull")).contains("created"),
+        "{}",
+        read("out", find("tandem pull"))
+    );
+    assert!(
+        read("err", find("tandem apply")).contains("changed"),
+        "{}",
+        read("err", find("tandem apply"))
+    );
+    assert!(!read("out", find("tandem log")).is_empty());
+    let json: Value =
+        serde_json::from_str(&read("out", find("tandem plan push --contact"))).unwrap();
+    assert!(json["actions"].is_array(), "{json}");
+    assert!(dir.path().join("pull.plan").exists());
 }

@@ -20,6 +20,7 @@ mod support;
 // The `tandem` command as a process or through its command functions.
 mod cli_demo;
 mod cli_first_hour;
+mod cli_links;
 mod cli_sync;
 mod log_cli;
 
@@ -56,6 +57,7 @@ mod rules_test;
 mod sandbox_accelo;
 mod sandbox_cli;
 mod sandbox_core;
+mod sandbox_docs;
 mod sandbox_hubspot;
 mod sandbox_python;
 mod sandbox_webhooks;

@@ -58,6 +58,39 @@ fn prints_one_json_line_serves_and_stops_on_sigterm() {
         assert_eq!(r.status(), 200);
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["results"].as_array().unwrap().len(), 5);
+        // The ids to try exist: three of each system and object, each one a live record.
+        for (system, base) in [
+            ("hubspot", hs.to_string()),
+            (
+                "accelo",
+                info["accelo"]["url"].as_str().unwrap().to_string(),
+            ),
+        ] {
+            for (object, resource) in [("company", "companies"), ("contact", "contacts")] {
+                let ids = info["examples"][system][object].as_array().unwrap();
+                assert_eq!(ids.len(), 3, "{system} {object}: {ids:?}");
+                let records: Value = http
+                    .get(format!("{base}/_sandbox/records/{resource}"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let live: Vec<String> = records
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| match &r["id"] {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect();
+                for id in ids {
+                    assert!(live.contains(&id.as_str().unwrap().to_string()), "{id}");
+                }
+            }
+        }
         let r = http
             .post(format!(
                 "{}/oauth2/v0/token",
@@ -127,6 +160,19 @@ fn bad_flags_exit_2_with_a_message() {
         vec!["sandbox", "--webhook-secret", "s"],
         vec!["sandbox", "--webhook-url", "not a url"],
         vec!["sandbox", "--seed", "minus-one"],
+        vec![
+            "sandbox",
+            "--accelo-webhook-url",
+            "http://127.0.0.1:1/webhooks/accelo",
+        ],
+        vec!["sandbox", "--accelo-webhook-secret", "s"],
+        vec![
+            "sandbox",
+            "--accelo-webhook-url",
+            "not a url",
+            "--accelo-webhook-secret",
+            "s",
+        ],
     ] {
         let out = tandem().args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");

@@ -16,6 +16,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const SECRET: &str = "s3cret-webhook-signing-key";
+const ACCELO_SECRET: &str = "acc3lo-webhook-signing-key";
 
 fn tandem() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tandem"));
@@ -117,6 +118,10 @@ async fn rename_through_webhooks(deployed: bool) {
             &hook,
             "--webhook-secret",
             SECRET,
+            "--accelo-webhook-url",
+            &format!("http://127.0.0.1:{port}/webhooks/accelo"),
+            "--accelo-webhook-secret",
+            ACCELO_SECRET,
         ])
         .stdout(Stdio::piped())
         .spawn()
@@ -160,6 +165,7 @@ async fn rename_through_webhooks(deployed: bool) {
                 .to_string(),
         ),
         ("HS_WEBHOOK_SECRET", SECRET.to_string()),
+        ("TANDEM_ACCELO_WEBHOOK_SECRET", ACCELO_SECRET.to_string()),
     ]);
 
     // The first pull links the two sides.
@@ -220,6 +226,25 @@ async fn rename_through_webhooks(deployed: bool) {
         .collect();
 
     let http = reqwest::Client::new();
+    // Accelo's webhooks about the pull's own writes were refused while nothing listened; the
+    // sandbox retries them, and serve takes them now. Let that settle first.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let store_handle = tandem_engine::store::open(&store).await.unwrap();
+    loop {
+        let pending = stats(&http, &ac).await["webhooks"]["pending"].as_u64();
+        let jobs = store_handle
+            .jobs(&tandem_engine::store::JobFilter::default())
+            .await
+            .unwrap();
+        if pending == Some(0) && jobs.iter().all(|j| j.state.is_terminal()) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{pending:?} {jobs:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (hs_before, ac_before) = (stats(&http, &hs).await, stats(&http, &ac).await);
     let renamed = "Renamed Through Webhooks Ltd";
     let r = http
@@ -258,7 +283,6 @@ async fn rename_through_webhooks(deployed: bool) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The record job has ended once the store holds no unfinished job.
-    let store_handle = tandem_engine::store::open(&store).await.unwrap();
     loop {
         let jobs = store_handle
             .jobs(&tandem_engine::store::JobFilter::default())
@@ -293,6 +317,48 @@ async fn rename_through_webhooks(deployed: bool) {
         assert_eq!(record_jobs.len(), 1, "{jobs:#?}");
         assert_eq!(record_jobs[0].attempts, 1, "{jobs:#?}");
     }
+    // The other direction: an Accelo edit reaches HubSpot through Accelo's signed webhook (the
+    // poller is still off).
+    let renamed_in_accelo = "Renamed In Accelo Ltd";
+    let r = http
+        .post(format!("{ac}/_sandbox/edit"))
+        .json(&json!({"object": "companies", "id": link.accelo_id, "fields": {"name": renamed_in_accelo}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    loop {
+        let companies: Value = http
+            .get(format!("{hs}/_sandbox/records/companies"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let name = companies
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"].as_str() == Some(link.hubspot_id.as_str()))
+            .and_then(|c| c["properties"]["name"].as_str().map(str::to_string));
+        if name.as_deref() == Some(renamed_in_accelo) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "HubSpot company {} still named {name:?}",
+            link.hubspot_id
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ac_hooks = &stats(&http, &ac).await["webhooks"];
+    assert!(
+        ac_hooks["delivered_requests"].as_u64()
+            > ac_before["webhooks"]["delivered_requests"].as_u64(),
+        "{ac_hooks}"
+    );
+
     for w in workers {
         assert_eq!(terminate(w).await, Some(0));
     }

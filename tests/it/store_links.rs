@@ -1,5 +1,5 @@
 //! Links and record outcomes, on SQLite and PostgreSQL: look-ups from either side, bulk load,
-//! upsert, delete, conflicts, and the one-transaction write of link + intent + log entry.
+//! upsert, delete (by either side, or one exact pair), conflicts, and the one-transaction write of link + intent + log entry.
 
 use std::collections::BTreeMap;
 
@@ -167,6 +167,49 @@ async fn delete_removes_by_either_side() {
                 .unwrap()
         );
         assert!(store.links(Object::Contact).await.unwrap().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn delete_pair_removes_only_that_exact_pair() {
+    for_each_store(|store| async move {
+        store
+            .upsert_link(&link(Object::Company, "1", "10"))
+            .await
+            .unwrap();
+        store
+            .upsert_link(&link(Object::Contact, "1", "10"))
+            .await
+            .unwrap();
+        // Another pair of the same HubSpot record (a link replaced meanwhile) is left alone.
+        assert!(
+            !store
+                .delete_link_pair(Object::Company, "1", "11")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .delete_link_pair(Object::Company, "2", "10")
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .delete_link_pair(Object::Company, "1", "10")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .delete_link_pair(Object::Company, "1", "10")
+                .await
+                .unwrap()
+        );
+        assert!(store.links(Object::Company).await.unwrap().is_empty());
+        // The contact with the same ids is another link.
+        assert_eq!(store.links(Object::Contact).await.unwrap().len(), 1);
     })
     .await;
 }

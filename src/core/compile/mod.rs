@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 pub use self::rules::{
     AcceloPath, BlankPolicy, CompileError, DedupKey, FieldDirection, Mapping, ObjectRules,
-    Precedence, StatusMap,
+    Precedence, StatusMap, TwinMissing,
 };
 use crate::expr::{EvalError, RecordValue};
 use crate::model::{Direction, Object, Record, System};

@@ -17,7 +17,7 @@ use crate::expr::Expr;
 use crate::model::accelo::{ACCELO_STATUS_KEY, name_segments};
 use crate::model::{Direction, Object, Record, System, value_as_string};
 use crate::rules::catalog::Property;
-pub use crate::rules::raw::{BlankPolicy, FieldDirection, Precedence};
+pub use crate::rules::raw::{BlankPolicy, FieldDirection, Precedence, TwinMissing};
 use crate::rules::set::{self, Code, FieldPath, TestCase};
 
 /// Why checked rules did not compile (a disagreement between the check and the compiler).
@@ -43,6 +43,8 @@ pub struct ObjectRules {
     pub file: String,
     /// HubSpot contacts without a company are not pulled.
     pub requires_company: bool,
+    /// What happens to a linked record whose twin no longer exists.
+    pub when_twin_missing: TwinMissing,
     /// HubSpot changes that queue a sync: `created` and property names.
     pub triggers: BTreeSet<String>,
     /// The HubSpot properties these rules may use (standard + custom).
@@ -303,6 +305,7 @@ pub fn compile_object(rules: &set::ObjectRules) -> Result<ObjectRules, CompileEr
         object: rules.object,
         file: rules.file.clone(),
         requires_company: rules.requires_company,
+        when_twin_missing: rules.when_twin_missing,
         triggers: rules.triggers.clone(),
         properties: rules.properties.clone(),
         criteria_pull: opt(&rules.criteria_pull)?,
@@ -346,6 +349,7 @@ mod tests {
             object: Object::Company,
             file: "companies.yaml".into(),
             requires_company: false,
+            when_twin_missing: Default::default(),
             triggers: BTreeSet::new(),
             properties: BTreeMap::new(),
             criteria_pull: Some(Code {

@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::types::{Action, Change, Mode, Plan, RecordRef, Summary, synced_key};
 use crate::compile::Program;
-use crate::compile::{BlankPolicy, Mapping, ObjectRules, Precedence, StatusMap};
+use crate::compile::{BlankPolicy, Mapping, ObjectRules, Precedence, StatusMap, TwinMissing};
 use crate::expr::{EvalError, RecordValue};
 use crate::model::Op;
 use crate::model::{Direction, Link, Object, Record, System};
@@ -437,6 +437,7 @@ impl<'a> Ctx<'a, '_> {
             last_synced: None,
             target_company_id: None,
             affiliation_id: None,
+            replaces_twin: None,
         }
     }
 
@@ -463,10 +464,14 @@ impl<'a> Ctx<'a, '_> {
         if s.object != Object::Contact {
             return None;
         }
-        if let Some(l) = self.links.get(&(Object::Company, cid)) {
-            return Some(l.id_on(self.target_sys).to_string());
+        // A company with a create or link action in this plan is one whose dead link it replaces
+        // (linked companies get neither): that action says where it is.
+        if let Some((_, t)) = self.company_actions.get(cid) {
+            return t.clone();
         }
-        self.company_actions.get(cid).and_then(|(_, t)| t.clone())
+        self.links
+            .get(&(Object::Company, cid))
+            .map(|l| l.id_on(self.target_sys).to_string())
     }
 
     fn decide(&mut self, seq: u32, s: &'a Record) -> Vec<Action> {
@@ -479,16 +484,58 @@ impl<'a> Ctx<'a, '_> {
             )];
         };
         let rv = RecordValue::new(s);
-        let direction = self.input.direction;
 
-        // 1. Linked: update in place.
+        // 1. Linked: update in place. A link whose twin no longer exists goes on as the rule
+        // file's `when_twin_missing` says: skip (in `linked`), or plan the record as unlinked.
+        let mut replaces = None;
         if let Some(link) = self.links.get(&(s.object, s.id.as_str())).copied() {
-            return self.linked(seq, rules, s, &rv, link);
+            let tid = link.id_on(self.target_sys);
+            if rules.when_twin_missing == TwinMissing::Skip
+                || self.targets.contains_key(&(s.object, tid))
+            {
+                return self.linked(seq, rules, s, &rv, link);
+            }
+            replaces = Some(tid.to_string());
         }
+        let out = self.unlinked(seq, rules, s, &rv, replaces.is_some());
+        out.into_iter()
+            .map(|mut a| {
+                if matches!(a.op, Op::Create | Op::Link) {
+                    a.replaces_twin = replaces.clone();
+                    if let Some(old) = &replaces {
+                        let how = match rules.when_twin_missing {
+                            TwinMissing::Recreate => "when_twin_missing: recreate",
+                            _ => "when_twin_missing: unlink",
+                        };
+                        a.reason = format!(
+                            "{}; replaces the link to {} {} `{old}`, which no longer exists \
+                             ({how})",
+                            a.reason, self.target_sys, s.object
+                        );
+                    }
+                }
+                a
+            })
+            .collect()
+    }
 
-        // 2. Not linked: criteria.
-        if !self.input.bypass_criteria {
-            match self.program.criteria_with(s.object, direction, &rv) {
+    /// An unlinked source record (or one whose dead link is being replaced: `replacing`):
+    /// criteria, duplicate detection, create.
+    fn unlinked(
+        &mut self,
+        seq: u32,
+        rules: &'a ObjectRules,
+        s: &'a Record,
+        rv: &RecordValue,
+        replacing: bool,
+    ) -> Vec<Action> {
+        let direction = self.input.direction;
+        // 2. Not linked: criteria (not applied again to a record synced before whose twin is
+        // re-created).
+        let bypass = self.input.bypass_criteria
+            || (replacing && rules.when_twin_missing == TwinMissing::Recreate);
+        if !bypass {
+            match self.program.criteria_with(s.object, direction, rv) {
                 Ok(true) => {}
                 Ok(false) => {
                     let what = rules
@@ -518,7 +565,7 @@ impl<'a> Ctx<'a, '_> {
 
         // 3. Duplicate detection.
         for (idx, key) in rules.dedup.iter().enumerate() {
-            let value = match key.expr(self.source_sys).eval_text(&rv, None) {
+            let value = match key.expr(self.source_sys).eval_text(rv, None) {
                 Ok(Some(v)) => v,
                 Ok(None) => continue,
                 Err(e) => {
@@ -588,7 +635,7 @@ impl<'a> Ctx<'a, '_> {
                         self.contested = true;
                     }
                     self.claimed.insert(claim, s.id.clone());
-                    let mut a = match self.fields(rules, s, &rv, Some(t), None) {
+                    let mut a = match self.fields(rules, s, rv, Some(t), None) {
                         Ok(f) => {
                             let mut a = self.action(
                                 seq,
@@ -634,7 +681,11 @@ impl<'a> Ctx<'a, '_> {
         if s.object == Object::Contact
             && let Some(cid) = &s.company_id
         {
-            if let Some(l) = self.links.get(&(Object::Company, cid.as_str())) {
+            if let Some(l) = self
+                .links
+                .get(&(Object::Company, cid.as_str()))
+                .filter(|_| !self.company_actions.contains_key(cid))
+            {
                 target_company_id = Some(l.id_on(self.target_sys).to_string());
             } else {
                 match self.company_actions.get(cid) {
@@ -653,7 +704,7 @@ impl<'a> Ctx<'a, '_> {
                 }
             }
         }
-        match self.fields(rules, s, &rv, None, None) {
+        match self.fields(rules, s, rv, None, None) {
             Ok(f) => {
                 let mut a = self.action(seq, s, Op::Create, "not linked, no duplicate found");
                 a.changes = f.forward;
@@ -683,7 +734,17 @@ impl<'a> Ctx<'a, '_> {
                 seq,
                 s,
                 Op::Skip,
-                format!("linked {} {} `{tid}` not found", self.target_sys, s.object),
+                format!(
+                    "linked {target} {object} `{tid}` not found: it was deleted in {target} \
+                     (or {target} was reset); it is not created again (set `when_twin_missing: \
+                     recreate` in {file} to re-create it, or forget the link with `tandem links \
+                     remove {source} {object} {id}`)",
+                    target = self.target_sys,
+                    source = self.source_sys,
+                    object = s.object,
+                    file = rules.file,
+                    id = s.id,
+                ),
             );
             a.target.id = Some(tid.to_string());
             return vec![a];
@@ -752,6 +813,7 @@ impl<'a> Ctx<'a, '_> {
                 last_synced: Some(f.synced),
                 target_company_id: s.company_id.clone(),
                 affiliation_id: affiliation,
+                replaces_twin: None,
             });
         }
         out

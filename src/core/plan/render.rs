@@ -212,6 +212,7 @@ mod tests {
                 last_synced: None,
                 target_company_id: None,
                 affiliation_id: None,
+                replaces_twin: None,
             },
             Action {
                 seq: 2,
@@ -231,6 +232,7 @@ mod tests {
                 last_synced: None,
                 target_company_id: None,
                 affiliation_id: None,
+                replaces_twin: None,
             },
         ];
         Plan {

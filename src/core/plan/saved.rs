@@ -536,6 +536,7 @@ mod tests {
             last_synced: None,
             target_company_id: None,
             affiliation_id: None,
+            replaces_twin: None,
         };
         let mut saved = plan();
         saved.actions.push(action("A"));

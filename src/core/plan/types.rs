@@ -232,6 +232,11 @@ pub struct Action {
     /// record's `affiliation.id`, else the link's). The link stores it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affiliation_id: Option<String>,
+    /// On a create or a link: the id of the source's former twin, which no longer exists,
+    /// whose link this action replaces (`when_twin_missing: recreate` or `unlink` in the rule
+    /// file). The executor removes that link just before it writes the new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces_twin: Option<String>,
 }
 
 impl Action {

@@ -27,6 +27,14 @@ pub struct RuleFile {
     /// primary company is not pulled into Accelo.
     #[serde(default)]
     pub requires_company: Lenient<bool>,
+    /// What happens to a linked record whose twin on the other side no longer exists (it was
+    /// deleted there, or the other system was reset): `skip` (the default) reports it and
+    /// leaves it alone, so a record someone deleted is not silently brought back; `recreate`
+    /// creates a new twin (the criteria are not applied again, duplicate detection still runs
+    /// first) in place of the old link; `unlink` forgets the link and treats the record as new
+    /// (criteria, duplicate detection, create).
+    #[serde(default)]
+    pub when_twin_missing: Lenient<TwinMissing>,
     /// HubSpot changes that queue an automatic sync: `created` (a new record) and the
     /// internal names of the standard properties whose change triggers a sync.
     #[serde(default)]
@@ -242,6 +250,21 @@ pub enum BlankPolicy {
     Keep,
     /// A blank clears the other side.
     Clear,
+}
+
+/// What happens to a linked record whose twin no longer exists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TwinMissing {
+    /// Report the record as skipped and leave it alone: a deleted twin is not created again.
+    #[default]
+    Skip,
+    /// Create a new twin (duplicate detection first; the criteria are not applied again) and
+    /// link to it instead.
+    Recreate,
+    /// Forget the link and treat the record as never synced: criteria, duplicate detection,
+    /// create.
+    Unlink,
 }
 
 /// Status mapping between a HubSpot enumeration property and the Accelo status (by title).

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::catalog::Property;
-pub use super::raw::{BlankPolicy, FieldDirection, Precedence};
+pub use super::raw::{BlankPolicy, FieldDirection, Precedence, TwinMissing};
 pub use crate::expr::Vars;
 use crate::model::accelo::ACCELO_STATUS_KEY;
 use crate::model::{Direction, Link, Object, Op, Record, System};
@@ -48,6 +48,8 @@ pub struct ObjectRules {
     pub file: String,
     /// HubSpot contacts without a company are not pulled.
     pub requires_company: bool,
+    /// What happens to a linked record whose twin no longer exists.
+    pub when_twin_missing: TwinMissing,
     /// HubSpot changes that queue a sync: `created` and property names.
     pub triggers: BTreeSet<String>,
     /// The HubSpot properties these rules may use (standard + custom).

@@ -316,6 +316,7 @@ impl Executor {
             st.logged = self.logged_sources(job).await?;
         }
         run.progress.start(plan.direction.as_str(), st.total);
+        self.drop_dead_links(plan).await?;
 
         // Per object (companies first): the writes to the direction's target, then those an
         // incremental plan sends the other way (which depend on the first ones).
@@ -346,6 +347,29 @@ impl Executor {
         self.progress(run, &mut st, true).await?;
         run.progress.finish();
         Ok(st.report)
+    }
+
+    /// Removes the links the plan's creates and links replace: links whose twin no longer
+    /// exists (`when_twin_missing: recreate | unlink`). Only that exact pair is removed, so a
+    /// link another run wrote meanwhile stays, and the create then finds it (and leaves the
+    /// record to that run).
+    async fn drop_dead_links(&self, plan: &Plan) -> Result<(), ExecError> {
+        for a in &plan.actions {
+            let (Some(dead), Some(source)) = (&a.replaces_twin, &a.source.id) else {
+                continue;
+            };
+            if !matches!(a.op, Op::Create | Op::Link) {
+                continue;
+            }
+            let (hubspot_id, accelo_id) = match a.source.system {
+                System::HubSpot => (source.as_str(), dead.as_str()),
+                System::Accelo => (dead.as_str(), source.as_str()),
+            };
+            self.store
+                .delete_link_pair(a.object, hubspot_id, accelo_id)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Source records with a record entry in `job`'s log.
@@ -1318,6 +1342,10 @@ impl<'a> Index<'a> {
     }
 
     fn existing(&self, a: &Action) -> Option<&'a Link> {
+        if a.replaces_twin.is_some() {
+            // A dead link being replaced: nothing of it carries over.
+            return None;
+        }
         self.link_of(a.object, a.source.system, a.source.id.as_deref()?)
     }
 

@@ -206,6 +206,7 @@ mod tests {
             last_synced: None,
             target_company_id: None,
             affiliation_id: None,
+            replaces_twin: None,
         }
     }
 

@@ -438,6 +438,7 @@ mod tests {
             last_synced: None,
             target_company_id: None,
             affiliation_id: None,
+            replaces_twin: None,
         }
     }
 

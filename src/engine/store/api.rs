@@ -92,6 +92,16 @@ pub trait Store: Send + Sync + fmt::Debug {
         id: &str,
     ) -> Result<bool, StoreError>;
 
+    /// Deletes the link of `object` between HubSpot `hubspot_id` and Accelo `accelo_id`, only
+    /// if that exact pair is linked (a link another run has replaced meanwhile is left alone);
+    /// true if it was.
+    async fn delete_link_pair(
+        &self,
+        object: Object,
+        hubspot_id: &str,
+        accelo_id: &str,
+    ) -> Result<bool, StoreError>;
+
     // ----- jobs ---------------------------------------------------------------------------
 
     /// Queues a job. With a coalescing key that a queued job already has, nothing is added and

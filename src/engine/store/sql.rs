@@ -1048,6 +1048,24 @@ macro_rules! impl_store {
                     Ok(n > 0)
                 }
 
+                async fn delete_link_pair(
+                    &self,
+                    object: Object,
+                    hubspot_id: &str,
+                    accelo_id: &str,
+                ) -> Result<bool, StoreError> {
+                    let done = sqlx::query(
+                        "DELETE FROM links WHERE object = $1 AND hubspot_id = $2 AND accelo_id = $3",
+                    )
+                    .bind(object.as_str())
+                    .bind(hubspot_id)
+                    .bind(accelo_id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(q("deleting a link"))?;
+                    Ok(done.rows_affected() > 0)
+                }
+
                 // ----- jobs -------------------------------------------------------------------
 
                 async fn enqueue(&self, job: &NewJob) -> Result<Enqueued, StoreError> {

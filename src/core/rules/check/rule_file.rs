@@ -482,6 +482,7 @@ impl FileState {
             object,
             file: self.name.clone(),
             requires_company,
+            when_twin_missing: file.when_twin_missing.get().copied().unwrap_or_default(),
             triggers,
             properties: cat
                 .names()
