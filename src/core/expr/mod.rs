@@ -234,12 +234,22 @@ pub struct EvalError {
     pub line: Option<usize>,
     /// Column inside that line, when known.
     pub column: Option<usize>,
+    /// Whether one of the sandbox's limits stopped the evaluation (operations, time, size of a
+    /// string, list or map, call depth) rather than an error in the expression's logic.
+    pub limit: bool,
 }
 
 impl EvalError {
     fn from_rhai(e: &EvalAltResult) -> EvalError {
         let inner = e.unwrap_inner();
         let pos = inner.position();
+        let limit = matches!(
+            inner,
+            EvalAltResult::ErrorTooManyOperations(_)
+                | EvalAltResult::ErrorDataTooLarge(..)
+                | EvalAltResult::ErrorStackOverflow(_)
+                | EvalAltResult::ErrorTerminated(..)
+        );
         let what = match inner {
             EvalAltResult::ErrorTooManyOperations(_) => format!(
                 "the rule exceeded its limit of {MAX_OPERATIONS} operations (an endless loop?)"
@@ -275,6 +285,7 @@ impl EvalError {
             message,
             line,
             column,
+            limit,
         }
     }
 
@@ -283,6 +294,7 @@ impl EvalError {
             message: what.into(),
             line: None,
             column: None,
+            limit: false,
         }
     }
 }
@@ -435,6 +447,18 @@ impl Expr {
     pub fn probe_functions(&self, sample: &RecordValue) -> Option<EvalError> {
         match self.eval(sample, Some("x")) {
             Err(e) if e.message.starts_with("no function") => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Runs the expression once on `sample` (with `value` = `"x"` in transforms) under the
+    /// limits every evaluation has, and returns the error when it failed: a call to a function
+    /// that does not exist for its arguments, or a limit the expression hit
+    /// ([`EvalError::limit`]). Other runtime errors (a value of the wrong type, …) are `None`:
+    /// they may depend on the record.
+    pub fn probe(&self, sample: &RecordValue) -> Option<EvalError> {
+        match self.eval(sample, Some("x")) {
+            Err(e) if e.limit || e.message.starts_with("no function") => Some(e),
             _ => None,
         }
     }
