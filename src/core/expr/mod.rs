@@ -222,13 +222,48 @@ pub enum CompileErrorKind {
     UndefinedVariable(String),
 }
 
+/// Where an expression sits in its rule file, so that an evaluation error names the file's own
+/// line and column rather than a place inside the expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The rule file, as `tandem check` names it.
+    pub file: Arc<str>,
+    /// For each character of the expression as decoded (and one past its end), its 1-based
+    /// (line, column) in the file: block scalars (`|`, `>`) and quoted scalars map each
+    /// character back to where it was written.
+    pub positions: Arc<[(usize, usize)]>,
+}
+
+impl Origin {
+    /// The file's (line, column) of the character at 1-based (`line`, `column`) of `source`.
+    pub fn at(&self, source: &str, line: usize, column: usize) -> Option<(usize, usize)> {
+        let mut idx = 0;
+        let mut cur = 1;
+        let mut chars = source.chars();
+        while cur < line {
+            match chars.next() {
+                Some('\n') => {
+                    cur += 1;
+                    idx += 1;
+                }
+                Some(_) => idx += 1,
+                None => break,
+            }
+        }
+        let idx = idx + column.saturating_sub(1);
+        let last = self.positions.len().checked_sub(1)?;
+        self.positions.get(idx.min(last)).copied()
+    }
+}
+
 /// Why an evaluation failed: a limit, a runtime error, or a result of the wrong type. Fails the
 /// record being evaluated, never the engine.
 #[derive(Debug, Clone, PartialEq, Eq, Error, miette::Diagnostic)]
 #[error("{message}")]
 #[diagnostic(code(tandem::rules::eval))]
 pub struct EvalError {
-    /// Lower-case description (includes the position inside the expression when known).
+    /// Lower-case description. Includes the position when known: the rule file's line and
+    /// column when the expression knows its [`Origin`], else the place inside the expression.
     pub message: String,
     /// Line inside the expression, when known.
     pub line: Option<usize>,
@@ -240,7 +275,7 @@ pub struct EvalError {
 }
 
 impl EvalError {
-    fn from_rhai(e: &EvalAltResult) -> EvalError {
+    fn from_rhai(e: &EvalAltResult, source: &str, origin: Option<&Origin>) -> EvalError {
         let inner = e.unwrap_inner();
         let pos = inner.position();
         let limit = matches!(
@@ -278,7 +313,10 @@ impl EvalError {
         };
         let (line, column) = split_pos(pos);
         let message = match (line, column) {
-            (Some(l), Some(c)) => format!("{what} (line {l}, column {c})"),
+            (Some(l), Some(c)) => match origin.and_then(|o| o.at(source, l, c).map(|p| (o, p))) {
+                Some((o, (fl, fc))) => format!("{what} ({}, line {fl}, column {fc})", o.file),
+                None => format!("{what} (line {l}, column {c})"),
+            },
             _ => what,
         };
         EvalError {
@@ -333,6 +371,7 @@ pub struct Expr {
     source: Arc<str>,
     ast: Arc<rhai::AST>,
     vars: Vars,
+    origin: Option<Origin>,
 }
 
 impl fmt::Debug for Expr {
@@ -360,6 +399,7 @@ impl Expr {
                 source: Arc::from(source),
                 ast: Arc::new(ast),
                 vars,
+                origin: None,
             }),
             Err(e) => {
                 let (line, column) = split_pos(e.position());
@@ -390,6 +430,13 @@ impl Expr {
         }
     }
 
+    /// The same expression, knowing where it sits in its rule file: its evaluation errors then
+    /// give the file's line and column.
+    pub fn with_origin(mut self, origin: Option<Origin>) -> Expr {
+        self.origin = origin;
+        self
+    }
+
     /// The expression's source text.
     pub fn source(&self) -> &str {
         &self.source
@@ -416,7 +463,7 @@ impl Expr {
         let _deadline = Deadline::start(budget);
         engine()
             .eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast)
-            .map_err(|e| EvalError::from_rhai(&e))
+            .map_err(|e| EvalError::from_rhai(&e, &self.source, self.origin.as_ref()))
     }
 
     /// Evaluates a condition: the result must be `true` or `false`.

@@ -130,6 +130,7 @@ impl FileState {
                         return Some(Checked_ {
                             source: text.to_string(),
                             vars,
+                            origin: self.origin(ptr, text),
                         });
                     }
                     report.push(
@@ -146,6 +147,7 @@ impl FileState {
                 Some(Checked_ {
                     source: text.to_string(),
                     vars,
+                    origin: self.origin(ptr, text),
                 })
             }
             Err(err) => {
