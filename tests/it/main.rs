@@ -27,6 +27,7 @@ mod log_cli;
 mod connect_sandbox;
 
 // Executing plans, jobs and crash safety.
+mod campaign_faults;
 mod exec_crash;
 mod exec_executor;
 mod exec_worker;

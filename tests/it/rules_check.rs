@@ -344,10 +344,22 @@ fn probing_runaway_expressions_finishes() {
     for line in [3, 10, 11] {
         assert!(lines.contains(&line), "line {line}: {json}");
     }
-    let messages: Vec<&str> = w010.iter().map(|d| d["message"].as_str().unwrap()).collect();
-    assert!(messages.iter().any(|m| m.contains("operations")), "{messages:?}");
-    assert!(messages.iter().any(|m| m.contains("too large")), "{messages:?}");
-    assert!(messages.iter().any(|m| m.contains("nested calls")), "{messages:?}");
+    let messages: Vec<&str> = w010
+        .iter()
+        .map(|d| d["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains("operations")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("too large")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("nested calls")),
+        "{messages:?}"
+    );
     for m in &messages {
         assert!(!m.contains("(line "), "{m}");
     }

@@ -745,7 +745,11 @@ fn a_runaway_rule_fails_its_record_and_the_others_still_plan() {
     let (l1, _, _) = at(&p.actions[1].reason);
     assert_eq!(l1, 5, "{}", p.actions[1].reason);
     assert_eq!(p.actions[3].op, Op::Skip);
-    assert!(p.actions[3].reason.contains("zero"), "{}", p.actions[3].reason);
+    assert!(
+        p.actions[3].reason.contains("zero"),
+        "{}",
+        p.actions[3].reason
+    );
     let (l3, _, c3) = at(&p.actions[3].reason);
     assert_eq!((l3, c3), (11, '/'), "{}", p.actions[3].reason);
     // Reported for the record, not measured as a pass/fail criterion.

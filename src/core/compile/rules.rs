@@ -254,11 +254,11 @@ pub fn compile_object(rules: &set::ObjectRules) -> Result<ObjectRules, CompileEr
         Expr::compile(&c.source, c.vars)
             .map(|e| e.with_origin(c.origin.clone()))
             .map_err(|e| CompileError {
-            file: file.to_string(),
-            what: "expression",
-            source_text: c.source.clone(),
-            reason: e.message,
-        })
+                file: file.to_string(),
+                what: "expression",
+                source_text: c.source.clone(),
+                reason: e.message,
+            })
     };
     let opt = |c: &Option<Code>| c.as_ref().map(code).transpose();
     let path = |p: &FieldPath| {

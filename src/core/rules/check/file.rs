@@ -121,7 +121,10 @@ impl FileState {
                 let off = off.min(self.src.len());
                 let line = line_starts.partition_point(|&s| s <= off).max(1);
                 let start = line_starts[line - 1];
-                let column = self.src.get(start..off).map_or(1, |s| s.chars().count() + 1);
+                let column = self
+                    .src
+                    .get(start..off)
+                    .map_or(1, |s| s.chars().count() + 1);
                 (line, column)
             })
             .collect();
