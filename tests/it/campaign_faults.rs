@@ -30,7 +30,7 @@ use crate::support::exec::*;
 /// The data seed every run of the campaign starts from.
 const DATA_SEED: u64 = 41;
 /// At most this many runs of one step before the campaign gives up on it.
-const MAX_RUNS: usize = 12;
+const MAX_RUNS: usize = 30;
 
 /// (companies, contacts): small in CI, the figures' size with `TANDEM_CAMPAIGN=long`, any
 /// size with `TANDEM_CAMPAIGN_SIZE=companies,contacts`.
@@ -68,12 +68,14 @@ fn faults(seed: u64) -> FaultConfig {
     }
 }
 
-/// The executor's retries: one, quickly, so that a fault often outlasts them and a record
-/// fails (the campaign is about what a failed record leaves behind). Reads for planning use
-/// the tests' usual retries: a run whose read fails writes nothing.
+/// The executor's retries, quick: one at the small size, so that a fault often outlasts them
+/// and a record or a run fails (the campaign is about what a failure leaves behind); three at
+/// larger sizes, where a single retry would make nearly every run of thousands of requests
+/// stop. Reads for planning use the tests' usual retries: a run whose read fails writes
+/// nothing.
 fn few_retries() -> RetryPolicy {
     RetryPolicy {
-        retries: 1,
+        retries: if size().1 > 100 { 3 } else { 1 },
         ..fast_retry()
     }
 }
