@@ -28,6 +28,9 @@ mod log_cli;
 mod connect_sandbox;
 
 // Executing plans, jobs and crash safety.
+mod campaign_faults;
+mod campaign_rhai;
+mod campaign_secrets;
 mod exec_crash;
 mod exec_executor;
 mod exec_worker;

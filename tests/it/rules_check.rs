@@ -336,6 +336,41 @@ fn probing_runaway_expressions_finishes() {
         .filter(|d| d["severity"] == "error")
         .collect();
     assert!(errors.is_empty(), "{json}");
+    // Each runaway is a warning at its own expression, in the rule file's lines: the probe ran
+    // them under the planner's limits. (The push criteria stops on the clock or not depending
+    // on the machine; it is not counted.)
+    let w010 = find_code(&json, "W010");
+    let lines: Vec<u64> = w010.iter().map(|d| d["line"].as_u64().unwrap()).collect();
+    for line in [3, 10, 11] {
+        assert!(lines.contains(&line), "line {line}: {json}");
+    }
+    let messages: Vec<&str> = w010
+        .iter()
+        .map(|d| d["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains("operations")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("too large")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("nested calls")),
+        "{messages:?}"
+    );
+    for m in &messages {
+        assert!(!m.contains("(line "), "{m}");
+    }
+}
+
+#[test]
+fn an_expression_that_finishes_has_no_limit_warning() {
+    // A loop with an end, well under the limits, is not reported.
+    let text = "object: company\ncriteria:\n  pull: |\n    let n = 0;\n    while n < 1000 { n += 1; }\n    n == 1000\nfields:\n  - hubspot: name\n    accelo: $.name\n";
+    let json = check_one_file("companies.yaml", text);
+    assert!(find_code(&json, "W010").is_empty(), "{json}");
 }
 
 #[test]

@@ -674,7 +674,7 @@ fn a_runaway_rule_fails_its_record_and_the_others_still_plan() {
         dir.path().join("companies.yaml"),
         "object: company\n\
          criteria:\n  pull: |\n    if record.name == \"Loop\" { loop { } }\n    if record.name == \"Big\" { let s = \"xxxxxxxx\"; loop { s += s; } }\n    true\n\
-         fields:\n  - hubspot: name\n    accelo: $.name\n",
+         fields:\n  - hubspot: name\n    accelo: $.name\n    transform:\n      pull: 'if value == \"Fine\" { value } else { value.len() / (value.len() - 4) }'\n",
     )
     .unwrap();
     let loaded = load(&Paths {
@@ -682,7 +682,7 @@ fn a_runaway_rule_fails_its_record_and_the_others_still_plan() {
         rules_dir: dir.path().to_path_buf(),
     })
     .unwrap();
-    let source: Vec<Record> = ["Loop", "Big", "Fine"]
+    let source: Vec<Record> = ["Loop", "Big", "Fine", "Four"]
         .iter()
         .enumerate()
         .map(|(i, n)| {
@@ -721,6 +721,37 @@ fn a_runaway_rule_fails_its_record_and_the_others_still_plan() {
         p.actions[1].reason
     );
     assert_eq!(p.actions[2].op, Op::Create);
+    // Each reason gives the rule file's own line and column: inside the block scalar (the
+    // `loop` on line 4 and the `+=` on line 5 of the file, not lines 1 and 2 of the
+    // expression), and inside the quoted one-line transform on line 11 (the `/`).
+    let file = dir.path().join("companies.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let at = |reason: &str| -> (usize, usize, char) {
+        let tail = reason.rsplit(", line ").next().unwrap();
+        let (l, c) = tail.trim_end_matches(')').split_once(", column ").unwrap();
+        let (l, c): (usize, usize) = (l.parse().unwrap(), c.parse().unwrap());
+        let ch = text.lines().nth(l - 1).unwrap().chars().nth(c - 1).unwrap();
+        (l, c, ch)
+    };
+    for a in [&p.actions[0], &p.actions[1], &p.actions[3]] {
+        assert!(
+            a.reason.contains(&format!("({}, line ", file.display())),
+            "{}",
+            a.reason
+        );
+    }
+    let (l0, _, _) = at(&p.actions[0].reason);
+    assert_eq!(l0, 4, "{}", p.actions[0].reason);
+    let (l1, _, _) = at(&p.actions[1].reason);
+    assert_eq!(l1, 5, "{}", p.actions[1].reason);
+    assert_eq!(p.actions[3].op, Op::Skip);
+    assert!(
+        p.actions[3].reason.contains("zero"),
+        "{}",
+        p.actions[3].reason
+    );
+    let (l3, _, c3) = at(&p.actions[3].reason);
+    assert_eq!((l3, c3), (11, '/'), "{}", p.actions[3].reason);
     // Reported for the record, not measured as a pass/fail criterion.
     eprintln!("planning 3 records with two runaway rules took {elapsed:?}");
 }

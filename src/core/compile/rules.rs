@@ -253,12 +253,14 @@ impl StatusMap {
 pub fn compile_object(rules: &set::ObjectRules) -> Result<ObjectRules, CompileError> {
     let file = rules.file.as_str();
     let code = |c: &Code| {
-        Expr::compile(&c.source, c.vars).map_err(|e| CompileError {
-            file: file.to_string(),
-            what: "expression",
-            source_text: c.source.clone(),
-            reason: e.message,
-        })
+        Expr::compile(&c.source, c.vars)
+            .map(|e| e.with_origin(c.origin.clone()))
+            .map_err(|e| CompileError {
+                file: file.to_string(),
+                what: "expression",
+                source_text: c.source.clone(),
+                reason: e.message,
+            })
     };
     let opt = |c: &Option<Code>| c.as_ref().map(code).transpose();
     let path = |p: &FieldPath| {
@@ -355,6 +357,7 @@ mod tests {
             criteria_pull: Some(Code {
                 source: "record.name ==".into(),
                 vars: crate::expr::Vars::Record,
+                origin: None,
             }),
             criteria_push: None,
             dedup: Vec::new(),

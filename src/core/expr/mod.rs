@@ -47,6 +47,10 @@ pub const MAX_COLLECTION: usize = 10_000;
 /// Longest one evaluation may run (wall clock). Documented in docs/rules.md ("The sandbox").
 pub const MAX_EVAL_TIME: Duration = Duration::from_millis(100);
 
+/// The time limit of [`Expr::probe`]'s run on a sample record: ten times [`MAX_EVAL_TIME`], so
+/// that an expression under the other limits is reported for time only when it is far over.
+pub const PROBE_TIME: Duration = Duration::from_secs(1);
+
 static ENGINE: LazyLock<Engine> = LazyLock::new(build_engine);
 
 /// The progress callback reads the clock every this many operations: often enough that even
@@ -222,24 +226,69 @@ pub enum CompileErrorKind {
     UndefinedVariable(String),
 }
 
+/// Where an expression sits in its rule file, so that an evaluation error names the file's own
+/// line and column rather than a place inside the expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The rule file, as `tandem check` names it.
+    pub file: Arc<str>,
+    /// For each character of the expression as decoded (and one past its end), its 1-based
+    /// (line, column) in the file: block scalars (`|`, `>`) and quoted scalars map each
+    /// character back to where it was written.
+    pub positions: Arc<[(usize, usize)]>,
+}
+
+impl Origin {
+    /// The file's (line, column) of the character at 1-based (`line`, `column`) of `source`.
+    pub fn at(&self, source: &str, line: usize, column: usize) -> Option<(usize, usize)> {
+        let mut idx = 0;
+        let mut cur = 1;
+        let mut chars = source.chars();
+        while cur < line {
+            match chars.next() {
+                Some('\n') => {
+                    cur += 1;
+                    idx += 1;
+                }
+                Some(_) => idx += 1,
+                None => break,
+            }
+        }
+        let idx = idx + column.saturating_sub(1);
+        let last = self.positions.len().checked_sub(1)?;
+        self.positions.get(idx.min(last)).copied()
+    }
+}
+
 /// Why an evaluation failed: a limit, a runtime error, or a result of the wrong type. Fails the
 /// record being evaluated, never the engine.
 #[derive(Debug, Clone, PartialEq, Eq, Error, miette::Diagnostic)]
 #[error("{message}")]
 #[diagnostic(code(tandem::rules::eval))]
 pub struct EvalError {
-    /// Lower-case description (includes the position inside the expression when known).
+    /// Lower-case description. Includes the position when known: the rule file's line and
+    /// column when the expression knows its [`Origin`], else the place inside the expression.
     pub message: String,
     /// Line inside the expression, when known.
     pub line: Option<usize>,
     /// Column inside that line, when known.
     pub column: Option<usize>,
+    /// Whether one of the sandbox's limits stopped the evaluation (operations, time, size of a
+    /// string, list or map, call depth) rather than an error in the expression's logic.
+    pub limit: bool,
 }
 
 impl EvalError {
-    fn from_rhai(e: &EvalAltResult) -> EvalError {
+    fn from_rhai(e: &EvalAltResult, source: &str, origin: Option<&Origin>) -> EvalError {
         let inner = e.unwrap_inner();
         let pos = inner.position();
+        let limit = matches!(
+            inner,
+            EvalAltResult::ErrorTooManyOperations(_)
+                | EvalAltResult::ErrorDataTooLarge(..)
+                | EvalAltResult::ErrorStackOverflow(_)
+                | EvalAltResult::ErrorTerminated(..)
+        );
         let what = match inner {
             EvalAltResult::ErrorTooManyOperations(_) => format!(
                 "the rule exceeded its limit of {MAX_OPERATIONS} operations (an endless loop?)"
@@ -268,13 +317,17 @@ impl EvalError {
         };
         let (line, column) = split_pos(pos);
         let message = match (line, column) {
-            (Some(l), Some(c)) => format!("{what} (line {l}, column {c})"),
+            (Some(l), Some(c)) => match origin.and_then(|o| o.at(source, l, c).map(|p| (o, p))) {
+                Some((o, (fl, fc))) => format!("{what} ({}, line {fl}, column {fc})", o.file),
+                None => format!("{what} (line {l}, column {c})"),
+            },
             _ => what,
         };
         EvalError {
             message,
             line,
             column,
+            limit,
         }
     }
 
@@ -283,6 +336,7 @@ impl EvalError {
             message: what.into(),
             line: None,
             column: None,
+            limit: false,
         }
     }
 }
@@ -321,6 +375,7 @@ pub struct Expr {
     source: Arc<str>,
     ast: Arc<rhai::AST>,
     vars: Vars,
+    origin: Option<Origin>,
 }
 
 impl fmt::Debug for Expr {
@@ -348,6 +403,7 @@ impl Expr {
                 source: Arc::from(source),
                 ast: Arc::new(ast),
                 vars,
+                origin: None,
             }),
             Err(e) => {
                 let (line, column) = split_pos(e.position());
@@ -378,6 +434,13 @@ impl Expr {
         }
     }
 
+    /// The same expression, knowing where it sits in its rule file: its evaluation errors then
+    /// give the file's line and column.
+    pub fn with_origin(mut self, origin: Option<Origin>) -> Expr {
+        self.origin = origin;
+        self
+    }
+
     /// The expression's source text.
     pub fn source(&self) -> &str {
         &self.source
@@ -404,7 +467,7 @@ impl Expr {
         let _deadline = Deadline::start(budget);
         engine()
             .eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast)
-            .map_err(|e| EvalError::from_rhai(&e))
+            .map_err(|e| EvalError::from_rhai(&e, &self.source, self.origin.as_ref()))
     }
 
     /// Evaluates a condition: the result must be `true` or `false`.
@@ -435,6 +498,21 @@ impl Expr {
     pub fn probe_functions(&self, sample: &RecordValue) -> Option<EvalError> {
         match self.eval(sample, Some("x")) {
             Err(e) if e.message.starts_with("no function") => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Runs the expression once on `sample` (with `value` = `"x"` in transforms) under the
+    /// limits every evaluation has, and returns the error when it failed: a call to a function
+    /// that does not exist for its arguments, or a limit the expression hit
+    /// ([`EvalError::limit`]). Other runtime errors (a value of the wrong type, …) are `None`:
+    /// they may depend on the record.
+    ///
+    /// The time limit of this run is [`PROBE_TIME`], not [`MAX_EVAL_TIME`]: what `tandem check`
+    /// reports must not depend on how busy the machine is, and every other limit is exact.
+    pub fn probe(&self, sample: &RecordValue) -> Option<EvalError> {
+        match self.eval_within(sample, Some("x"), PROBE_TIME) {
+            Err(e) if e.limit || e.message.starts_with("no function") => Some(e),
             _ => None,
         }
     }

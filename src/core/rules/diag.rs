@@ -94,6 +94,7 @@ codes! {
     CustomTrigger = "W002", Warning, "a custom property as trigger (HubSpot sends no webhooks for custom properties; only polling sees them)";
     MissingObject = "W003", Warning, "no rule file for an object (that object will not sync)";
     ShadowedProperty = "W004", Warning, "a custom property declared with the name of a standard one";
+    RuleLimit = "W010", Warning, "a Rhai expression hits an evaluation limit on a sample record (operations, time, size, call depth): every record it runs on would fail";
 }
 
 impl fmt::Display for Code {

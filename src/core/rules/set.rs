@@ -28,6 +28,8 @@ pub struct Code {
     pub source: String,
     /// The variables in scope.
     pub vars: Vars,
+    /// Where it is written in its rule file (for errors that give the file's line and column).
+    pub origin: Option<crate::expr::Origin>,
 }
 
 /// A checked Accelo field path: a JSONPath that parses and names a field of the record.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::expr::RecordValue;
+use crate::expr::{Origin, RecordValue};
 use crate::model::{Object, System};
 use crate::rules::catalog::HubSpotCatalog;
 use crate::rules::diag::{Code, Diagnostic, Report};
@@ -105,6 +105,33 @@ impl FileState {
         column: usize,
     ) -> Range<usize> {
         self.expr_span_len(ptr, text, char_index(text, line, column), 1)
+    }
+
+    /// Where the expression `text` at `ptr` is written: for each of its characters, the file's
+    /// 1-based (line, column).
+    pub(super) fn origin(&self, ptr: &str, text: &str) -> Option<Origin> {
+        let node = self.index.get(ptr)?;
+        let offsets = yaml::scalar_offsets(&self.src, node, text);
+        let line_starts: Vec<usize> = std::iter::once(0)
+            .chain(self.src.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        let positions: Vec<(usize, usize)> = offsets
+            .iter()
+            .map(|&off| {
+                let off = off.min(self.src.len());
+                let line = line_starts.partition_point(|&s| s <= off).max(1);
+                let start = line_starts[line - 1];
+                let column = self
+                    .src
+                    .get(start..off)
+                    .map_or(1, |s| s.chars().count() + 1);
+                (line, column)
+            })
+            .collect();
+        Some(Origin {
+            file: Arc::from(self.name.as_str()),
+            positions: Arc::from(positions),
+        })
     }
 
     /// The source span of `len` characters from character `idx` of the expression at `ptr`.

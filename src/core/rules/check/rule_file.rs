@@ -105,7 +105,7 @@ impl FileState {
                 if !self.check_record_paths(ptr, text, side.system, side.object, side.cat, report) {
                     return None;
                 }
-                if let Some(err) = e.probe_functions(side.sample) {
+                if let Some(err) = e.probe(side.sample) {
                     let span = match (err.line, err.column) {
                         (Some(l), Some(c)) => self.expr_span(ptr, text, l, c),
                         _ => self.val(ptr),
@@ -116,6 +116,23 @@ impl FileState {
                         .next()
                         .unwrap_or(&err.message)
                         .to_string();
+                    if err.limit {
+                        // Still valid: the record it fails on says why. But a limit hit on
+                        // the sample is most likely hit on every record.
+                        report.push(
+                            self.diag(Code::RuleLimit, span, msg)
+                                .label("stopped here on a sample record")
+                                .help(
+                                    "every record this runs on would fail with this reason; \
+                                     look for a loop that never ends or a value that keeps growing",
+                                ),
+                        );
+                        return Some(Checked_ {
+                            source: text.to_string(),
+                            vars,
+                            origin: self.origin(ptr, text),
+                        });
+                    }
                     report.push(
                         self.diag(Code::UnknownFunction, span, msg)
                             .label("not defined for these arguments")
@@ -130,6 +147,7 @@ impl FileState {
                 Some(Checked_ {
                     source: text.to_string(),
                     vars,
+                    origin: self.origin(ptr, text),
                 })
             }
             Err(err) => {
