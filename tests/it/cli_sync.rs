@@ -815,8 +815,9 @@ async fn a_signal_stops_a_waiting_run_and_the_same_command_continues_it() {
 }
 
 /// A pull that Accelo's hourly budget will make slow says so before it writes — how many
-/// requests, and how long at that budget — and, once the budget is spent, says what it waits
-/// for and until when, instead of seeming to stall. Ctrl-C still stops it at once.
+/// requests, and how long at that budget — its time left counts the budget, and once the
+/// budget is spent it says what it waits for and until when, instead of seeming to stall.
+/// Ctrl-C still stops it at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pull_slowed_by_the_budget_says_what_it_costs_and_what_it_waits_for() {
     let sb = tandem_sandbox::Sandbox::start(tandem_sandbox::SandboxOptions {
@@ -861,6 +862,16 @@ async fn a_pull_slowed_by_the_budget_says_what_it_costs_and_what_it_waits_for() 
     assert!(
         cost.contains(" requests to accelo; at 40 an hour that takes about "),
         "{cost}"
+    );
+    // The time left counts the budget, not the (fast) rate of the first records.
+    let progress = seen
+        .iter()
+        .find(|l| l.starts_with("pull: 0/"))
+        .unwrap_or_else(|| panic!("no progress line: {seen:#?}"));
+    let took = cost.rsplit("that takes about ").next().unwrap_or_default();
+    assert!(
+        progress.ends_with(&format!("(0%, about {took} left)")),
+        "{progress} / {cost}"
     );
     let kill = std::process::Command::new("kill")
         .args(["-INT", &pid.to_string()])
@@ -1022,7 +1033,8 @@ async fn a_run_is_counted_in_the_metrics() {
     let store = p.store().await;
     tandem_engine::server::metrics::observe_queue(store.as_ref()).await;
     let after = tandem_engine::server::metrics::render().unwrap();
-    assert_eq!(runs(&after) - runs(&before), 1.0, "{after}");
+    // The recorder is the process's: other tests' runs may be counted meanwhile too.
+    assert!(runs(&after) - runs(&before) >= 1.0, "{after}");
     assert!(
         metric(
             &after,

@@ -278,6 +278,7 @@ impl JobHandler for SyncJobs {
         if let Some(sentence) = cost.sentence(&run.job.kind.to_string()) {
             progress.message(&sentence);
             self.notice(run, NoticeLevel::Info, &sentence).await?;
+            progress.at_least(cost.duration());
         }
         let t_exec = Instant::now();
         let report = exec

@@ -18,6 +18,35 @@ pub trait Progress: Send + Sync {
     fn message(&self, text: &str);
     /// The phase ended.
     fn finish(&self);
+    /// The next phase cannot take less than `least` in all (the target's request budget bounds
+    /// it): its time left is never shown below that share of it.
+    fn at_least(&self, least: Duration) {
+        let _ = least;
+    }
+}
+
+/// Time left in words for a person: `2 h 30 min`, `4 min`, `20 s`.
+fn left_words(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs < 60 {
+        return format!("{secs} s");
+    }
+    let mins = secs.div_ceil(60);
+    match (mins / 60, mins % 60) {
+        (0, m) => format!("{m} min"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m} min"),
+    }
+}
+
+/// The time left of a phase `done` of `total` in: what the rate so far says (`by_rate`), but
+/// never less than the budget's share of what is left.
+fn time_left(by_rate: Duration, least: Duration, done: u64, total: u64) -> Duration {
+    if total == 0 {
+        return by_rate;
+    }
+    let rest = total.saturating_sub(done) as f64 / total as f64;
+    by_rate.max(least.mul_f64(rest))
 }
 
 /// How to show progress.
@@ -61,21 +90,38 @@ impl Progress for Silent {
 #[derive(Debug)]
 pub struct Bar {
     bar: Mutex<Option<ProgressBar>>,
+    least: Mutex<Duration>,
 }
 
 impl Bar {
     fn new() -> Bar {
         Bar {
             bar: Mutex::new(None),
+            least: Mutex::new(Duration::ZERO),
         }
     }
 }
 
 impl Progress for Bar {
     fn start(&self, label: &str, total: u64) {
+        let least = self
+            .least
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default();
         let style = ProgressStyle::with_template(
-            "{msg:>8} [{bar:40.cyan/blue}] {pos}/{len} ({percent}%, {eta} left)",
+            "{msg:>8} [{bar:40.cyan/blue}] {pos}/{len} ({percent}%, {left} left)",
         )
+        .map(|s| {
+            s.with_key(
+                "left",
+                move |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let total = state.len().unwrap_or(0);
+                    let d = time_left(state.eta(), least, state.pos(), total);
+                    let _ = w.write_str(&left_words(d));
+                },
+            )
+        })
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
@@ -111,6 +157,12 @@ impl Progress for Bar {
             bar.finish();
         }
     }
+
+    fn at_least(&self, least: Duration) {
+        if let Ok(mut l) = self.least.lock() {
+            *l = least;
+        }
+    }
 }
 
 /// Plain lines on stderr: one when a phase starts, then at most one every two seconds, and one
@@ -126,6 +178,10 @@ struct LineState {
     total: u64,
     done: u64,
     last: Instant,
+    /// When the phase started.
+    began: Instant,
+    /// The least the phase takes in all (the budget), for the time left.
+    least: Duration,
 }
 
 /// Least time between two progress lines.
@@ -139,6 +195,8 @@ impl Lines {
                 total: 0,
                 done: 0,
                 last: Instant::now(),
+                began: Instant::now(),
+                least: Duration::ZERO,
             }),
         }
     }
@@ -146,7 +204,21 @@ impl Lines {
     fn line(s: &LineState) {
         let pct = (s.done * 100).checked_div(s.total).unwrap_or(100);
         let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{}: {}/{} ({pct}%)", s.label, s.done, s.total);
+        // A time left only once the budget says something the count cannot (a long run).
+        let left = if s.least.is_zero() || s.done >= s.total {
+            String::new()
+        } else {
+            let elapsed = s.began.elapsed();
+            let by_rate = match s.done {
+                0 => Duration::ZERO,
+                d => elapsed.mul_f64(s.total.saturating_sub(d) as f64 / d as f64),
+            };
+            format!(
+                ", about {} left",
+                left_words(time_left(by_rate, s.least, s.done, s.total))
+            )
+        };
+        let _ = writeln!(err, "{}: {}/{} ({pct}%{left})", s.label, s.done, s.total);
     }
 }
 
@@ -157,6 +229,7 @@ impl Progress for Lines {
             s.total = total;
             s.done = 0;
             s.last = Instant::now();
+            s.began = Instant::now();
             Lines::line(&s);
         }
     }
@@ -176,10 +249,38 @@ impl Progress for Lines {
     }
 
     fn finish(&self) {
-        if let Ok(s) = self.state.lock()
+        if let Ok(mut s) = self.state.lock()
             && !s.label.is_empty()
         {
             Lines::line(&s);
+            s.least = Duration::ZERO;
         }
+    }
+
+    fn at_least(&self, least: Duration) {
+        if let Ok(mut s) = self.state.lock() {
+            s.least = least;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_time_left_never_falls_below_the_budgets_share() {
+        let hour = Duration::from_secs(3600);
+        // Fast so far (1 min left by the rate), but the budget needs an hour for the whole
+        // phase: half done, half an hour left.
+        assert_eq!(
+            time_left(Duration::from_secs(60), hour, 50, 100),
+            Duration::from_secs(1800)
+        );
+        // Slower than the budget: the rate wins.
+        assert_eq!(time_left(2 * hour, hour, 50, 100), 2 * hour);
+        assert_eq!(time_left(Duration::ZERO, hour, 100, 100), Duration::ZERO);
+        assert_eq!(left_words(Duration::from_secs(9000)), "2 h 30 min");
+        assert_eq!(left_words(Duration::from_secs(20)), "20 s");
     }
 }
