@@ -105,7 +105,7 @@ pub fn blocks<'a>(actions: impl IntoIterator<Item = &'a Action>, color: bool) ->
 }
 
 /// `n` with a comma between thousands, as people read counts: `2,300`.
-pub fn thousands(n: usize) -> String {
+pub fn thousands(n: impl std::fmt::Display) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

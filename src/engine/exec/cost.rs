@@ -10,8 +10,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::progress::left_words;
 use crate::connect::{Changes, Connector};
 use tandem_core::model::{Object, System};
+use tandem_core::plan::render::thousands;
 use tandem_core::plan::{Op, Plan};
 
 /// The write requests of a plan and the time they take at the target's budget.
@@ -54,7 +56,7 @@ impl Cost {
             self.system,
             thousands(u64::from(self.budget_requests)),
             per(self.budget_window),
-            long(d)
+            left_words(d)
         ))
     }
 }
@@ -96,19 +98,6 @@ pub fn estimate(plan: &Plan, target: &dyn Connector) -> Cost {
     }
 }
 
-/// `12,400`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// `an hour`, `every 10 seconds`.
 fn per(window: Duration) -> String {
     match window.as_secs() {
@@ -117,16 +106,6 @@ fn per(window: Duration) -> String {
         60 => "a minute".into(),
         1 => "a second".into(),
         s => format!("every {s} seconds"),
-    }
-}
-
-/// `2 h 30 min`, `45 min`.
-fn long(d: Duration) -> String {
-    let mins = d.as_secs().div_ceil(60);
-    match (mins / 60, mins % 60) {
-        (0, m) => format!("{m} min"),
-        (h, 0) => format!("{h} h"),
-        (h, m) => format!("{h} h {m} min"),
     }
 }
 
@@ -157,7 +136,7 @@ mod tests {
         );
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(thousands(999), "999");
-        assert_eq!(long(Duration::from_secs(7200)), "2 h");
-        assert_eq!(long(Duration::from_secs(61)), "2 min");
+        assert_eq!(left_words(Duration::from_secs(7200)), "2 h");
+        assert_eq!(left_words(Duration::from_secs(61)), "2 min");
     }
 }

@@ -25,8 +25,8 @@ pub trait Progress: Send + Sync {
     }
 }
 
-/// Time left in words for a person: `2 h 30 min`, `4 min`, `20 s`.
-fn left_words(d: Duration) -> String {
+/// A long duration in words for a person, minutes rounded up: `2 h 30 min`, `4 min`, `20 s`.
+pub(crate) fn left_words(d: Duration) -> String {
     let secs = d.as_secs();
     if secs < 60 {
         return format!("{secs} s");
