@@ -7,7 +7,6 @@
 //! listing the variables each command reads.
 
 use std::path::Path;
-use std::process::Output;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -19,24 +18,6 @@ use tandem_engine::store::{LogBody, LogQuery};
 
 use crate::support::admin::edit;
 use crate::support::exec::*;
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-async fn run(p: &Project, args: &[&str]) -> Output {
-    p.command(args).output().await.unwrap()
-}
-
-fn assert_code(out: &Output, code: i32, what: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{what}\nstdout: {}\nstderr: {}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
 
 /// The first line of an action's block (`+ #3 create company …`).
 fn is_head(line: &str) -> bool {

@@ -4,31 +4,12 @@
 //! list|show|remove` inspect and forget links, `remove --all` starts over.
 
 use std::collections::BTreeMap;
-use std::process::Output;
 
 use serde_json::Value;
 use tandem_core::model::{Link, Object, System};
 use tandem_sandbox::Sandbox;
 
 use crate::support::exec::*;
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-async fn run(p: &Project, args: &[&str]) -> Output {
-    p.command(args).output().await.unwrap()
-}
-
-fn assert_code(out: &Output, code: i32, what: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{what}\nstdout: {}\nstderr: {}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
 
 /// A project whose HubSpot company `hs` is linked to an Accelo company that does not exist.
 async fn dead_link(sb: &Sandbox, seed_hs: usize) -> (Project, String) {

@@ -193,3 +193,24 @@ impl Project {
         c
     }
 }
+
+/// Bytes a command printed, as text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs the real `tandem` with `args` in project `p` and waits for it.
+pub async fn run(p: &Project, args: &[&str]) -> std::process::Output {
+    p.command(args).output().await.unwrap()
+}
+
+/// Asserts a command exited with `code`, showing what it printed otherwise.
+pub fn assert_code(out: &std::process::Output, code: i32, what: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}\nstdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
