@@ -114,10 +114,7 @@ async fn form_fetch_and_navigation() {
 
     let name = b.wait_for("#name").await;
     assert_eq!(name.selector(), "#name");
-    assert_eq!(
-        b.attr(&name, "value").await.as_deref(),
-        Some("placeholder")
-    );
+    assert_eq!(b.attr(&name, "value").await.as_deref(), Some("placeholder"));
     b.clear(&name).await;
     b.type_into(&name, "Ada & Grace").await;
     assert_eq!(b.property(&name, "value").await, json!("Ada & Grace"));
@@ -188,7 +185,10 @@ async fn cookies_http_only_hidden_from_scripts() {
     b.goto(&format!("{url}/login")).await;
     b.wait_for("#who").await;
 
-    let session = b.cookie("session").await.expect("the session cookie is set");
+    let session = b
+        .cookie("session")
+        .await
+        .expect("the session cookie is set");
     assert_eq!(session.value, "s3cr3t-session");
     assert!(session.http_only);
     assert_eq!(session.same_site.as_deref(), Some("Strict"));
@@ -217,7 +217,11 @@ async fn keyboard_tab_and_enter() {
 
     b.press_keys(TAB).await;
     let kbd = b.find("#kbd").await;
-    assert_eq!(b.active_element().await, kbd, "Tab moves to the next button");
+    assert_eq!(
+        b.active_element().await,
+        kbd,
+        "Tab moves to the next button"
+    );
     assert_eq!(b.text(&b.find("#kbd-out").await).await, "not yet");
     b.press_keys(ENTER).await;
     b.wait_text("#kbd-out", "activated").await;
@@ -240,7 +244,12 @@ async fn screenshot_is_a_png() {
         "{} is not a PNG",
         path.display()
     );
-    assert!(png.len() > 1000, "{} is {} bytes", path.display(), png.len());
+    assert!(
+        png.len() > 1000,
+        "{} is {} bytes",
+        path.display(),
+        png.len()
+    );
 }
 
 #[tokio::test]
@@ -410,7 +419,11 @@ async fn items(
     RawQuery(query): RawQuery,
 ) -> Response {
     let expected = format!("Bearer {TOKEN}");
-    if headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) != Some(&expected) {
+    if headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        != Some(&expected)
+    {
         return error(StatusCode::UNAUTHORIZED, "a bearer token is required");
     }
     authorized.fetch_add(1, Ordering::Relaxed);
@@ -439,7 +452,10 @@ async fn items(
 fn api(authorized: Arc<AtomicUsize>) -> Router {
     Router::new()
         .route("/openapi.json", get(|| async { Json(openapi(false)) }))
-        .route("/openapi-broken.json", get(|| async { Json(openapi(true)) }))
+        .route(
+            "/openapi-broken.json",
+            get(|| async { Json(openapi(true)) }),
+        )
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/items", get(items))
         .route(
@@ -483,7 +499,10 @@ async fn schemathesis_reports_a_nonconforming_operation() {
     // A section per failing operation, titled `____ GET /broken ____`.
     assert!(output.contains(" GET /broken _"), "{output}");
     assert!(output.contains("Response violates schema"), "{output}");
-    assert!(output.contains(r#""three" is not of type "integer""#), "{output}");
+    assert!(
+        output.contains(r#""three" is not of type "integer""#),
+        "{output}"
+    );
     assert!(!output.contains(" GET /items _"), "{output}");
     assert!(!output.contains(" GET /health _"), "{output}");
     assert!(!output.contains(TOKEN), "the token is not shown: {output}");

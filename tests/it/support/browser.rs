@@ -49,7 +49,10 @@ const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// WebDriver key codes for [`Browser::press_keys`] and [`Browser::type_into`]; put them in a
 /// string, e.g. `format!("{TAB}{ENTER}")` or `format!("{SHIFT}{TAB}")`.
-#[allow(dead_code, reason = "the keyboard's keys, for tests to come; not every one is used yet")]
+#[allow(
+    dead_code,
+    reason = "the keyboard's keys, for tests to come; not every one is used yet"
+)]
 pub mod keys {
     /// Backspace.
     pub const BACKSPACE: &str = "\u{E003}";
@@ -199,7 +202,10 @@ impl Browser {
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {CHROMEDRIVER}: {e}"));
-        let stdout = driver.stdout.take().expect("chromedriver's stdout is piped");
+        let stdout = driver
+            .stdout
+            .take()
+            .expect("chromedriver's stdout is piped");
         let mut lines = BufReader::new(stdout).lines();
         let said = timeout(WAIT, async {
             while let Some(line) = lines.next_line().await? {
@@ -309,7 +315,9 @@ impl Browser {
 
     /// Reloads the current page.
     pub async fn refresh(&self) {
-        self.must(self.post("/refresh", json!({})).await, || "reloading".into());
+        self.must(self.post("/refresh", json!({})).await, || {
+            "reloading".into()
+        });
     }
 
     /// Back in the window's history.
@@ -343,8 +351,11 @@ impl Browser {
     /// Every element matching `css` now, in document order.
     pub async fn find_all(&self, css: &str) -> Vec<Element> {
         let v = self.must(
-            self.post("/elements", json!({ "using": "css selector", "value": css }))
-                .await,
+            self.post(
+                "/elements",
+                json!({ "using": "css selector", "value": css }),
+            )
+            .await,
             || format!("finding all `{css}`"),
         );
         v.as_array()
@@ -467,8 +478,11 @@ impl Browser {
     /// Types `text` into `el` (focusing it first), key by key; [`keys`] codes are pressed.
     pub async fn type_into(&self, el: &Element, text: &str) {
         self.must(
-            self.post(&format!("/element/{}/value", el.id), json!({ "text": text }))
-                .await,
+            self.post(
+                &format!("/element/{}/value", el.id),
+                json!({ "text": text }),
+            )
+            .await,
             || format!("typing into `{}`", el.css),
         );
     }
@@ -567,7 +581,9 @@ impl Browser {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')),
             "a screenshot's name is letters, digits, `-`, `_` and `.`, not {name:?}"
         );
-        let v = self.must(self.get("/screenshot").await, || "taking a screenshot".into());
+        let v = self.must(self.get("/screenshot").await, || {
+            "taking a screenshot".into()
+        });
         let png = base64::engine::general_purpose::STANDARD
             .decode(v.as_str().unwrap_or_default())
             .unwrap_or_else(|e| panic!("chromedriver's screenshot is not base64: {e}"));
@@ -643,7 +659,12 @@ impl Browser {
     }
 
     /// One WebDriver command under the session: `value` of its answer, or its error.
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, WdError> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, WdError> {
         let mut request = self.http.request(method, format!("{}{path}", self.session));
         if let Some(body) = body {
             request = request.json(&body);
@@ -660,7 +681,10 @@ impl Browser {
             Ok(value)
         } else {
             Err(WdError {
-                code: value["error"].as_str().unwrap_or("unknown error").to_string(),
+                code: value["error"]
+                    .as_str()
+                    .unwrap_or("unknown error")
+                    .to_string(),
                 message: value["message"].as_str().unwrap_or_default().to_string(),
             })
         }
@@ -681,7 +705,8 @@ impl Browser {
 
     /// The start of the page's visible text, for a failure message.
     async fn excerpt(&self) -> String {
-        let script = "return document.body ? document.body.innerText : document.documentElement.outerHTML;";
+        let script =
+            "return document.body ? document.body.innerText : document.documentElement.outerHTML;";
         match self
             .post("/execute/sync", json!({ "script": script, "args": [] }))
             .await
