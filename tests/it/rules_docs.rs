@@ -142,7 +142,9 @@ fn keys(v: &Value, out: &mut std::collections::BTreeSet<String>) {
     }
 }
 
-const CONFIG_TOP: &[&str] = &["hubspot", "accelo", "store", "notify", "server", "sync"];
+const CONFIG_TOP: &[&str] = &[
+    "hubspot", "accelo", "store", "notify", "server", "sync", "console",
+];
 
 #[test]
 fn every_schema_property_has_a_yaml_example() {

@@ -60,38 +60,50 @@
   const jobsBox = $("#jobs");
   const logTable = $("#log");
   let seenActive = new Set($$("#jobs .job").map((d) => d.dataset.jobId));
-  if (jobsBox || (logTable && logTable.dataset.after)) {
+  // One live stream per visible page: browsers allow only a few connections per server, so a
+  // hidden tab or a page being left gives its stream up (and a tab shown again reopens it).
+  let es = null;
+  function onJobs(ev) {
+    if (!jobsBox) return;
+    const jobs = JSON.parse(ev.data).filter((j) => j.kind !== "record");
+    const now = new Set(jobs.map((j) => String(j.id)));
+    jobsBox.replaceChildren(...jobs.map(jobLine));
+    // A job we watched has ended: draw the page again for its counts and the last runs.
+    for (const id of seenActive) {
+      if (!now.has(id)) { closeLive(); window.location.reload(); return; }
+    }
+    seenActive = now;
+  }
+  async function onLog(ev) {
+    if (!logTable) return;
+    const after = logTable.dataset.after;
+    const data = JSON.parse(ev.data);
+    const newest = data.entries.length ? data.entries[data.entries.length - 1].id : null;
+    const p = new URLSearchParams(logTable.dataset.filter || "");
+    p.set("after", after);
+    const res = await fetch(`/log/rows?${p.toString()}`, { credentials: "same-origin" });
+    if (!res.ok) return;
+    const html = await res.text();
+    const tpl = document.createElement("template");
+    tpl.innerHTML = html;
+    $("tbody", logTable).prepend(...tpl.content.children);
+    if (newest !== null) logTable.dataset.after = String(newest);
+    const empty = $("#empty"); if (empty) empty.remove();
+  }
+  function openLive() {
+    if (es || document.hidden) return;
+    if (!(jobsBox || (logTable && logTable.dataset.after))) return;
     const params = new URLSearchParams(logTable && logTable.dataset.filter ? logTable.dataset.filter : "");
     if (logTable && logTable.dataset.after) params.set("after", logTable.dataset.after);
-    const es = new EventSource(`/api/v1/events?${params.toString()}`);
-    es.addEventListener("jobs", (ev) => {
-      if (!jobsBox) return;
-      const jobs = JSON.parse(ev.data).filter((j) => j.kind !== "record");
-      const now = new Set(jobs.map((j) => String(j.id)));
-      jobsBox.replaceChildren(...jobs.map(jobLine));
-      // A job we watched has ended: draw the page again for its counts and the last runs.
-      for (const id of seenActive) {
-        if (!now.has(id)) { es.close(); window.location.reload(); return; }
-      }
-      seenActive = now;
-    });
-    es.addEventListener("log", async (ev) => {
-      if (!logTable) return;
-      const after = logTable.dataset.after;
-      const data = JSON.parse(ev.data);
-      const newest = data.entries.length ? data.entries[data.entries.length - 1].id : null;
-      const p = new URLSearchParams(logTable.dataset.filter || "");
-      p.set("after", after);
-      const res = await fetch(`/log/rows?${p.toString()}`, { credentials: "same-origin" });
-      if (!res.ok) return;
-      const html = await res.text();
-      const tpl = document.createElement("template");
-      tpl.innerHTML = html;
-      $("tbody", logTable).prepend(...tpl.content.children);
-      if (newest !== null) logTable.dataset.after = String(newest);
-      const empty = $("#empty"); if (empty) empty.remove();
-    });
+    es = new EventSource(`/api/v1/events?${params.toString()}`);
+    es.addEventListener("jobs", onJobs);
+    es.addEventListener("log", onLog);
   }
+  function closeLive() { if (es) { es.close(); es = null; } }
+  document.addEventListener("visibilitychange", () => { if (document.hidden) closeLive(); else openLive(); });
+  window.addEventListener("pagehide", closeLive);
+  window.addEventListener("pageshow", openLive);
+  openLive();
 
   // Filter forms send only the fields that are filled in.
   for (const f of $$("form.filters")) {
