@@ -53,6 +53,10 @@ macro_rules! smtp_env {
     () => {
         concat!(
             "  TANDEM_SMTP_SERVER             the push-completion email's server (`notify.email.server`)\n",
+            "  TANDEM_SMTP_TLS                its security: none, starttls or tls (`notify.email.tls`)\n",
+            "  TANDEM_SMTP_FROM               its sender (`notify.email.from`)\n",
+            "  TANDEM_SMTP_TO                 its recipients, comma-separated (`notify.email.to`); with\n",
+            "                                 TANDEM_SMTP_SERVER, turns the email on without `notify.email`\n",
             "  TANDEM_SMTP_USERNAME           its user name (else the variable `notify.email.username_env` names)\n",
             "  TANDEM_SMTP_PASSWORD           its password (else the variable `notify.email.password_env` names)\n",
         )
