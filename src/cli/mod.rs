@@ -90,8 +90,9 @@ pub const PUSH_ONE_ENV_HELP: &str = env_help!();
 pub enum Command {
     /// Start the sandbox with seeded data and walk through pull, push and push-one; exits 0.
     Demo(demo::Args),
-    /// Run the HubSpot and Accelo simulators with seeded data; prints one JSON line with their
-    /// URLs and credentials, then serves until SIGINT/SIGTERM.
+    /// Run the HubSpot and Accelo simulators with seeded data, and an SMTP mailbox for the push
+    /// email; prints one JSON line with their URLs and credentials, then serves until
+    /// SIGINT/SIGTERM.
     Sandbox(sandbox::Args),
     /// Show what a pull or push would do, without writing anything (a dry run); `--out` saves
     /// the plan for `tandem apply`.

@@ -1,6 +1,6 @@
 //! The sandbox's SMTP mailbox: a small SMTP server on loopback (no TLS: the config's
 //! `tls: none` mode) that accepts every message sent to it — the push-completion email — and
-//! keeps it in memory, and the admin endpoints that list, show and empty what it received
+//! keeps it in memory (the last 1,000), and the admin endpoints that list, show and empty what it received
 //! (`GET /_sandbox/mail`, `GET /_sandbox/mail/{id}`, `DELETE /_sandbox/mail`), served on both
 //! simulators.
 //!
@@ -41,6 +41,9 @@ const MAX_DATA_LINE: u64 = 64 * 1024;
 
 /// Recipients per message.
 const MAX_RECIPIENTS: usize = 100;
+
+/// Messages kept: past this, the oldest is dropped.
+const MAX_MESSAGES: usize = 1000;
 
 /// How long a connection may stay silent.
 const IDLE: Duration = Duration::from_secs(300);
@@ -85,6 +88,9 @@ impl Mailbox {
         let mut inner = lock(&self.inner);
         inner.next_id += 1;
         let id = inner.next_id;
+        if inner.messages.len() >= MAX_MESSAGES {
+            inner.messages.remove(0);
+        }
         inner.messages.push(Received {
             id,
             from,
