@@ -25,6 +25,7 @@ use super::common::Exit;
 use super::pull::{Output, run_job_with};
 use tandem_core::model::{Direction, Object};
 use tandem_core::plan::{Mode, Op, Plan, Scope, render};
+use tandem_core::rules::config::Role;
 use tandem_engine::exec::jobs;
 use tandem_engine::exec::progress::ProgressMode;
 use tandem_engine::runtime::{Env, Options, Runtime};
@@ -54,6 +55,13 @@ pub struct Args {
     /// Show plain progress lines even on a terminal.
     #[arg(long, hide = true)]
     pub plain: bool,
+    /// After the walkthrough, keep the simulators running and open the browser console on
+    /// them (`tandem serve`), with a one-time operator password; stop with Ctrl-C.
+    #[arg(long)]
+    pub console: bool,
+    /// Where the console listens, with `--console` (port 0 = any free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
 }
 
 /// Runs `tandem demo`.
@@ -173,12 +181,78 @@ async fn demo(args: &Args) -> Result<(), String> {
     })
     .await
     .map_err(|e| e.to_string())?;
-    let result = walk(args, &sb, started).await;
+    let result = match walk(args, &sb, started).await {
+        Ok(project) if args.console => console(args, &sb, &project).await,
+        Ok(_) => Ok(()),
+        Err(e) => Err(e),
+    };
     sb.shutdown().await;
     result
 }
 
-async fn walk(args: &Args, sb: &Sandbox, started: Instant) -> Result<(), String> {
+/// `--console`: an operator with a one-time password, then `tandem serve` on the demo's project
+/// and simulators until Ctrl-C.
+async fn console(args: &Args, sb: &Sandbox, project: &Path) -> Result<(), String> {
+    let config = project.join("tandem.yaml");
+    let password = super::user::add(&config, "operator", Role::Operator, None)?
+        .ok_or("no password was made")?;
+    let listener = tokio::net::TcpListener::bind(args.listen.as_str())
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen on `{}`: {e} (choose another with --listen)",
+                args.listen
+            )
+        })?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("\nThe console, on the same simulators and store:");
+    println!("  open      http://{addr}/");
+    println!("  sign in   operator / {password}   (a one-time password: only its hash is kept)");
+    println!(
+        "  more users: tandem user add NAME --role viewer --config {}",
+        config.display()
+    );
+    println!("Ctrl-C stops the console and the simulators.");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let serve_args = super::serve::Args {
+        config: super::common::ConfigArgs {
+            config: Some(config),
+            rules: None,
+            store: None,
+        },
+        listen: None,
+        poll_interval: Some(30),
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        super::common::wait_for_signal().await;
+        on_signal.cancel();
+    });
+    match super::serve::serve_on(serve_args, sandbox_env(sb), listener, shutdown).await {
+        Exit::Ok => Ok(()),
+        other => Err(format!("the console stopped ({other:?})")),
+    }
+}
+
+/// The environment the demo's commands run with: the simulators' addresses and credentials,
+/// and the email settings that send the push's email to the sandbox's mailbox.
+fn sandbox_env(sb: &Sandbox) -> Env {
+    let mail_server = sb.mail_server();
+    Env::from_pairs([
+        ("TANDEM_HUBSPOT_URL", sb.hubspot_url()),
+        ("TANDEM_ACCELO_URL", sb.accelo_url()),
+        ("TANDEM_ACCELO_CLIENT_ID", sb.accelo_client_id()),
+        ("DEMO_HUBSPOT_TOKEN", sb.hubspot_token()),
+        ("DEMO_ACCELO_SECRET", sb.accelo_client_secret()),
+        ("TANDEM_SMTP_SERVER", mail_server.as_str()),
+        ("TANDEM_SMTP_TLS", "none"),
+        ("TANDEM_SMTP_FROM", super::sandbox::SANDBOX_MAIL_FROM),
+        ("TANDEM_SMTP_TO", super::sandbox::SANDBOX_MAIL_TO),
+    ])
+}
+
+async fn walk(args: &Args, sb: &Sandbox, started: Instant) -> Result<PathBuf, String> {
     let dir = project_dir(args)?;
     let store = dir.join("tandem.db");
     write(&dir.join("companies.yaml"), COMPANIES_YAML)?;
@@ -195,19 +269,7 @@ async fn walk(args: &Args, sb: &Sandbox, started: Instant) -> Result<(), String>
             store.display()
         ),
     )?;
-    let mail_server = sb.mail_server();
-    let env = Env::from_pairs([
-        ("TANDEM_HUBSPOT_URL", sb.hubspot_url()),
-        ("TANDEM_ACCELO_URL", sb.accelo_url()),
-        ("TANDEM_ACCELO_CLIENT_ID", sb.accelo_client_id()),
-        ("DEMO_HUBSPOT_TOKEN", sb.hubspot_token()),
-        ("DEMO_ACCELO_SECRET", sb.accelo_client_secret()),
-        // The push's email goes to the sandbox's mailbox.
-        ("TANDEM_SMTP_SERVER", mail_server.as_str()),
-        ("TANDEM_SMTP_TLS", "none"),
-        ("TANDEM_SMTP_FROM", super::sandbox::SANDBOX_MAIL_FROM),
-        ("TANDEM_SMTP_TO", super::sandbox::SANDBOX_MAIL_TO),
-    ]);
+    let env = sandbox_env(sb);
     let rt = Runtime::load(Options {
         config: Some(dir.join("tandem.yaml")),
         rules: None,
@@ -395,5 +457,8 @@ async fn walk(args: &Args, sb: &Sandbox, started: Instant) -> Result<(), String>
     println!("  tandem log --store {}", store.display());
     println!("  tandem log --store {} --job 2", store.display());
     println!("The store (SQLite) is kept at {}.", store.display());
-    Ok(())
+    if !args.console {
+        println!("To see all of it in the browser console: tandem demo --console");
+    }
+    Ok(dir)
 }

@@ -23,6 +23,7 @@ pub mod sandbox;
 pub mod schema;
 pub mod serve;
 pub mod test;
+pub mod user;
 pub mod why;
 pub mod worker;
 
@@ -141,6 +142,9 @@ pub enum Command {
     /// the rules need.
     #[command(name = "hubspot")]
     HubSpot(hubspot::Args),
+    /// The console's users: `user add NAME --role operator`, `user list`, `user remove NAME`
+    /// (only a hash of each password is kept in tandem.yaml).
+    User(user::Args),
 }
 
 /// Parses the process arguments, sets up logging and runs the command.
@@ -179,6 +183,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Worker(args) => worker::run(args),
         Command::HubSpot(args) => hubspot::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::User(args) => user::run(args),
     }
 }
 

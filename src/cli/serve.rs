@@ -261,6 +261,28 @@ async fn serve_with(
         max_connections: usize::try_from(config.server.max_connections.max(1)).unwrap_or(1),
         header_timeout: Duration::from_secs(config.server.header_timeout_seconds.max(1)),
     };
+    let mut console = tandem_engine::server::console::Console::new(
+        Arc::clone(&common.store),
+        common.rules.clone(),
+        common.runtime.systems.clone(),
+        common.runtime.paths.clone(),
+        config.clone(),
+    );
+    console.exposed = !addr.ip().is_loopback();
+    if console.exposed {
+        tracing::warn!(
+            target: "tandem::server",
+            "listening on {addr}, beyond this computer, without HTTPS: put the console behind an \
+             HTTPS proxy, or listen on 127.0.0.1"
+        );
+    }
+    if config.console.users.is_empty() {
+        tracing::info!(
+            target: "tandem::server",
+            "the console at http://{addr}/ has no users yet: add one with \
+             `tandem user add NAME --role operator`"
+        );
+    }
     let service = Service {
         listener,
         receiver,
@@ -268,6 +290,7 @@ async fn serve_with(
         poller,
         worker: Some(task),
         reloader: Some(Arc::clone(&common.reloader)),
+        console: Some(Arc::new(console)),
     };
     let result = service.run(shutdown).await;
     common.store.close().await;

@@ -17,13 +17,11 @@ use std::io::Write;
 use serde_json::{Value, json};
 
 use super::common::{ConfigArgs, Exit, Reported};
-use tandem_core::model::{Direction, Object, RecordKey, System};
-use tandem_core::plan::{Action, Mode, Scope, plan};
+use tandem_core::model::{Direction, Object, RecordKey};
+use tandem_core::plan::Action;
+use tandem_engine::explain;
+pub use tandem_engine::explain::Story;
 use tandem_engine::runtime::{Options, Runtime, RuntimeError};
-use tandem_engine::store::{LogEntry, LogQuery};
-
-/// How many sync-log entries are shown.
-const LAST_ENTRIES: usize = 5;
 
 /// Arguments of `tandem why`.
 #[derive(Debug, Clone, clap::Args)]
@@ -73,30 +71,6 @@ impl Args {
     }
 }
 
-/// What `tandem why` found.
-#[derive(Debug, Clone)]
-pub struct Story {
-    /// The record asked about.
-    pub record: RecordKey,
-    /// Its name as people know it (a company's name, a contact's first and last name), when
-    /// it has one.
-    pub name: Option<String>,
-    /// Its twin on the other side, when linked.
-    pub twin: Option<RecordKey>,
-    /// What a pull would do with it (`None`: see `notes`).
-    pub pull: Option<Action>,
-    /// What a push would do with it.
-    pub push: Option<Action>,
-    /// Per direction without an action, why there is none; and other remarks.
-    pub notes: Vec<(Direction, String)>,
-    /// The action a decision waits for (a contact's company), per direction.
-    pub first: Vec<(Direction, Action)>,
-    /// The last sync-log entries about the record, oldest first.
-    pub log: Vec<LogEntry>,
-    /// How many entries the log holds about it in all.
-    pub log_total: usize,
-}
-
 /// What `tandem why` prints, and how it exits (callable from tests).
 #[derive(Debug, Clone)]
 pub struct Output {
@@ -129,164 +103,15 @@ pub async fn render(args: &Args, options: Options) -> Output {
 pub async fn story(args: &Args, options: Options) -> Result<Story, RuntimeError> {
     let record = args.record()?;
     let rt = Runtime::load(options)?;
-    let own = Direction::from_source(record.system);
-    let (action, first, name) = decide(&rt, &record).await?.ok_or_else(|| {
-        RuntimeError::Invalid(format!(
-            "there is no {} {} `{}`",
-            record.system, record.object, record.id
-        ))
-    })?;
-    let mut story = Story {
-        record: record.clone(),
-        name,
-        twin: None,
-        pull: None,
-        push: None,
-        notes: Vec::new(),
-        first: Vec::new(),
-        log: Vec::new(),
-        log_total: 0,
-    };
-    set(&mut story, own, action, first);
-
     let store = rt.existing_store().await?;
-    let link = match &store {
-        Some(s) => s.link(record.object, record.system, &record.id).await?,
-        None => None,
-    };
-    let other = record.system.other();
-    let twin = link.map(|l| RecordKey {
-        system: other,
-        object: record.object,
-        id: match other {
-            System::HubSpot => l.hubspot_id,
-            System::Accelo => l.accelo_id,
-        },
-    });
-    let back = Direction::from_source(other);
-    match &twin {
-        Some(t) => match decide(&rt, t).await? {
-            Some((action, first, _)) => set(&mut story, back, action, first),
-            None => story.notes.push((
-                back,
-                format!(
-                    "its linked {} {} `{}` no longer exists, so a {back} does not reach it",
-                    t.system, t.object, t.id
-                ),
-            )),
-        },
-        None => story.notes.push((
-            back,
-            format!(
-                "not linked to any {other} {}: a {back} starts from {}'s records and reaches \
-                 this one only if one of them is found to be its duplicate",
-                record.object,
-                system_name(other)
-            ),
-        )),
-    }
-    story.twin = twin;
-
-    if let Some(s) = &store {
-        let entries = s
-            .log(&LogQuery {
-                record: Some(record.clone()),
-                ..LogQuery::default()
-            })
-            .await?;
-        story.log_total = entries.len();
-        let skip = entries.len().saturating_sub(LAST_ENTRIES);
-        story.log = entries
-            .into_iter()
-            .skip(skip)
-            .map(|e| LogEntry {
-                body: e.body.scrubbed(),
-                ..e
-            })
-            .collect();
-    }
-    Ok(story)
-}
-
-/// The bulk decision about `key` in the direction whose source is its system, the action it
-/// waits for and the record's name; `None` when the record does not exist.
-async fn decide(
-    rt: &Runtime,
-    key: &RecordKey,
-) -> Result<Option<(Action, Option<Action>, Option<String>)>, RuntimeError> {
-    let direction = Direction::from_source(key.system);
-    let scope = Scope::Record {
-        system: key.system,
-        object: key.object,
-        id: key.id.clone(),
-    };
-    let snapshot = rt.read(direction, &scope).await?;
-    let Some(name) = snapshot
-        .record(key.system, key.object, &key.id)
-        .map(display_name)
-    else {
-        return Ok(None);
-    };
-    let p = plan(&rt.program, &snapshot.input(Mode::Bulk));
-    let Some(action) = p
-        .actions
-        .iter()
-        .find(|a| {
-            a.object == key.object
-                && a.source.system == key.system
-                && a.source.id.as_deref() == Some(key.id.as_str())
+    explain::story(&rt.systems, &rt.program, store.as_deref(), &record)
+        .await?
+        .ok_or_else(|| {
+            RuntimeError::Invalid(format!(
+                "there is no {} {} `{}`",
+                record.system, record.object, record.id
+            ))
         })
-        .cloned()
-    else {
-        return Ok(None);
-    };
-    let first = action
-        .depends_on
-        .and_then(|seq| p.actions.iter().find(|a| a.seq == seq).cloned());
-    Ok(Some((action, first, name)))
-}
-
-/// A record's name as people know it: `name` for a company; first name and last name (HubSpot
-/// `lastname`, Accelo `surname`) for a contact, else its email.
-fn display_name(r: &tandem_core::model::Record) -> Option<String> {
-    let get = |k: &str| {
-        r.doc
-            .get(k)
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    };
-    match r.object {
-        Object::Company => get("name").map(str::to_string),
-        Object::Contact => {
-            let parts: Vec<&str> = [get("firstname"), get("lastname").or(get("surname"))]
-                .into_iter()
-                .flatten()
-                .collect();
-            if parts.is_empty() {
-                get("email").map(str::to_string)
-            } else {
-                Some(parts.join(" "))
-            }
-        }
-    }
-}
-
-fn set(story: &mut Story, direction: Direction, action: Action, first: Option<Action>) {
-    match direction {
-        Direction::Pull => story.pull = Some(action),
-        Direction::Push => story.push = Some(action),
-    }
-    if let Some(f) = first {
-        story.first.push((direction, f));
-    }
-}
-
-fn system_name(system: System) -> &'static str {
-    match system {
-        System::HubSpot => "HubSpot",
-        System::Accelo => "Accelo",
-    }
 }
 
 fn side(r: &tandem_core::plan::RecordRef, object: Object) -> String {

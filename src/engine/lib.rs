@@ -5,6 +5,7 @@
 //!   SQLite or PostgreSQL;
 //! - [`snapshot`] — reading what a plan is made from;
 //! - [`exec`] — applying plans, as jobs run by workers;
+//! - [`explain`] — one record's story (why it syncs or not), for `tandem why` and the console;
 //! - [`server`] — webhooks, the poller, the HTTP endpoints of `tandem serve`;
 //! - [`notify`] — the push-completion email;
 //! - [`reload`] — watching the rules and swapping the running program;
@@ -14,6 +15,7 @@
 pub mod connect;
 pub mod doctor;
 pub mod exec;
+pub mod explain;
 pub mod notify;
 pub mod reload;
 pub mod runtime;

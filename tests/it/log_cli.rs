@@ -164,6 +164,7 @@ async fn a_pull(store: &dyn Store) -> JobId {
             failure: None,
             problems: 0,
             interrupted: 0,
+            guardrail: None,
         })))
         .await
         .unwrap();

@@ -17,6 +17,9 @@
 
 mod support;
 
+// The browser and schemathesis test support, checked on pages and APIs of its own.
+mod browser_harness;
+
 // The `tandem` command as a process or through its command functions.
 mod cli_demo;
 mod cli_first_hour;

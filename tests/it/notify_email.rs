@@ -186,6 +186,7 @@ async fn finished_push(store: &dyn Store, kind: JobKind) -> tandem_engine::store
                 failure: None,
                 problems: 0,
                 interrupted: 0,
+                guardrail: None,
             }),
         })
         .await

@@ -94,6 +94,7 @@ async fn every_kind_of_entry_round_trips() {
                 failure: None,
                 problems: 0,
                 interrupted: 0,
+                guardrail: None,
             }),
         ];
         let before = chrono::Utc::now() - chrono::Duration::seconds(1);

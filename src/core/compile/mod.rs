@@ -199,7 +199,21 @@ pub struct Loaded {
 /// Reads, checks and compiles the config and rules under `paths`. `Err` holds every problem
 /// when anything is invalid.
 pub fn load(paths: &Paths) -> Result<Loaded, Report> {
-    let checked = crate::rules::check(paths);
+    finish(crate::rules::check(paths))
+}
+
+/// [`load`] over texts already read (the console checks an edit before it is saved).
+pub fn load_sources(
+    config: Option<&crate::rules::Source>,
+    rules: &[crate::rules::Source],
+    rules_dir: &str,
+) -> Result<Loaded, Report> {
+    let mut checked = crate::rules::check_sources(config, rules, rules_dir);
+    checked.report.sort();
+    finish(checked)
+}
+
+fn finish(checked: crate::rules::Checked) -> Result<Loaded, Report> {
     let mut report = checked.report;
     match (checked.config, checked.rules) {
         (Some(config), Some(rules)) if !report.has_errors() => match Program::compile(&rules) {

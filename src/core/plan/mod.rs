@@ -21,6 +21,7 @@
 //! ([`Action::last_synced`]), so the executor never evaluates a rule; the executor replaces the
 //! target's side with what the target reports holding after the write, where it reports it.
 
+pub mod cases;
 pub mod planner;
 pub mod render;
 pub mod saved;

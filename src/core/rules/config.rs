@@ -32,6 +32,80 @@ pub struct Config {
     pub server: ServerConfig,
     /// Sync options and guardrails.
     pub sync: SyncConfig,
+    /// The browser console of `tandem serve`: who may sign in, and with which role.
+    pub console: ConsoleConfig,
+}
+
+/// The console's users and sessions.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// The people who may sign in. Add one with `tandem user add NAME --role operator`, which
+    /// stores only a hash of the password. No users: the console asks you to add one.
+    pub users: Vec<ConsoleUser>,
+    /// Hours a sign-in lasts without activity (default 12).
+    pub session_hours: u64,
+    /// Mark the session cookie `Secure` even when requests arrive over plain HTTP (behind a
+    /// proxy that terminates HTTPS but does not send `X-Forwarded-Proto`). Default `false`:
+    /// the cookie is `Secure` whenever the request came over HTTPS or through such a proxy.
+    pub secure_cookies: bool,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            users: Vec::new(),
+            session_hours: 12,
+            secure_cookies: false,
+        }
+    }
+}
+
+/// One console user.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ConsoleUser {
+    /// The name to sign in with.
+    pub name: String,
+    /// What the user may do.
+    pub role: Role,
+    /// The password's Argon2 hash (`$argon2id$…`), as `tandem user add` writes it; never the
+    /// password itself.
+    pub password_hash: String,
+}
+
+/// What a console user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads every page: status, the sync log, records, plans and rules.
+    Viewer,
+    /// Also runs syncs (pull, push, one record, a saved plan) and edits the rules.
+    Operator,
+}
+
+impl Role {
+    /// `viewer` or `operator`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s.trim() {
+            "viewer" => Ok(Role::Viewer),
+            "operator" => Ok(Role::Operator),
+            other => Err(format!(
+                "unknown role `{other}`: use `viewer` (reads) or `operator` (runs syncs, edits rules)"
+            )),
+        }
+    }
 }
 
 /// Connection to HubSpot. Set either `token_env` (a private app) or `oauth`.

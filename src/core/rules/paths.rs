@@ -81,7 +81,9 @@ pub struct Source {
 }
 
 /// Reads the config file and every rule file under `paths`; what cannot be read is reported.
-pub(crate) fn read(paths: &Paths, report: &mut Report) -> (Option<Source>, Vec<Source>, String) {
+/// Reads the config file and every rule file: (config, rule files, the rules directory as
+/// displayed); what cannot be read is a diagnostic in `report`.
+pub fn read(paths: &Paths, report: &mut Report) -> (Option<Source>, Vec<Source>, String) {
     let config = read_one(&paths.config, "config file", report);
     let dir_name = display(&paths.rules_dir);
     let mut sources = Vec::new();

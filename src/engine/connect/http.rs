@@ -694,6 +694,23 @@ pub(crate) struct Transport {
     budget: Mutex<BudgetSeen>,
     /// Where both limiters report the long waits that begin ([`Transport::budget_waits`]).
     waits: tokio::sync::broadcast::Sender<BudgetWait>,
+    /// The budget windows as the last answers' rate headers reported them.
+    windows: Mutex<Vec<BudgetWindow>>,
+}
+
+/// One request budget as the system's rate headers last reported it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BudgetWindow {
+    /// The window in words: `10 seconds`, `day`, `hour`.
+    pub window: String,
+    /// Requests allowed in the window, when reported.
+    pub limit: Option<u64>,
+    /// Requests left in the window, when reported.
+    pub remaining: Option<u64>,
+    /// When the window starts again, when reported.
+    pub resets_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When the answer that reported it arrived.
+    pub seen_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl Transport {
@@ -753,12 +770,74 @@ impl Transport {
             answered: AtomicBool::new(false),
             budget: Mutex::new(BudgetSeen::default()),
             waits,
+            windows: Mutex::new(Vec::new()),
         })
     }
 
     /// The long waits on this system's budgets that begin from now on.
     pub(crate) fn budget_waits(&self) -> tokio::sync::broadcast::Receiver<BudgetWait> {
         self.waits.subscribe()
+    }
+
+    /// The budget windows as the last answers reported them (none before the first answer).
+    pub(crate) fn budget_windows(&self) -> Vec<BudgetWindow> {
+        lock(&self.windows).clone()
+    }
+
+    fn note_window(&self, w: BudgetWindow) {
+        let mut all = lock(&self.windows);
+        match all.iter_mut().find(|o| o.window == w.window) {
+            Some(o) => *o = w,
+            None => all.push(w),
+        }
+    }
+
+    /// Keeps what an answer's rate headers say about each budget window.
+    fn note_windows(&self, h: &HeaderMap) {
+        let now = chrono::Utc::now();
+        match self.style {
+            HeaderStyle::HubSpot => {
+                let remaining = header_u64(h, "x-hubspot-ratelimit-remaining");
+                let limit = header_u64(h, "x-hubspot-ratelimit-max");
+                if remaining.is_some() || limit.is_some() {
+                    let secs = header_u64(h, "x-hubspot-ratelimit-interval-milliseconds")
+                        .map_or(10, |ms| (ms / 1000).max(1));
+                    self.note_window(BudgetWindow {
+                        window: format!("{secs} seconds"),
+                        limit,
+                        remaining,
+                        resets_at: None,
+                        seen_at: now,
+                    });
+                }
+                let daily = header_u64(h, "x-hubspot-ratelimit-daily");
+                let daily_left = header_u64(h, "x-hubspot-ratelimit-daily-remaining");
+                if daily.is_some() || daily_left.is_some() {
+                    self.note_window(BudgetWindow {
+                        window: "day".into(),
+                        limit: daily,
+                        remaining: daily_left,
+                        resets_at: None,
+                        seen_at: now,
+                    });
+                }
+            }
+            HeaderStyle::Accelo => {
+                let remaining = header_u64(h, "x-ratelimit-remaining");
+                let limit = header_u64(h, "x-ratelimit-limit");
+                if remaining.is_some() || limit.is_some() {
+                    let resets_at = header_i64(h, "x-ratelimit-reset")
+                        .and_then(|t| chrono::DateTime::<chrono::Utc>::from_timestamp(t, 0));
+                    self.note_window(BudgetWindow {
+                        window: "hour".into(),
+                        limit,
+                        remaining,
+                        resets_at,
+                        seen_at: now,
+                    });
+                }
+            }
+        }
     }
 
     /// Names where the base URL was configured (`TANDEM_ACCELO_URL`, `` `accelo.url` in
@@ -1033,6 +1112,7 @@ impl Transport {
 
     /// Follows the rate-limit headers of an answer.
     fn observe(&self, h: &HeaderMap) {
+        self.note_windows(h);
         let remaining = match self.style {
             HeaderStyle::HubSpot => header_u64(h, "x-hubspot-ratelimit-remaining"),
             HeaderStyle::Accelo => header_u64(h, "x-ratelimit-remaining"),

@@ -27,7 +27,8 @@ pub mod hubspot;
 
 pub use error::ConnectError;
 pub use http::{
-    API_BUDGET_REMAINING, API_REQUESTS, BudgetWait, NOTICE_TARGET, RateLimit, RetryPolicy,
+    API_BUDGET_REMAINING, API_REQUESTS, BudgetWait, BudgetWindow, NOTICE_TARGET, RateLimit,
+    RetryPolicy,
 };
 pub use tandem_core::secret::Secret;
 
@@ -293,6 +294,12 @@ pub trait Connector: Send + Sync + fmt::Debug {
     /// One authenticated request: fails with the exit-code-3 kind of error when the system cannot
     /// be reached or refuses the credentials.
     async fn check(&self) -> Result<(), ConnectError>;
+
+    /// The request budgets as the system's rate headers last reported them (none before the
+    /// first answer).
+    fn budget_windows(&self) -> Vec<BudgetWindow> {
+        Vec::new()
+    }
 
     /// One page of a scan. `properties` are the HubSpot properties to read (the connector adds
     /// those it needs itself); Accelo documents have a fixed shape and ignore it.

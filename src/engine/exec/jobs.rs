@@ -341,7 +341,9 @@ pub struct Ran {
 
 /// Finds the job a command should run: an unfinished job of the same kind and payload
 /// (resumable: interrupted, or queued and not yet claimed), else a new one.
-async fn job_for(store: &dyn Store, kind: JobKind, payload: &Value) -> Result<JobId, JobError> {
+/// Queues a job of `kind` with `payload`, or finds the unfinished one of the same kind and payload
+/// (`force` aside), which a later run continues: what every command and the console queue with.
+pub async fn queue(store: &dyn Store, kind: JobKind, payload: &Value) -> Result<JobId, JobError> {
     let same = |p: &Value| {
         let strip = |v: &Value| {
             let mut v = v.clone();
@@ -377,7 +379,7 @@ pub async fn run_here(
 ) -> Result<Ran, JobError> {
     let start = Instant::now();
     let store = worker.store().clone();
-    let id = job_for(store.as_ref(), kind, &payload).await?;
+    let id = queue(store.as_ref(), kind, &payload).await?;
     let mut announced = false;
     let mut job = loop {
         if let Some(job) = worker.claim(id).await? {

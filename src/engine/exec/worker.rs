@@ -563,6 +563,16 @@ impl Worker {
                     failure: error.as_ref().map(|e| e.kind().as_str().to_string()),
                     interrupted: job.attempts.saturating_sub(1),
                     problems: summary.as_ref().map_or(0, |s| s.report.problems),
+                    guardrail: match &error {
+                        Some(JobError::Exec(ExecError::Guardrail(b))) => {
+                            Some(crate::store::GuardrailStop {
+                                threshold: b.threshold.to_string(),
+                                would: b.would.clone(),
+                                limit: b.limit.clone(),
+                            })
+                        }
+                        _ => None,
+                    },
                 }),
             })
             .await?;

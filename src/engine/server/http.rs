@@ -23,6 +23,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
 
 /// Connections one server keeps open at most (default of [`Limits::max_connections`]).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
@@ -107,7 +108,14 @@ pub async fn serve(
             });
             continue;
         };
-        let service = TowerToHyperService::new(app.clone());
+        // Handlers may ask for the peer's address (`ConnectInfo`), as with axum's own server.
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        ));
         let conn = http.serve_connection(TokioIo::new(stream), service);
         let stop = shutdown.clone();
         tokio::spawn(async move {

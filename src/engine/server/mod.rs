@@ -13,8 +13,10 @@
 //! - [`http`] — the accept loop: connection limit and header read timeout.
 //! - [`poll`] — the poller (B16): what changed since the stored cursors, queued as record jobs.
 //! - [`metrics`] — the Prometheus recorder and the metric names.
+//! - [`console`] — the browser console at `/` and its JSON API (`/api/v1`).
 
 pub mod accelo;
+pub mod console;
 pub mod http;
 pub mod hubspot;
 pub mod metrics;

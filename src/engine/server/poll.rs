@@ -35,6 +35,11 @@ use tandem_core::compile::Program;
 use tandem_core::model::{Direction, Link, Object, Record, System};
 use tandem_core::plan::synced_key;
 
+/// The cursor holding when the poller's last round ended (RFC 3339).
+pub const LAST_PASS_CURSOR: &str = "poll:last_pass";
+/// The cursor holding the last round's error (empty when it went through).
+pub const LAST_ERROR_CURSOR: &str = "poll:last_error";
+
 /// Why a poll round failed (the next round tries again from the same cursor).
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum PollError {
@@ -188,6 +193,16 @@ impl Poller {
                 }
             }
         }
+        // When the last round ran and how it went, for the console.
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let failed = first_error
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        if let Err(e) = self.store.set_cursor(LAST_PASS_CURSOR, &at).await {
+            tracing::debug!(target: "tandem::poll", "could not note the round: {e}");
+        }
+        let _ = self.store.set_cursor(LAST_ERROR_CURSOR, &failed).await;
         match first_error {
             Some(e) => Err(e),
             None => Ok(report),

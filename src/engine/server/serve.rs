@@ -84,6 +84,8 @@ pub struct Service {
     pub worker: Option<Task>,
     /// The rule reloader, whose outcomes go to the sync log.
     pub reloader: Option<Arc<Reloader>>,
+    /// The browser console and its API, served beside the webhooks.
+    pub console: Option<Arc<super::console::Console>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -122,7 +124,11 @@ impl Service {
         let work_stop = CancellationToken::new();
         let reload_stop = CancellationToken::new();
 
-        let app = router(Arc::clone(&self.receiver));
+        let mut app = router(Arc::clone(&self.receiver));
+        let console_stop = self.console.as_ref().map(|c| c.stop.clone());
+        if let Some(c) = self.console {
+            app = app.merge(super::console::router(c));
+        }
         let hs = http_stop.clone();
         let limits = self.limits;
         let http =
@@ -157,6 +163,10 @@ impl Service {
             }
         }
         tracing::info!(target: "tandem::server", "shutting down: no new requests");
+        // Live streams end first, so that the open connections can drain.
+        if let Some(t) = &console_stop {
+            t.cancel();
+        }
         http_stop.cancel();
         if let Some(h) = http {
             match h.await {

@@ -203,6 +203,25 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Log entries matching `query`, oldest first.
     async fn log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StoreError>;
 
+    /// Per object: how many pairs are linked and how many records' last attempt failed.
+    async fn health(&self) -> Result<Vec<ObjectHealth>, StoreError>;
+
+    // ----- rule versions ------------------------------------------------------------------
+
+    /// Keeps a saved version of a rule file (or tandem.yaml); returns its id.
+    async fn save_rule_version(
+        &self,
+        file: &str,
+        text: &str,
+        saved_by: &str,
+    ) -> Result<i64, StoreError>;
+
+    /// The saved versions of `file`, newest first, at most `limit`.
+    async fn rule_versions(&self, file: &str, limit: u32) -> Result<Vec<RuleVersion>, StoreError>;
+
+    /// One saved version.
+    async fn rule_version(&self, id: i64) -> Result<Option<RuleVersion>, StoreError>;
+
     // ----- intents ------------------------------------------------------------------------
 
     /// Records that a create is about to happen — unless, checked in the same transaction, the
@@ -272,6 +291,9 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Events not yet processed, oldest first, at most `limit`.
     async fn unprocessed_events(&self, limit: u32) -> Result<Vec<Event>, StoreError>;
+
+    /// When the newest event from `source` still kept was received.
+    async fn last_event_at(&self, source: System) -> Result<Option<DateTime<Utc>>, StoreError>;
 
     /// Deletes processed events received before `before`; returns how many.
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;

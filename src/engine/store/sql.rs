@@ -90,6 +90,14 @@ macro_rules! impl_store {
                 move |source| StoreError::Query { op, source }
             }
 
+            fn rule_version_of(
+                (id, file, text, saved_by, saved_at): (i64, String, String, String, i64),
+            ) -> Result<$crate::store::RuleVersion, StoreError> {
+                let saved_at = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(saved_at)
+                    .ok_or_else(|| StoreError::Corrupt(format!("rule version `{id}`: bad time")))?;
+                Ok($crate::store::RuleVersion { id, file, text, saved_by, saved_at })
+            }
+
             fn is_unique_violation(e: &sqlx::Error) -> bool {
                 e.as_database_error()
                     .is_some_and(|d| d.is_unique_violation())
@@ -1262,6 +1270,9 @@ macro_rules! impl_store {
                     if let Some(after) = query.after {
                         qb.push(" AND id > ").push_bind(after.0);
                     }
+                    if let Some(before) = query.before {
+                        qb.push(" AND id < ").push_bind(before.0);
+                    }
                     if let Some(key) = &query.record {
                         qb.push(" AND ((source_system = ")
                             .push_bind(key.system.as_str())
@@ -1276,6 +1287,47 @@ macro_rules! impl_store {
                             .push(" AND target_id = ")
                             .push_bind(key.id.clone())
                             .push("))");
+                    }
+                    if let Some(object) = query.object {
+                        qb.push(" AND object = ").push_bind(object.as_str());
+                    }
+                    if let Some(system) = query.system {
+                        qb.push(" AND (source_system = ")
+                            .push_bind(system.as_str())
+                            .push(" OR target_system = ")
+                            .push_bind(system.as_str())
+                            .push(")");
+                    }
+                    if !query.outcomes.is_empty() {
+                        qb.push(" AND outcome IN (");
+                        let mut sep = qb.separated(", ");
+                        for o in &query.outcomes {
+                            sep.push_bind(o.as_str());
+                        }
+                        qb.push(")");
+                    }
+                    if let Some(text) = query.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+                        let escaped: String = text
+                            .to_lowercase()
+                            .chars()
+                            .flat_map(|c| match c {
+                                '%' | '_' | '\\' => vec!['\\', c],
+                                c => vec![c],
+                            })
+                            .collect();
+                        let body = match $backend {
+                            $crate::store::Backend::Postgres => "LOWER(body::text)",
+                            $crate::store::Backend::Sqlite => "LOWER(body)",
+                        };
+                        qb.push(" AND (source_id = ")
+                            .push_bind(text.to_string())
+                            .push(" OR target_id = ")
+                            .push_bind(text.to_string())
+                            .push(" OR ")
+                            .push(body)
+                            .push(" LIKE ")
+                            .push_bind(format!("%{escaped}%"))
+                            .push(" ESCAPE '\\')");
                     }
                     let limit = query.last.or(query.limit);
                     qb.push(if query.last.is_some() {
@@ -1295,6 +1347,103 @@ macro_rules! impl_store {
                         rows.reverse();
                     }
                     rows.into_iter().map(LogRow::into_entry).collect()
+                }
+
+                async fn last_event_at(
+                    &self,
+                    source: System,
+                ) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+                    let (at,): (Option<i64>,) = sqlx::query_as(
+                        "SELECT MAX(received_at) FROM events WHERE source = $1",
+                    )
+                    .bind(source.as_str())
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(q("reading the last event"))?;
+                    Ok(at.and_then(chrono::DateTime::<chrono::Utc>::from_timestamp_millis))
+                }
+
+                async fn health(&self) -> Result<Vec<$crate::store::ObjectHealth>, StoreError> {
+                    let links: Vec<(String, i64)> = sqlx::query_as(
+                        "SELECT object, COUNT(*) FROM links GROUP BY object",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(q("counting links"))?;
+                    // A record's last attempt: its newest record entry as a source.
+                    let failing: Vec<(String, i64)> = sqlx::query_as(
+                        "SELECT l.object, COUNT(*) FROM sync_log l JOIN ( \
+                           SELECT MAX(id) AS last FROM sync_log WHERE kind = 'record' \
+                           GROUP BY object, source_system, source_id) t ON l.id = t.last \
+                         WHERE l.outcome = 'failed' GROUP BY l.object",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(q("counting failing records"))?;
+                    let count = |rows: &[(String, i64)], o: Object| {
+                        rows.iter()
+                            .find(|(name, _)| name == o.as_str())
+                            .map_or(0, |(_, n)| u64::try_from(*n).unwrap_or(0))
+                    };
+                    Ok([Object::Company, Object::Contact]
+                        .into_iter()
+                        .map(|object| $crate::store::ObjectHealth {
+                            object,
+                            linked: count(&links, object),
+                            failing: count(&failing, object),
+                        })
+                        .collect())
+                }
+
+                async fn save_rule_version(
+                    &self,
+                    file: &str,
+                    text: &str,
+                    saved_by: &str,
+                ) -> Result<i64, StoreError> {
+                    let (id,): (i64,) = sqlx::query_as(
+                        "INSERT INTO rule_versions (file, text, saved_by, saved_at) \
+                         VALUES ($1, $2, $3, $4) RETURNING id",
+                    )
+                    .bind(file)
+                    .bind(text)
+                    .bind(saved_by)
+                    .bind(now_ms())
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(q("saving a rule version"))?;
+                    Ok(id)
+                }
+
+                async fn rule_versions(
+                    &self,
+                    file: &str,
+                    limit: u32,
+                ) -> Result<Vec<$crate::store::RuleVersion>, StoreError> {
+                    let rows: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
+                        "SELECT id, file, text, saved_by, saved_at FROM rule_versions \
+                         WHERE file = $1 ORDER BY id DESC LIMIT $2",
+                    )
+                    .bind(file)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(q("reading rule versions"))?;
+                    rows.into_iter().map(rule_version_of).collect()
+                }
+
+                async fn rule_version(
+                    &self,
+                    id: i64,
+                ) -> Result<Option<$crate::store::RuleVersion>, StoreError> {
+                    let row: Option<(i64, String, String, String, i64)> = sqlx::query_as(
+                        "SELECT id, file, text, saved_by, saved_at FROM rule_versions WHERE id = $1",
+                    )
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(q("reading a rule version"))?;
+                    row.map(rule_version_of).transpose()
                 }
 
                 // ----- intents ----------------------------------------------------------------

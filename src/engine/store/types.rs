@@ -393,6 +393,20 @@ pub struct RunFinished {
     /// stopped, its lease lost); 0 for a run that went through in one go.
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub interrupted: u32,
+    /// The safety limit that stopped the run before any write, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guardrail: Option<GuardrailStop>,
+}
+
+/// A safety limit (`sync.guardrails`) that stopped a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardrailStop {
+    /// The setting: `max_create`, `max_update`, `max_clear` or `max_share`.
+    pub threshold: String,
+    /// What the run would have done, in words (`create 6000 records`).
+    pub would: String,
+    /// The configured limit, in words (`5000`, `50.0%`).
+    pub limit: String,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -647,6 +661,43 @@ pub struct LogQuery {
     pub limit: Option<u32>,
     /// Only the last this-many matches (wins over `limit`).
     pub last: Option<u32>,
+    /// Only entries before this id (paging back from the newest, with `last`).
+    pub before: Option<LogId>,
+    /// Only record entries about this object.
+    pub object: Option<Object>,
+    /// Only record entries whose source or target is in this system.
+    pub system: Option<System>,
+    /// Only record entries with one of these outcomes (all when empty).
+    pub outcomes: Vec<Outcome>,
+    /// Only entries mentioning this text: a record id equal to it, or the text anywhere in the
+    /// entry (names, emails, values, reasons), ignoring case.
+    pub text: Option<String>,
+}
+
+/// A saved version of a rule file or tandem.yaml (the console keeps every one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleVersion {
+    /// The version's id.
+    pub id: i64,
+    /// The file, as the console names it (`companies.yaml`, `tandem.yaml`).
+    pub file: String,
+    /// Its whole text.
+    pub text: String,
+    /// Who saved it.
+    pub saved_by: String,
+    /// When.
+    pub saved_at: DateTime<Utc>,
+}
+
+/// What the console's health panel counts for one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectHealth {
+    /// Company or contact.
+    pub object: Object,
+    /// Linked pairs (in step as of their last sync).
+    pub linked: u64,
+    /// Records whose last attempt failed.
+    pub failing: u64,
 }
 
 // ----- intents ----------------------------------------------------------------------------

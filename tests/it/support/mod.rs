@@ -1,10 +1,15 @@
 //! What the integration tests share: connectors to a sandbox with quick retries, full reads, the
-//! shipped rules, a closed port; the sandbox's admin API over HTTP ([`admin`]); the executor and
-//! command tests' world and project ([`exec`]); and the serve tests' in-process server and
-//! waiting with a deadline ([`serve`]).
+//! shipped rules, a closed port; the sandbox's admin API over HTTP ([`admin`]); headless Chromium
+//! driven over WebDriver ([`browser`]); `tandem serve` with console users and an API client
+//! signed in to it ([`console`]); the executor and command tests' world and project
+//! ([`exec`]); an API checked against its OpenAPI document ([`schemathesis`]); and the serve
+//! tests' in-process server and waiting with a deadline ([`serve`]).
 
 pub mod admin;
+pub mod browser;
+pub mod console;
 pub mod exec;
+pub mod schemathesis;
 pub mod serve;
 
 use std::sync::{Arc, OnceLock};

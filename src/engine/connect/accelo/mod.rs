@@ -1371,6 +1371,10 @@ impl Connector for Accelo {
         .max(1)
     }
 
+    fn budget_windows(&self) -> Vec<super::BudgetWindow> {
+        self.t.budget_windows()
+    }
+
     fn budget(&self) -> RateLimit {
         self.t.general_rate()
     }

@@ -1154,6 +1154,10 @@ impl Connector for HubSpot {
             .await
     }
 
+    fn budget_windows(&self) -> Vec<super::BudgetWindow> {
+        self.t.budget_windows()
+    }
+
     fn budget(&self) -> RateLimit {
         self.t.general_rate()
     }
