@@ -20,6 +20,9 @@ mod support;
 // The browser and schemathesis test support, checked on pages and APIs of its own.
 mod browser_harness;
 
+// The browser console: end to end in headless Chromium.
+mod console_browser;
+
 // The `tandem` command as a process or through its command functions.
 mod cli_demo;
 mod cli_first_hour;

@@ -950,11 +950,26 @@ async fn job_run_anyway(
 
 // ----- sync log -------------------------------------------------------------------------------
 
+/// A number in a query string, where an empty value (a form's blank field) means none.
+fn blank_is_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let s: Option<String> = Option::deserialize(d)?;
+    match s.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
 /// The Sync Log's filters and page position.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 pub struct LogFilter {
     /// Only this job's entries.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "blank_is_none")]
+    #[schemars(with = "Option<i64>")]
     pub job: Option<i64>,
     /// `company` or `contact`.
     #[serde(default)]
@@ -969,13 +984,16 @@ pub struct LogFilter {
     #[serde(default)]
     pub q: Option<String>,
     /// Entries older than this id (the next page).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "blank_is_none")]
+    #[schemars(with = "Option<i64>")]
     pub before: Option<i64>,
     /// Entries newer than this id (live updates).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "blank_is_none")]
+    #[schemars(with = "Option<i64>")]
     pub after: Option<i64>,
     /// Entries per page (default 50, at most 500).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "blank_is_none")]
+    #[schemars(with = "Option<u32>")]
     pub limit: Option<u32>,
 }
 

@@ -273,7 +273,7 @@ pub fn job_line(j: &JobDoc, session: &Session) -> Markup {
                 @if let Some(s) = &j.subject { " · " code { (s) } }
                 " · " span.state { (j.state) }
             }
-            @if j.state == "queued" || j.state == "running" {
+            @if j.state == "queued" || j.state == "running" || j.total.is_some() {
                 progress.progress max="100" value=(pct) aria-label=(format!("{} progress", kind_words(&j.kind))) { (pct) " %" }
                 p.progresstext {
                     (j.done) " / " (j.total.map_or("…".to_string(), |t| t.to_string()))
@@ -382,7 +382,7 @@ fn integrations(s: &StatusDoc, session: &Session) -> Markup {
                 span.small { "Pull copies HubSpot's companies and contacts into Accelo; Push copies Accelo's into HubSpot." }
             }
             div #jobs aria-live="polite" {
-                @for j in &s.active { (job_line(j, session)) }
+                @for j in s.active.iter().filter(|j| j.kind != "record") { (job_line(j, session)) }
             }
             div.lastruns {
                 @for (label, run) in [("Last pull", &s.last_pull), ("Last push", &s.last_push)] {

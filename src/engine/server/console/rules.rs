@@ -195,14 +195,84 @@ fn path_of(console: &Console, file: &str) -> Result<PathBuf, ApiError> {
         })
 }
 
-/// Every file's text now.
+/// What the page shows instead of a console user's password hash.
+pub const KEPT_HASH: &str = "(kept)";
+
+/// tandem.yaml as the page shows it: every `password_hash` value replaced by [`KEPT_HASH`], so
+/// that no hash reaches a browser.
+pub fn mask_hashes(text: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let t = line.trim_start();
+        match t.strip_prefix("password_hash:") {
+            Some(_) => {
+                let pad = &line[..line.len() - t.len()];
+                out.push(format!("{pad}password_hash: \"{KEPT_HASH}\""));
+            }
+            None => out.push(line.to_string()),
+        }
+    }
+    let mut joined = out.join("\n");
+    if text.ends_with('\n') {
+        joined.push('\n');
+    }
+    joined
+}
+
+/// An edited tandem.yaml with each [`KEPT_HASH`] replaced by the hash the file on disk has for
+/// the user named above it (a user added in the page has none: the check then fails on it).
+pub fn unmask_hashes(edited: &str, on_disk: &str) -> String {
+    let mut hashes = std::collections::BTreeMap::new();
+    let mut name: Option<String> = None;
+    let value = |t: &str, key: &str| {
+        t.strip_prefix(key)
+            .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
+    };
+    for line in on_disk.lines() {
+        let t = line.trim_start().trim_start_matches("- ");
+        if let Some(n) = value(t, "name:") {
+            name = Some(n);
+        } else if let (Some(h), Some(n)) = (value(t, "password_hash:"), &name) {
+            hashes.insert(n.clone(), h);
+        }
+    }
+    let mut name: Option<String> = None;
+    let mut out: Vec<String> = Vec::new();
+    for line in edited.lines() {
+        let t = line.trim_start().trim_start_matches("- ");
+        if let Some(n) = value(t, "name:") {
+            name = Some(n);
+        }
+        match (value(t, "password_hash:"), &name) {
+            (Some(h), Some(n)) if h == KEPT_HASH => match hashes.get(n) {
+                Some(real) => {
+                    let pad = &line[..line.len() - line.trim_start().len()];
+                    let dash = if line.trim_start().starts_with("- ") { "- " } else { "" };
+                    out.push(format!("{pad}{dash}password_hash: \"{real}\""));
+                }
+                None => out.push(line.to_string()),
+            },
+            _ => out.push(line.to_string()),
+        }
+    }
+    let mut joined = out.join("\n");
+    if edited.ends_with('\n') {
+        joined.push('\n');
+    }
+    joined
+}
+
+/// Every file's text now (tandem.yaml with its password hashes masked).
 pub fn read_files(console: &Console) -> Vec<FileDoc> {
     files(console)
         .into_iter()
-        .map(|(name, kind, path)| FileDoc {
-            text: std::fs::read_to_string(&path).unwrap_or_default(),
-            name,
-            kind,
+        .map(|(name, kind, path)| {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            FileDoc {
+                text: if kind == "config" { mask_hashes(&text) } else { text },
+                name,
+                kind,
+            }
         })
         .collect()
 }
@@ -251,6 +321,14 @@ pub fn load_edit(
     text: &str,
 ) -> Result<(Result<Loaded, Report>, PathBuf), ApiError> {
     let path = path_of(console, file)?;
+    let is_config = path == console.paths.config;
+    let unmasked;
+    let text = if is_config && text.contains(KEPT_HASH) {
+        unmasked = unmask_hashes(text, &std::fs::read_to_string(&path).unwrap_or_default());
+        unmasked.as_str()
+    } else {
+        text
+    };
     let mut report = Report::new();
     let (config, rules, dir) = tandem_core::rules::paths::read(&console.paths, &mut report);
     let edited = Source {
@@ -438,8 +516,10 @@ pub async fn impact(console: &Console, edit: &Edit) -> Result<ImpactDoc, ApiErro
                 edited: Some(describe(a)),
             }),
             Some(b) => {
+                // A skip that stays a skip is no change, whatever its reason now says.
+                let same = b.op == a.op && b.changes == a.changes;
                 let (x, y) = (describe(b), describe(a));
-                if x != y {
+                if !same {
                     rows.push(ImpactRow {
                         object: a.object.to_string(),
                         record: k.1.clone(),
@@ -652,4 +732,22 @@ pub fn routes() -> axum::Router<Arc<Console>> {
             "/api/v1/rules/files/{file}/versions/{id}/revert",
             post(revert_post),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_never_leave_and_come_back() {
+        let disk = "console:\n  users:\n    - name: ana\n      role: operator\n      password_hash: \"$argon2id$A\"\n    - name: bo\n      password_hash: \"$argon2id$B\"\n";
+        let shown = mask_hashes(disk);
+        assert!(!shown.contains("argon2"), "{shown}");
+        assert_eq!(unmask_hashes(&shown, disk), disk);
+        // Users reordered and one role changed in the page: each keeps its own hash.
+        let edited = shown.replace("operator", "viewer");
+        let back = unmask_hashes(&edited, disk);
+        assert!(back.contains("role: viewer\n      password_hash: \"$argon2id$A\""), "{back}");
+        assert!(back.contains("- name: bo\n      password_hash: \"$argon2id$B\""), "{back}");
+    }
 }

@@ -93,6 +93,13 @@
     });
   }
 
+  // Filter forms send only the fields that are filled in.
+  for (const f of $$("form.filters")) {
+    f.addEventListener("submit", () => {
+      for (const i of $$("input, select", f)) if (i.name && i.value === "") i.disabled = true;
+    });
+  }
+
   // ----- buttons --------------------------------------------------------------------------
   async function runJob(kind, button) {
     button.disabled = true;
