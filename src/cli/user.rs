@@ -105,8 +105,7 @@ fn users_block(lines: &[String], start: usize, end: usize) -> Option<UsersBlock>
     let mut entries: Vec<(usize, usize, String)> = Vec::new();
     let mut item_indent = base + 2;
     let mut last = users_line + 1;
-    for i in users_line + 1..end {
-        let l = &lines[i];
+    for (i, l) in lines.iter().enumerate().take(end).skip(users_line + 1) {
         if is_blank_or_comment(l) {
             continue;
         }

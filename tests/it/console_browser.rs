@@ -19,7 +19,11 @@ use crate::support::serve::{Serving, sandbox, wait_for};
 async fn sign_in(b: &Browser, base: &str, user: (&str, &str)) {
     b.goto(&format!("{base}/")).await;
     b.wait_for("#signin").await;
-    assert!(b.current_url().await.contains("/login?next=%2F"), "{}", b.current_url().await);
+    assert!(
+        b.current_url().await.contains("/login?next=%2F"),
+        "{}",
+        b.current_url().await
+    );
     let name = b.find("#name").await;
     b.type_into(&name, user.0).await;
     let pw = b.find("#password").await;
@@ -46,7 +50,9 @@ async fn attacker(target: String) -> (String, tokio::task::JoinHandle<()>) {
 <script>document.getElementById('f').submit();</script></body></html>"#
     );
     let app = axum::Router::new().route("/", axum::routing::get(move || async move { Html(page) }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let h = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -74,8 +80,10 @@ async fn the_console_end_to_end() {
     b.wait_for("#signin").await;
     b.screenshot("console-signin").await;
     sign_in(&b, &base, OPERATOR).await;
-    b.wait_text("[data-system=hubspot] .state", "Connected").await;
-    b.wait_text("[data-system=accelo] .state", "Connected").await;
+    b.wait_text("[data-system=hubspot] .state", "Connected")
+        .await;
+    b.wait_text("[data-system=accelo] .state", "Connected")
+        .await;
     let cookie = b.cookie("tandem_session").await.expect("session cookie");
     assert!(cookie.http_only, "the session cookie is HttpOnly");
     assert_eq!(cookie.same_site.as_deref(), Some("Strict"));
@@ -111,7 +119,10 @@ async fn the_console_end_to_end() {
     let counts = b.wait_text(".lastrun .counts", "created").await;
     assert!(counts.contains("failed"), "{counts}");
     let seen: Value = b
-        .execute("return JSON.parse(sessionStorage.getItem('seen') || '[]')", &[])
+        .execute(
+            "return JSON.parse(sessionStorage.getItem('seen') || '[]')",
+            &[],
+        )
         .await;
     let seen: Vec<u64> = seen
         .as_array()
@@ -119,13 +130,25 @@ async fn the_console_end_to_end() {
         .unwrap_or_default();
     assert!(!seen.is_empty(), "the bar was drawn while the pull ran");
     let pulls = jobs_of(&s, JobKind::Pull).await;
-    assert_eq!(pulls.len(), 1, "the button queued one pull job, as `tandem pull` does");
+    assert_eq!(
+        pulls.len(),
+        1,
+        "the button queued one pull job, as `tandem pull` does"
+    );
     let pull = &pulls[0];
     assert_eq!(pull.state, JobState::Succeeded);
     assert_eq!(pull.payload, json!({}));
-    assert_eq!(Some(pull.progress_done), pull.progress_total, "done = total");
+    assert_eq!(
+        Some(pull.progress_done),
+        pull.progress_total,
+        "done = total"
+    );
     let bar = b.find(".lastrun progress").await;
-    assert_eq!(b.property(&bar, "value").await.as_f64(), Some(100.0), "the bar reached 100 %");
+    assert_eq!(
+        b.property(&bar, "value").await.as_f64(),
+        Some(100.0),
+        "the bar reached 100 %"
+    );
     let log = s
         .store
         .log(&LogQuery {
@@ -149,7 +172,8 @@ async fn the_console_end_to_end() {
         &[outcome.arg()],
     )
     .await;
-    b.click(&b.find("form.filters button[type=submit]").await).await;
+    b.click(&b.find("form.filters button[type=submit]").await)
+        .await;
     b.wait_script(
         "the log filtered to errors",
         "return location.search.includes('outcome=errors') && document.querySelectorAll('#log tbody tr').length > 0",
@@ -167,16 +191,24 @@ async fn the_console_end_to_end() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert!(!outcomes.is_empty() && outcomes.iter().all(|o| *o == "failed"), "{outcomes:?}");
+    assert!(
+        !outcomes.is_empty() && outcomes.iter().all(|o| *o == "failed"),
+        "{outcomes:?}"
+    );
     b.screenshot("console-log-errors").await;
 
     // --- a record: open it from the log and push it -------------------------------------------
     // The failed entries are about HubSpot companies whose Accelo create was refused.
-    let link = b.find("#log tbody tr a[href^='/records/hubspot/company/']").await;
+    let link = b
+        .find("#log tbody tr a[href^='/records/hubspot/company/']")
+        .await;
     b.click(&link).await;
     b.wait_for("#h-fields").await;
     b.wait_text("#h-why", "Why").await;
-    assert!(b.try_find("#record-retry").await.is_some(), "a failing record offers Retry");
+    assert!(
+        b.try_find("#record-retry").await.is_some(),
+        "a failing record offers Retry"
+    );
     b.screenshot("console-record-failing").await;
     b.click(&b.find("#record-retry").await).await;
     b.wait_text("#record-result", "Queued").await;
@@ -190,7 +222,8 @@ async fn the_console_end_to_end() {
         .into_iter()
         .next()
         .expect("a linked company");
-    b.goto(&format!("{base}/records/accelo/company/{}", link.accelo_id)).await;
+    b.goto(&format!("{base}/records/accelo/company/{}", link.accelo_id))
+        .await;
     b.wait_for("#record-push").await;
     let title = b.text(&b.find("#record-push").await).await;
     assert!(title.contains("company and its contacts"), "{title}");
@@ -243,9 +276,17 @@ async fn the_console_end_to_end() {
         .await;
     let said = b.text(&diag).await;
     assert!(said.contains(&format!("companies.yaml:{line}:")), "{said}");
-    b.wait_for(&format!("#gutter div.error[data-line='{line}']")).await;
-    b.execute("document.getElementById('diagnostics').scrollIntoView({block: 'end'}); return true;", &[]).await;
-    assert_eq!(b.property(&b.find("#save-rules").await, "disabled").await, json!(true));
+    b.wait_for(&format!("#gutter div.error[data-line='{line}']"))
+        .await;
+    b.execute(
+        "document.getElementById('diagnostics').scrollIntoView({block: 'end'}); return true;",
+        &[],
+    )
+    .await;
+    assert_eq!(
+        b.property(&b.find("#save-rules").await, "disabled").await,
+        json!(true)
+    );
     b.screenshot("console-rules-error").await;
     // Fixed, and narrower: companies with long names are no longer pulled.
     let edited = text.replace(
@@ -268,12 +309,22 @@ async fn the_console_end_to_end() {
             &[],
         )
         .await;
-    let rows: Vec<&str> = rows.as_array().expect("impact rows").iter().filter_map(Value::as_str).collect();
+    let rows: Vec<&str> = rows
+        .as_array()
+        .expect("impact rows")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     assert!(
-        rows.iter().any(|r| r.contains("changes") && r.contains("skip")),
+        rows.iter()
+            .any(|r| r.contains("changes") && r.contains("skip")),
         "the edit turns some pulls into skips: {rows:?}"
     );
-    b.execute("document.getElementById('rules-result').scrollIntoView(); return true;", &[]).await;
+    b.execute(
+        "document.getElementById('rules-result').scrollIntoView(); return true;",
+        &[],
+    )
+    .await;
     b.screenshot("console-rules-preview").await;
     b.click(&b.find("#save-rules").await).await;
     b.wait_text("#rules-result", "Saved as version").await;
@@ -310,10 +361,17 @@ async fn the_console_end_to_end() {
     b.click(&form).await;
     b.wait_for("#signin").await;
     sign_in(&b, &base, VIEWER).await;
-    assert_eq!(b.property(&b.find("#run-pull").await, "disabled").await, json!(true));
-    b.goto(&format!("{base}/records/accelo/company/{}", link.accelo_id)).await;
+    assert_eq!(
+        b.property(&b.find("#run-pull").await, "disabled").await,
+        json!(true)
+    );
+    b.goto(&format!("{base}/records/accelo/company/{}", link.accelo_id))
+        .await;
     b.wait_for("#record-push").await;
-    assert_eq!(b.property(&b.find("#record-push").await, "disabled").await, json!(true));
+    assert_eq!(
+        b.property(&b.find("#record-push").await, "disabled").await,
+        json!(true)
+    );
     b.screenshot("console-record-viewer").await;
     // Even a hand-made request from the page is refused.
     let answer = b

@@ -180,6 +180,7 @@ fn shipped_schemas_rules_and_customer_docs_carry_no_internal_code() {
             "docs/operations.md",
             "docs/sandbox.md",
             "docs/deploy.md",
+            "docs/console.md",
         ]
         .map(PathBuf::from),
     );

@@ -1216,74 +1216,111 @@ pub fn csv_line(e: &LogEntry) -> String {
 /// At most this many entries in one export.
 pub const EXPORT_MAX: usize = 1_000_000;
 
+struct ExportState {
+    console: Arc<Console>,
+    filter: LogFilter,
+    csv: bool,
+    sent: usize,
+    header: bool,
+    done: bool,
+}
+
+/// The next chunk of an export: a page of entries (500), newest first; `None` at the end. A
+/// store failure midway ends the file with a line saying so.
+async fn export_chunk(
+    mut st: ExportState,
+) -> Option<(Result<String, std::io::Error>, ExportState)> {
+    if st.done {
+        return None;
+    }
+    let mut out = String::new();
+    if st.header {
+        st.header = false;
+        if st.csv {
+            out.push_str(CSV_COLUMNS);
+            out.push('\n');
+        }
+    }
+    let page = match st.filter.query() {
+        Ok(q) => st.console.store.log(&q).await,
+        Err(e) => {
+            st.done = true;
+            return Some((Err(std::io::Error::other(e.message)), st));
+        }
+    };
+    let mut page = match page {
+        Ok(p) => p,
+        Err(e) => {
+            st.done = true;
+            return Some((Err(std::io::Error::other(e.to_string())), st));
+        }
+    };
+    page.reverse();
+    for e in &page {
+        if st.csv {
+            out.push_str(&csv_line(e));
+        } else {
+            out.push_str(&entry_json(e).to_string());
+        }
+        out.push('\n');
+    }
+    st.sent += page.len();
+    match page.last() {
+        Some(last) if page.len() == 500 && st.sent < EXPORT_MAX => {
+            st.filter.before = Some(last.id.0)
+        }
+        _ => st.done = true,
+    }
+    Some((Ok(out), st))
+}
+
 async fn log_export(
     State(c): State<Arc<Console>>,
     headers: HeaderMap,
     Query(q): Query<ExportQuery>,
 ) -> Response {
-    let run = async {
-        signed_in(&c, &headers)?;
-        let csv = match q.format.as_str() {
-            "csv" => true,
-            "jsonl" => false,
-            other => {
-                return Err(ApiError::bad(format!(
-                    "unknown format `{other}`: use `csv` or `jsonl`"
-                )));
-            }
-        };
-        let mut filter = q.filter.clone();
-        filter.limit = Some(500);
-        let mut out = String::new();
-        if csv {
-            out.push_str(CSV_COLUMNS);
-            out.push('\n');
-        }
-        let mut n = 0usize;
-        loop {
-            let query = filter.query()?;
-            let mut page = c.store.log(&query).await?;
-            page.reverse();
-            for e in &page {
-                if csv {
-                    out.push_str(&csv_line(e));
-                } else {
-                    out.push_str(&entry_json(e).to_string());
-                }
-                out.push('\n');
-            }
-            n += page.len();
-            match page.last() {
-                Some(last) if page.len() == 500 && n < EXPORT_MAX => {
-                    filter.before = Some(last.id.0)
-                }
-                _ => break,
-            }
-        }
-        Ok((csv, out))
-    };
-    match run.await {
-        Ok((csv, body)) => {
-            let (ctype, name) = if csv {
-                ("text/csv; charset=utf-8", "tandem-sync-log.csv")
-            } else {
-                ("application/x-ndjson", "tandem-sync-log.jsonl")
-            };
-            (
-                StatusCode::OK,
-                [
-                    (header::CONTENT_TYPE, ctype.to_string()),
-                    (
-                        header::CONTENT_DISPOSITION,
-                        format!("attachment; filename=\"{name}\""),
-                    ),
-                ],
-                body,
-            )
-                .into_response()
-        }
-        Err(e) => e.into_response(),
+    if let Err(e) = signed_in(&c, &headers) {
+        return e.into_response();
     }
+    let csv = match q.format.as_str() {
+        "csv" => true,
+        "jsonl" => false,
+        other => {
+            return ApiError::bad(format!("unknown format `{other}`: use `csv` or `jsonl`"))
+                .into_response();
+        }
+    };
+    let mut filter = q.filter.clone();
+    filter.limit = Some(500);
+    if let Err(e) = filter.query() {
+        return e.into_response();
+    }
+    let (ctype, name) = if csv {
+        ("text/csv; charset=utf-8", "tandem-sync-log.csv")
+    } else {
+        ("application/x-ndjson", "tandem-sync-log.jsonl")
+    };
+    let state = ExportState {
+        console: c,
+        filter,
+        csv,
+        sent: 0,
+        header: true,
+        done: false,
+    };
+    let body = axum::body::Body::from_stream(futures::stream::unfold(state, export_chunk));
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, ctype.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 // ----- records --------------------------------------------------------------------------------

@@ -247,7 +247,11 @@ pub fn unmask_hashes(edited: &str, on_disk: &str) -> String {
             (Some(h), Some(n)) if h == KEPT_HASH => match hashes.get(n) {
                 Some(real) => {
                     let pad = &line[..line.len() - line.trim_start().len()];
-                    let dash = if line.trim_start().starts_with("- ") { "- " } else { "" };
+                    let dash = if line.trim_start().starts_with("- ") {
+                        "- "
+                    } else {
+                        ""
+                    };
                     out.push(format!("{pad}{dash}password_hash: \"{real}\""));
                 }
                 None => out.push(line.to_string()),
@@ -269,7 +273,11 @@ pub fn read_files(console: &Console) -> Vec<FileDoc> {
         .map(|(name, kind, path)| {
             let text = std::fs::read_to_string(&path).unwrap_or_default();
             FileDoc {
-                text: if kind == "config" { mask_hashes(&text) } else { text },
+                text: if kind == "config" {
+                    mask_hashes(&text)
+                } else {
+                    text
+                },
                 name,
                 kind,
             }
@@ -747,7 +755,13 @@ mod tests {
         // Users reordered and one role changed in the page: each keeps its own hash.
         let edited = shown.replace("operator", "viewer");
         let back = unmask_hashes(&edited, disk);
-        assert!(back.contains("role: viewer\n      password_hash: \"$argon2id$A\""), "{back}");
-        assert!(back.contains("- name: bo\n      password_hash: \"$argon2id$B\""), "{back}");
+        assert!(
+            back.contains("role: viewer\n      password_hash: \"$argon2id$A\""),
+            "{back}"
+        );
+        assert!(
+            back.contains("- name: bo\n      password_hash: \"$argon2id$B\""),
+            "{back}"
+        );
     }
 }
