@@ -4,7 +4,10 @@
 //! (a `tandem.yaml` pointing at the simulators and the shipped rules, built into the binary),
 //! then walks through the guide's story with the real commands' code paths: the pull plan, a
 //! pull, a push, an edit in Accelo pushed for one company, a second pull (the contacts of the
-//! companies the push linked) and a third that has nothing left to do. Prints the outcome and where the sync log and the store are (both are kept, so
+//! companies the push linked) and a third that has nothing left to do. The push emails its
+//! summary to the sandbox's SMTP mailbox (the email turned on by the `TANDEM_SMTP_*` variables
+//! the demo passes), and the demo shows the subject it received. Prints the outcome and where
+//! the sync log and the store are (both are kept, so
 //! `tandem log --store …` works afterwards), and exits 0. No credentials, no network.
 //!
 //! Sandbox settings: the seeded sizes (300 companies and 2,000 contacts per system by default),
@@ -146,6 +149,16 @@ async fn admin_edit(base: &str, object: &str, id: &str, fields: Value) -> Result
     }
 }
 
+/// The subject of the newest message in the sandbox mailbox at `url` (`/_sandbox/mail`).
+async fn last_mail_subject(url: &str) -> Option<String> {
+    let list: Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+    list.as_array()?
+        .last()?
+        .get("subject")?
+        .as_str()
+        .map(str::to_string)
+}
+
 fn requests(stats: &Value) -> (u64, u64) {
     (
         stats["total"].as_u64().unwrap_or(0),
@@ -222,14 +235,20 @@ async fn console(args: &Args, sb: &Sandbox, project: &Path) -> Result<(), String
     }
 }
 
-/// The environment the demo's commands run with: the simulators' addresses and credentials.
+/// The environment the demo's commands run with: the simulators' addresses and credentials,
+/// and the email settings that send the push's email to the sandbox's mailbox.
 fn sandbox_env(sb: &Sandbox) -> Env {
+    let mail_server = sb.mail_server();
     Env::from_pairs([
         ("TANDEM_HUBSPOT_URL", sb.hubspot_url()),
         ("TANDEM_ACCELO_URL", sb.accelo_url()),
         ("TANDEM_ACCELO_CLIENT_ID", sb.accelo_client_id()),
         ("DEMO_HUBSPOT_TOKEN", sb.hubspot_token()),
         ("DEMO_ACCELO_SECRET", sb.accelo_client_secret()),
+        ("TANDEM_SMTP_SERVER", mail_server.as_str()),
+        ("TANDEM_SMTP_TLS", "none"),
+        ("TANDEM_SMTP_FROM", super::sandbox::SANDBOX_MAIL_FROM),
+        ("TANDEM_SMTP_TO", super::sandbox::SANDBOX_MAIL_TO),
     ])
 }
 
@@ -325,6 +344,10 @@ async fn walk(args: &Args, sb: &Sandbox, started: Instant) -> Result<PathBuf, St
         )
         .await,
     )?;
+    let mailbox = format!("{}/_sandbox/mail", sb.hubspot_url());
+    if let Some(subject) = last_mail_subject(&mailbox).await {
+        println!("   the push emailed its summary to the sandbox mailbox: \"{subject}\"");
+    }
 
     // Someone edits a company and one of its contacts in Accelo.
     let store_handle = rt.store().await.map_err(|e| e.render(false))?;

@@ -54,6 +54,10 @@ macro_rules! smtp_env {
     () => {
         concat!(
             "  TANDEM_SMTP_SERVER             the push-completion email's server (`notify.email.server`)\n",
+            "  TANDEM_SMTP_TLS                its security: none, starttls or tls (`notify.email.tls`)\n",
+            "  TANDEM_SMTP_FROM               its sender (`notify.email.from`)\n",
+            "  TANDEM_SMTP_TO                 its recipients, comma-separated (`notify.email.to`); with\n",
+            "                                 TANDEM_SMTP_SERVER, turns the email on without `notify.email`\n",
             "  TANDEM_SMTP_USERNAME           its user name (else the variable `notify.email.username_env` names)\n",
             "  TANDEM_SMTP_PASSWORD           its password (else the variable `notify.email.password_env` names)\n",
         )
@@ -87,8 +91,9 @@ pub const PUSH_ONE_ENV_HELP: &str = env_help!();
 pub enum Command {
     /// Start the sandbox with seeded data and walk through pull, push and push-one; exits 0.
     Demo(demo::Args),
-    /// Run the HubSpot and Accelo simulators with seeded data; prints one JSON line with their
-    /// URLs and credentials, then serves until SIGINT/SIGTERM.
+    /// Run the HubSpot and Accelo simulators with seeded data, and an SMTP mailbox for the push
+    /// email; prints one JSON line with their URLs and credentials, then serves until
+    /// SIGINT/SIGTERM.
     Sandbox(sandbox::Args),
     /// Show what a pull or push would do, without writing anything (a dry run); `--out` saves
     /// the plan for `tandem apply`.

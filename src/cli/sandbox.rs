@@ -8,6 +8,10 @@
 //! `TANDEM_*` variables the other commands read, plus `TANDEM_SANDBOX_PID`, then exits: so
 //! `eval "$(tandem sandbox --env)"` sets up a shell, as `eval "$(ssh-agent -s)"` does.
 //!
+//! The sandbox also runs an SMTP mailbox (plain SMTP on loopback, `mail` in the JSON line) that
+//! keeps the push-completion email; `--env` exports the `TANDEM_SMTP_*` variables that turn the
+//! email on and send it there (server, `tls` none, sender, recipient, a login).
+//!
 //! The JSON line's `examples` lists a few record ids of each system and object; `--env` and
 //! the terminal print them as `#` comments. `--accelo-webhook-url` / `--accelo-webhook-secret`
 //! make the Accelo simulator deliver its webhooks (and `--env` exports the secret).
@@ -39,6 +43,9 @@ pub struct Args {
     /// Port of the Accelo simulator (0 = pick a free one).
     #[arg(long, default_value_t = 0)]
     pub accelo_port: u16,
+    /// Port of the SMTP mailbox (0 = pick a free one).
+    #[arg(long, default_value_t = 0)]
+    pub mail_port: u16,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
@@ -101,7 +108,7 @@ fn base_vars(info: &Value, webhook_secret: Option<&str>) -> Vec<(&'static str, S
     let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
     let hs = &info["hubspot"];
     let ac = &info["accelo"];
-    vec![
+    let mut vars = vec![
         ("TANDEM_HUBSPOT_URL", s(&hs["url"])),
         ("TANDEM_HUBSPOT_TOKEN", s(&hs["token"])),
         (
@@ -111,8 +118,25 @@ fn base_vars(info: &Value, webhook_secret: Option<&str>) -> Vec<(&'static str, S
         ("TANDEM_ACCELO_URL", s(&ac["url"])),
         ("TANDEM_ACCELO_CLIENT_ID", s(&ac["client_id"])),
         ("TANDEM_ACCELO_CLIENT_SECRET", s(&ac["client_secret"])),
-    ]
+    ];
+    let mail = &info["mail"];
+    if mail["server"].is_string() {
+        vars.extend([
+            ("TANDEM_SMTP_SERVER", s(&mail["server"])),
+            ("TANDEM_SMTP_TLS", "none".to_string()),
+            ("TANDEM_SMTP_FROM", SANDBOX_MAIL_FROM.to_string()),
+            ("TANDEM_SMTP_TO", SANDBOX_MAIL_TO.to_string()),
+            ("TANDEM_SMTP_USERNAME", s(&mail["username"])),
+            ("TANDEM_SMTP_PASSWORD", s(&mail["password"])),
+        ]);
+    }
+    vars
 }
+
+/// The sender `--env` gives the push-completion email sent to the sandbox mailbox.
+pub const SANDBOX_MAIL_FROM: &str = "Tandem <tandem@sandbox.invalid>";
+/// The recipient `--env` gives it (the mailbox keeps every message, whatever the recipient).
+pub const SANDBOX_MAIL_TO: &str = "crm-admins@sandbox.invalid";
 
 /// `value` quoted for a POSIX shell.
 fn shell_quote(value: &str) -> String {
@@ -177,10 +201,11 @@ fn run_detached(args: &Args) -> super::common::Exit {
         }
     };
     let mut text = format!(
-        "# Tandem sandbox (seed {}): HubSpot {}, Accelo {}\n",
+        "# Tandem sandbox (seed {}): HubSpot {}, Accelo {}, mailbox {}\n",
         info["seed"],
         info["hubspot"]["url"].as_str().unwrap_or_default(),
-        info["accelo"]["url"].as_str().unwrap_or_default()
+        info["accelo"]["url"].as_str().unwrap_or_default(),
+        info["mail"]["server"].as_str().unwrap_or_default()
     );
     text.push_str(&export_lines(&env_vars_with(
         &info,
@@ -248,6 +273,7 @@ pub fn options(args: &Args) -> Result<SandboxOptions, String> {
         faults,
         hubspot_webhook,
         accelo_webhook,
+        mail_port: args.mail_port,
         ..Default::default()
     })
 }
@@ -318,6 +344,11 @@ pub fn example_lines(info: &Value) -> String {
     }
     if let Some(id) = info["examples"]["hubspot"]["company"][0].as_str() {
         text.push_str(&format!("#   e.g. tandem why hubspot company {id}\n"));
+    }
+    if let Some(url) = info["mail"]["messages"].as_str() {
+        text.push_str(&format!(
+            "# the push-completion email lands in the sandbox mailbox: curl -s {url}\n"
+        ));
     }
     text
 }

@@ -243,6 +243,9 @@ impl Runtime {
         let loaded = load(&paths).map_err(RuntimeError::Rules)?;
         let mut config = loaded.config;
         config.apply_env(|k| env.get(k));
+        config
+            .apply_email_env(|k| env.get(k))
+            .map_err(RuntimeError::Invalid)?;
         if let Some(url) = options.store.as_ref().filter(|u| !u.trim().is_empty()) {
             config.store.url = url.clone();
         }

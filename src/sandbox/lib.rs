@@ -1,5 +1,6 @@
 //! The sandbox: faithful simulators of the HubSpot CRM API and the Accelo API, served over real
-//! HTTP on loopback, with seeded data, fault injection and an admin API. Used by `tandem
+//! HTTP on loopback, with seeded data, fault injection and an admin API, plus an SMTP mailbox
+//! that keeps the email sent to it (`mail.rs`). Used by `tandem
 //! sandbox`, `tandem demo`, every other module's integration tests and the benchmarks.
 //!
 //! ```no_run
@@ -27,6 +28,7 @@ mod common;
 mod data;
 mod gate;
 mod hubspot;
+mod mail;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -44,6 +46,7 @@ use tower::Layer;
 
 pub use common::FaultConfig;
 pub use data::SeedData;
+pub use mail::DEFAULT_MAX_BYTES as DEFAULT_MAIL_MAX_BYTES;
 
 /// Errors starting the sandbox.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -52,7 +55,7 @@ pub enum SandboxError {
     #[error("cannot listen for the {system} simulator on `{addr}`: {source}")]
     #[diagnostic(help("pick another port, or 0 to let the system choose one"))]
     Bind {
-        /// `hubspot` or `accelo`.
+        /// `hubspot`, `accelo` or `mail`.
         system: &'static str,
         /// The address.
         addr: SocketAddr,
@@ -236,6 +239,10 @@ pub struct SandboxOptions {
     pub hubspot_access_token_ttl: Duration,
     /// Maximum lifetime of Accelo tokens (30 days).
     pub accelo_token_ttl: Duration,
+    /// Port of the SMTP mailbox (0 = pick one).
+    pub mail_port: u16,
+    /// The mailbox refuses a message larger than this (bytes; 10 MiB).
+    pub mail_max_bytes: usize,
 }
 
 impl Default for SandboxOptions {
@@ -253,6 +260,8 @@ impl Default for SandboxOptions {
             accelo_webhook: None,
             hubspot_access_token_ttl: Duration::from_secs(1800),
             accelo_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            mail_port: 0,
+            mail_max_bytes: mail::DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -269,6 +278,9 @@ pub struct Sandbox {
     counts: (usize, usize),
     accelo_client_id: String,
     accelo_client_secret: String,
+    mailbox: Arc<mail::Mailbox>,
+    mail_addr: SocketAddr,
+    mail_password: String,
 }
 
 fn credential(rng: &mut ChaCha8Rng, groups: &[usize]) -> String {
@@ -300,6 +312,14 @@ impl Sandbox {
         opts.faults.validate().map_err(SandboxError::Invalid)?;
         let hs_listener = bind(opts.host, opts.hubspot_port, "hubspot").await?;
         let ac_listener = bind(opts.host, opts.accelo_port, "accelo").await?;
+        let mail_listener = bind(opts.host, opts.mail_port, "mail").await?;
+        let mail_addr = mail_listener
+            .local_addr()
+            .map_err(|source| SandboxError::Bind {
+                system: "mail",
+                addr: SocketAddr::new(opts.host, opts.mail_port),
+                source,
+            })?;
         let url_of = |l: &TcpListener, system: &'static str| {
             l.local_addr()
                 .map(|a| format!("http://{a}"))
@@ -336,9 +356,21 @@ impl Sandbox {
             deployment: "sandbox".into(),
         };
 
+        // A separate generator: the credentials above stay what they were before the mailbox.
+        let mut mail_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x6d61_696c_626f_7831);
+        let mail_password = format!("mail-{}", credential(&mut mail_rng, &[16]));
+
         let cancel = CancellationToken::new();
         let mut tasks = Vec::new();
         let mut servers = Vec::new();
+
+        // The SMTP mailbox.
+        let mailbox = Arc::new(mail::Mailbox::new(opts.mail_max_bytes));
+        servers.push(tokio::spawn(mail::serve(
+            mail_listener,
+            mailbox.clone(),
+            cancel.clone(),
+        )));
 
         // HubSpot.
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -395,7 +427,7 @@ impl Sandbox {
             hs.clock.clone(),
             rx,
         )));
-        let app = hubspot::router(hs.clone());
+        let app = hubspot::router(hs.clone()).merge(mail::router(mailbox.clone()));
         let c = cancel.clone();
         servers.push(tokio::spawn(async move {
             let _ = axum::serve(hs_listener, app)
@@ -443,7 +475,7 @@ impl Sandbox {
             arx,
         )));
         let app = tower::util::MapRequestLayer::new(accelo::method_override)
-            .layer(accelo::router(ac.clone()));
+            .layer(accelo::router(ac.clone()).merge(mail::router(mailbox.clone())));
         let c = cancel.clone();
         servers.push(tokio::spawn(async move {
             let _ = axum::serve(
@@ -464,6 +496,9 @@ impl Sandbox {
             counts: (opts.companies, opts.contacts),
             accelo_client_id: ac_creds.client_id,
             accelo_client_secret: ac_creds.client_secret,
+            mailbox,
+            mail_addr,
+            mail_password,
         })
     }
 
@@ -517,6 +552,22 @@ impl Sandbox {
         &self.ac.creds.deployment
     }
 
+    /// The SMTP mailbox's `host:port` (plain SMTP, no TLS).
+    pub fn mail_server(&self) -> String {
+        self.mail_addr.to_string()
+    }
+
+    /// A user name and password for the mailbox's `AUTH` (it accepts any; these are what
+    /// `tandem sandbox --env` exports).
+    pub fn mail_login(&self) -> (&str, &str) {
+        ("tandem", &self.mail_password)
+    }
+
+    /// How many messages the mailbox holds (`GET /_sandbox/mail` lists them).
+    pub fn mail_count(&self) -> usize {
+        self.mailbox.count()
+    }
+
     /// The JSON line `tandem sandbox` prints.
     pub fn info(&self) -> Value {
         json!({
@@ -533,6 +584,13 @@ impl Sandbox {
                 "client_id": self.accelo_client_id(),
                 "client_secret": self.accelo_client_secret(),
                 "deployment": self.accelo_deployment(),
+            },
+            "mail": {
+                "server": self.mail_server(),
+                "tls": "none",
+                "username": self.mail_login().0,
+                "password": self.mail_login().1,
+                "messages": format!("{}/_sandbox/mail", self.hubspot_url()),
             },
             "seed": self.seed,
             "companies": self.counts.0,

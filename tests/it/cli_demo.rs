@@ -1,6 +1,6 @@
 //! `tandem demo` with the real binary (debug build, small sizes through its hidden flags): it
-//! exits 0, tells the story in order, ends with a pull that writes nothing, and leaves a store
-//! that `tandem log --store` reads.
+//! exits 0, tells the story in order (the push's email received by the sandbox mailbox among
+//! it), ends with a pull that writes nothing, and leaves a store that `tandem log --store` reads.
 
 use std::process::Command;
 
@@ -35,6 +35,7 @@ fn demo_runs_the_story_and_exits_0() {
         "pull job 1 finished",
         "3. Push",
         "push job 2 finished",
+        "the push emailed its summary to the sandbox mailbox: \"Tandem push finished: ",
         "4. Someone edits Accelo company",
         "push_company job 3 finished",
         " 2 updated",

@@ -361,6 +361,60 @@ async fn a_one_record_job_logs_its_progress_once() {
     sb.shutdown().await;
 }
 
+/// `(done, total)` of each `run_progress` entry of the first job that finished, in order, and
+/// whether a `run_finished` entry followed them.
+async fn progress_of_first_run(p: &Project) -> (Vec<(u64, Option<u64>)>, bool) {
+    let entries = p.store().await.log(&LogQuery::default()).await.unwrap();
+    let mut progress = Vec::new();
+    for e in &entries {
+        match &e.body {
+            LogBody::RunProgress(r) => progress.push((r.done, r.total)),
+            LogBody::RunFinished(_) => return (progress, true),
+            _ => {}
+        }
+    }
+    (progress, false)
+}
+
+#[tokio::test]
+async fn a_bulk_runs_progress_entries_keep_up_with_it() {
+    // About 300 records: companies and contacts, a mix of links, creates and updates.
+    let sb = sandbox(47, 60, 240).await;
+    let p = Project::new(&sb, "");
+    assert_code(&run(&p, &["pull"]).await, 0, "pull");
+    let (progress, finished) = progress_of_first_run(&p).await;
+    assert!(finished, "the pull did not finish");
+    let total = progress
+        .last()
+        .and_then(|(_, t)| *t)
+        .expect("a progress entry with a total");
+    assert!(total >= 250, "only {total} actions");
+    assert!(
+        progress.iter().all(|(_, t)| *t == Some(total)),
+        "{progress:?}"
+    );
+    // The last entry before `run_finished` is the whole run.
+    assert_eq!(
+        progress.last().map(|(d, _)| *d),
+        Some(total),
+        "{progress:?}"
+    );
+    // Rising, and at least one entry per 10 % of the run, however fast it went.
+    let mut before = 0;
+    for (done, _) in &progress {
+        assert!(
+            *done > before || (*done == 0 && before == 0),
+            "{progress:?}"
+        );
+        assert!(
+            done - before <= total / 10,
+            "the log jumped from {before} to {done} of {total}: {progress:?}"
+        );
+        before = *done;
+    }
+    sb.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_stale_plan_shows_what_changed() {
     let sb = sandbox(46, 10, 30).await;

@@ -893,6 +893,117 @@ async fn a_pull_slowed_by_the_budget_says_what_it_costs_and_what_it_waits_for() 
     sb.shutdown().await;
 }
 
+/// `(the resume time, the wait)` of a budget-wait notice: `waiting for accelo's hourly budget,
+/// resumes at 15:02:10 UTC (in 58 min 3 s)`.
+fn budget_wait(message: &str) -> Option<(chrono::NaiveTime, Duration)> {
+    let rest = message.strip_prefix("waiting for accelo's hourly budget, resumes at ")?;
+    let (time, rest) = rest.split_once(" UTC (in ")?;
+    let time = chrono::NaiveTime::parse_from_str(time, "%H:%M:%S").ok()?;
+    let rest = rest.strip_suffix(')')?;
+    let mut secs = 0u64;
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    for pair in words.chunks(2) {
+        let n: u64 = pair.first()?.parse().ok()?;
+        secs += match *pair.get(1)? {
+            "min" => n * 60,
+            "s" => n,
+            "ms" => 0,
+            _ => return None,
+        };
+    }
+    Some((time, Duration::from_secs(secs)))
+}
+
+/// While a pull waits on Accelo's hourly budget, its sync log says so, once for the wait, with
+/// the time it resumes: `tandem log --follow` shows why nothing moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_wait_is_one_notice_in_the_sync_log_with_the_resume_time() {
+    let sb = tandem_sandbox::Sandbox::start(tandem_sandbox::SandboxOptions {
+        seed: 31,
+        companies: 60,
+        contacts: 0,
+        rate_limits: tandem_sandbox::RateLimits {
+            accelo_per_hour: Some(40),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let p = Project::new(&sb, "");
+    let mut child = p
+        .command(&["pull"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    let waits = |log: &[tandem_engine::store::LogEntry]| -> Vec<(tandem_engine::store::LogEntry, chrono::NaiveTime, Duration)> {
+        log.iter()
+            .filter_map(|e| match &e.body {
+                LogBody::Notice(n) if n.message.starts_with("waiting for ") => {
+                    let (t, d) = budget_wait(&n.message)
+                        .unwrap_or_else(|| panic!("unexpected wait notice `{}`", n.message));
+                    Some((e.clone(), t, d))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        if p.store_path().exists() {
+            let log = p.store().await.log(&LogQuery::default()).await.unwrap();
+            if !waits(&log).is_empty() {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no budget wait in the sync log"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the pull ended without waiting"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = tokio::time::timeout(Duration::from_secs(50), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+    let log = p.store().await.log(&LogQuery::default()).await.unwrap();
+    let found = waits(&log);
+    // One entry for the wait, however many requests were held by it.
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let (entry, resumes, wait) = &found[0];
+    let job = log
+        .iter()
+        .find_map(|e| match &e.body {
+            LogBody::RunStarted(s) if s.job_kind == JobKind::Pull => e.job,
+            _ => None,
+        })
+        .expect("the pull's start");
+    assert_eq!(entry.job, Some(job));
+    // Accelo's window is an hour: most of it is left when the budget is spent.
+    assert!(*wait >= Duration::from_secs(60), "{wait:?}");
+    // The wait began at most when the entry was written (the entry follows it, a moment
+    // later on a busy machine): it resumes its length after that.
+    let latest = (entry.at + chrono::Duration::from_std(*wait).unwrap()).time();
+    let early = (latest - *resumes).num_seconds().rem_euclid(86_400);
+    assert!(
+        early <= 30 || early >= 86_398,
+        "resumes at {resumes}, expected shortly before {latest}"
+    );
+    sb.shutdown().await;
+}
+
 /// Links that also change fields are not hidden among the links: the plan's summary says how
 /// many links change fields and how many values they overwrite, and the run's summary line says
 /// the same of what it did — the same numbers.

@@ -68,6 +68,7 @@ mod sandbox_cli;
 mod sandbox_core;
 mod sandbox_docs;
 mod sandbox_hubspot;
+mod sandbox_mail;
 mod sandbox_python;
 mod sandbox_webhooks;
 

@@ -75,7 +75,7 @@ fn the_documented_admin_commands_work_as_printed() {
         &stdout[from..to]
     };
     // 1 eval (prints nothing); 2 records; 3 rename; 4 email; 5 create; 6-7 faults; 8 stats;
-    // 9 why; 10 reset; 11 kill.
+    // 9 why; 10 push; 11-12 the mailbox; 13 reset; 14 kill.
     let records: serde_json::Value = serde_json::from_str(part(2).trim()).unwrap();
     assert_eq!(records.as_array().unwrap().len(), 20);
     assert!(part(3).contains("Renamed Ltd"), "{}", part(3));
@@ -84,13 +84,33 @@ fn the_documented_admin_commands_work_as_printed() {
     let stats: serde_json::Value = serde_json::from_str(part(8).trim()).unwrap();
     assert!(stats["requests"].is_object(), "{stats}");
     assert!(part(9).contains("Renamed Ltd"), "{}", part(9));
+    // The push's email, in the mailbox.
+    let mail: serde_json::Value = serde_json::from_str(part(11).trim()).unwrap();
+    assert_eq!(mail.as_array().map(Vec::len), Some(1), "{mail}");
+    assert!(
+        mail[0]["subject"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Tandem push finished: ")),
+        "{mail}"
+    );
+    let message: serde_json::Value = serde_json::from_str(part(12).trim()).unwrap();
+    assert!(
+        message["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("tandem log --job ")),
+        "{message}"
+    );
 }
 
 #[test]
 fn every_admin_route_is_documented() {
     let doc = docs();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for file in ["src/sandbox/hubspot/mod.rs", "src/sandbox/accelo/mod.rs"] {
+    for file in [
+        "src/sandbox/hubspot/mod.rs",
+        "src/sandbox/accelo/mod.rs",
+        "src/sandbox/mail.rs",
+    ] {
         let src = std::fs::read_to_string(root.join(file)).unwrap();
         for route in src.match_indices("\"/_sandbox/").map(|(i, _)| {
             let rest = &src[i + 1..];

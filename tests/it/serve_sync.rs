@@ -420,3 +420,125 @@ async fn accelo_webhooks_sync_accelo_edits_without_the_poller() {
     assert_eq!(serving.stop().await, tandem::cli::Exit::Ok);
     sb.shutdown().await;
 }
+
+/// `(object:target id, field=value)` of each change.
+type Writes = std::collections::BTreeSet<(String, String)>;
+
+/// A bulk pull against a fresh sandbox of `seed` under `tandem serve`, with the sandbox's Accelo
+/// webhooks on or off. Answers what record jobs wrote afterwards (the webhooks the pull's own
+/// Accelo writes caused), and what a bulk push planned right after them would change.
+async fn pull_under_serve(seed: u64, accelo_hooks: bool) -> (Writes, Writes) {
+    use tandem_engine::store::{JobKind, LogBody, LogQuery};
+    let sb = sandbox(SandboxOptions {
+        seed,
+        companies: 20,
+        contacts: 80,
+        rate_limits: tandem_sandbox::RateLimits::unlimited(),
+        ..Default::default()
+    })
+    .await;
+    let serving = Serving::start(&sb, 0, |_, t| t).await;
+    if accelo_hooks {
+        for event in [
+            "create_company",
+            "update_company",
+            "create_contact",
+            "update_contact",
+        ] {
+            sb.subscribe_accelo_webhook(
+                event,
+                &format!("{}/webhooks/accelo", serving.url),
+                ACCELO_WEBHOOK_SECRET,
+            )
+            .unwrap();
+        }
+    }
+    let store_url = serving
+        .rules
+        .parent()
+        .unwrap()
+        .join("tandem.db")
+        .display()
+        .to_string();
+    let options = tandem_engine::runtime::Options {
+        config: Some(serving.rules.join("tandem.yaml")),
+        rules: Some(serving.rules.clone()),
+        env: tandem_engine::runtime::Env::from_pairs(serve_env(&sb, &store_url)),
+        retry: None,
+        store: None,
+    };
+    let out = tandem::cli::pull::run_job(
+        options.clone(),
+        JobKind::Pull,
+        tandem_engine::exec::jobs::payload(JobKind::Pull, None, false),
+        tandem_engine::exec::progress::ProgressMode::Silent,
+    )
+    .await;
+    assert_eq!(out.exit, tandem::cli::Exit::Ok, "{}", out.stderr);
+    wait_for("the Accelo webhooks to be delivered", || {
+        let pending = sb.accelo_stats()["webhooks"]["pending"].as_u64();
+        async move { (pending == Some(0)).then_some(()) }
+    })
+    .await;
+    serving.settle(&sb).await;
+    let jobs = serving.store.jobs(&Default::default()).await.unwrap();
+    let record_jobs: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.kind == JobKind::Record)
+        .map(|j| j.id)
+        .collect();
+    let mut written = Writes::new();
+    for e in serving.store.log(&LogQuery::default()).await.unwrap() {
+        if let LogBody::Record(r) = &e.body
+            && e.job.is_some_and(|j| record_jobs.contains(&j))
+        {
+            for c in &r.changes {
+                written.insert((
+                    format!("{}:{}", r.object, r.target.id.clone().unwrap_or_default()),
+                    format!("{}={:?}", c.field, c.to),
+                ));
+            }
+        }
+    }
+    let rt = tandem_engine::runtime::Runtime::load(options).unwrap();
+    let snap = rt
+        .read(
+            tandem_core::model::Direction::Push,
+            &tandem_core::plan::Scope::All,
+        )
+        .await
+        .unwrap();
+    let plan = tandem_core::plan::plan(&rt.program, &snap.input(tandem_core::plan::Mode::Bulk));
+    let mut bulk = Writes::new();
+    for a in &plan.actions {
+        for c in &a.changes {
+            bulk.insert((
+                format!("{}:{}", a.object, a.target.id.clone().unwrap_or_default()),
+                format!("{}={:?}", c.field, c.to),
+            ));
+        }
+    }
+    assert_eq!(serving.stop().await, tandem::cli::Exit::Ok);
+    sb.shutdown().await;
+    (written, bulk)
+}
+
+/// The Accelo webhooks a pull's own writes cause make record jobs write to HubSpot only what a
+/// bulk push would write on the same data (e.g. a contact's `company` text showing the Accelo
+/// company's name, as the rules say): never a value of Tandem's own write bounced back. Without
+/// the webhooks nothing is written after the pull.
+#[tokio::test]
+async fn webhooks_caused_by_a_pulls_own_writes_write_only_what_a_push_would() {
+    let (after_hooks, _) = pull_under_serve(8, true).await;
+    let (after_none, bulk) = pull_under_serve(8, false).await;
+    assert!(after_none.is_empty(), "{after_none:?}");
+    assert!(
+        !after_hooks.is_empty(),
+        "the webhooks caused no write: the test no longer covers the case"
+    );
+    let beyond: Vec<_> = after_hooks.difference(&bulk).collect();
+    assert!(
+        beyond.is_empty(),
+        "record jobs wrote what a bulk push would not: {beyond:?}"
+    );
+}

@@ -370,6 +370,9 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("TANDEM_ACCELO_CLIENT_ID", "accelo.client_id"),
     ("TANDEM_STORE", "store.url"),
     ("TANDEM_SMTP_SERVER", "notify.email.server"),
+    ("TANDEM_SMTP_TLS", "notify.email.tls"),
+    ("TANDEM_SMTP_FROM", "notify.email.from"),
+    ("TANDEM_SMTP_TO", "notify.email.to"),
 ];
 
 /// Secret values that may be given directly in the environment, overriding the variables the
@@ -387,6 +390,15 @@ pub const ENV_SMTP_USERNAME: &str = "TANDEM_SMTP_USERNAME";
 pub const ENV_SMTP_PASSWORD: &str = "TANDEM_SMTP_PASSWORD";
 /// The SMTP server (`host` or `host:port`), overriding `notify.email.server`.
 pub const ENV_SMTP_SERVER: &str = "TANDEM_SMTP_SERVER";
+/// The SMTP transport security (`none`, `starttls`, `tls`), overriding `notify.email.tls`.
+pub const ENV_SMTP_TLS: &str = "TANDEM_SMTP_TLS";
+/// The email's sender, overriding `notify.email.from`.
+pub const ENV_SMTP_FROM: &str = "TANDEM_SMTP_FROM";
+/// The email's recipients (comma-separated), overriding `notify.email.to`. With
+/// [`ENV_SMTP_SERVER`] it turns the email on when tandem.yaml has no `notify.email`.
+pub const ENV_SMTP_TO: &str = "TANDEM_SMTP_TO";
+/// The sender of an email turned on by the environment alone, without `TANDEM_SMTP_FROM`.
+pub const DEFAULT_SMTP_FROM: &str = "tandem@localhost";
 
 impl Config {
     /// Applies the `TANDEM_*` overrides of [`ENV_OVERRIDES`] read through `env` (pass
@@ -408,6 +420,71 @@ impl Config {
         if let (Some(v), Some(email)) = (get(ENV_SMTP_SERVER), self.notify.email.as_mut()) {
             email.server = v;
         }
+    }
+
+    /// Applies the email overrides `TANDEM_SMTP_TLS`, `TANDEM_SMTP_FROM` and `TANDEM_SMTP_TO`
+    /// (after [`Config::apply_env`], which applies `TANDEM_SMTP_SERVER`). When tandem.yaml has
+    /// no `notify.email`, the email is turned on only when both `TANDEM_SMTP_SERVER` and
+    /// `TANDEM_SMTP_TO` are set: the environment names the server and the recipients, so nobody
+    /// receives an email they did not name (the server alone turns nothing on). An unknown
+    /// `TANDEM_SMTP_TLS` or an empty recipient list is an error naming the variable.
+    pub fn apply_email_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        let get = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+        let tls = match get(ENV_SMTP_TLS) {
+            None => None,
+            Some(v) => Some(match v.trim().to_ascii_lowercase().as_str() {
+                "none" => TlsMode::None,
+                "starttls" => TlsMode::Starttls,
+                "tls" => TlsMode::Tls,
+                _ => {
+                    return Err(format!(
+                        "the environment variable `{ENV_SMTP_TLS}` is `{v}`: expected `none`, \
+                         `starttls` or `tls`"
+                    ));
+                }
+            }),
+        };
+        let to = match get(ENV_SMTP_TO) {
+            None => None,
+            Some(v) => {
+                let list: Vec<String> = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if list.is_empty() {
+                    return Err(format!(
+                        "the environment variable `{ENV_SMTP_TO}` names no recipient"
+                    ));
+                }
+                Some(list)
+            }
+        };
+        if self.notify.email.is_none()
+            && let (Some(server), Some(to)) = (get(ENV_SMTP_SERVER), to.clone())
+        {
+            self.notify.email = Some(EmailConfig {
+                server,
+                tls: TlsMode::default(),
+                from: DEFAULT_SMTP_FROM.to_string(),
+                to,
+                username_env: None,
+                password_env: None,
+            });
+        }
+        if let Some(email) = self.notify.email.as_mut() {
+            if let Some(tls) = tls {
+                email.tls = tls;
+            }
+            if let Some(from) = get(ENV_SMTP_FROM) {
+                email.from = from.trim().to_string();
+            }
+            if let Some(to) = to {
+                email.to = to;
+            }
+        }
+        Ok(())
     }
 
     /// Resolves the connection secrets through `env`. `TANDEM_HUBSPOT_TOKEN` and
@@ -622,6 +699,30 @@ mod tests {
              `TANDEM_ACCELO_CLIENT_SECRET` instead"
         );
         assert!(!e.to_string().contains("pat-na1-xyz"));
+    }
+
+    #[test]
+    fn email_turns_on_from_the_environment_only_with_server_and_recipients() {
+        let vars = [
+            ("TANDEM_SMTP_SERVER", "127.0.0.1:2525"),
+            ("TANDEM_SMTP_TLS", "none"),
+            ("TANDEM_SMTP_TO", "a@example.com, b@example.com"),
+        ];
+        let mut c = config();
+        c.apply_env(env(&vars[..2]));
+        c.apply_email_env(env(&vars[..2])).unwrap();
+        assert_eq!(c.notify.email, None, "the server alone turns nothing on");
+        c.apply_env(env(&vars));
+        c.apply_email_env(env(&vars)).unwrap();
+        let e = c.notify.email.clone().unwrap();
+        assert_eq!(e.server, "127.0.0.1:2525");
+        assert_eq!(e.tls, TlsMode::None);
+        assert_eq!(e.from, DEFAULT_SMTP_FROM);
+        assert_eq!(e.to, vec!["a@example.com", "b@example.com"]);
+        let err = c
+            .apply_email_env(env(&[("TANDEM_SMTP_TLS", "ssl")]))
+            .unwrap_err();
+        assert!(err.contains("`TANDEM_SMTP_TLS`"), "{err}");
     }
 
     #[test]

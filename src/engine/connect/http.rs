@@ -210,8 +210,38 @@ pub(crate) struct Limiter {
     paused_until: Mutex<Option<Instant>>,
     /// The budget in words (`accelo's hourly budget`), for the notice of a long wait.
     name: String,
-    /// The end of the last pause announced (each pause is announced once).
-    announced: Mutex<Option<Instant>>,
+    /// Where a long wait is reported, besides the notice (the runs that log it subscribe).
+    waits: Option<(System, tokio::sync::broadcast::Sender<BudgetWait>)>,
+}
+
+/// A wait on a system's budget that has begun: every request to that system waits until
+/// `until` (the system said its budget is spent). Reported once per wait, and only for waits
+/// of [`BudgetWait::MIN`] or more, through [`crate::connect::Connector::budget_waits`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetWait {
+    /// The system waited on.
+    pub system: System,
+    /// The budget in words: `accelo's hourly budget`.
+    pub budget: String,
+    /// When requests resume.
+    pub until: chrono::DateTime<chrono::Utc>,
+    /// How long the wait is, from when it began.
+    pub wait: Duration,
+}
+
+impl BudgetWait {
+    /// The shortest wait reported: shorter ones are the normal pacing of requests.
+    pub const MIN: Duration = Duration::from_secs(2);
+
+    /// `waiting for accelo's hourly budget, resumes at 15:02:10 UTC (in 58 min 3 s)`.
+    pub fn message(&self) -> String {
+        format!(
+            "waiting for {}, resumes at {} (in {})",
+            self.budget,
+            self.until.format("%H:%M:%S UTC"),
+            words(self.wait)
+        )
+    }
 }
 
 impl std::fmt::Debug for Limiter {
@@ -232,7 +262,7 @@ impl Limiter {
             gcra: ArcSwap::from_pointee(RateLimiter::direct(rate.quota(window))),
             paused_until: Mutex::new(None),
             name: "the request budget".into(),
-            announced: Mutex::new(None),
+            waits: None,
         }
     }
 
@@ -242,33 +272,22 @@ impl Limiter {
         self
     }
 
-    /// Waits until a request may be sent. A pause of two seconds or more (the system said its
-    /// budget is spent) is announced once, with the time it ends.
+    /// Reports the long waits that begin to `waits` (as well as in the notice).
+    pub(crate) fn reporting(
+        mut self,
+        system: System,
+        waits: tokio::sync::broadcast::Sender<BudgetWait>,
+    ) -> Limiter {
+        self.waits = Some((system, waits));
+        self
+    }
+
+    /// Waits until a request may be sent (after any pause, then as the budget allows).
     pub(crate) async fn acquire(&self) {
         loop {
             let until = *lock(&self.paused_until);
             match until {
-                Some(t) if t > Instant::now() => {
-                    let wait = t - Instant::now();
-                    let first = wait >= Duration::from_secs(2) && {
-                        let mut announced = lock(&self.announced);
-                        let first = *announced != Some(t);
-                        *announced = Some(t);
-                        first
-                    };
-                    if first {
-                        let resumes = chrono::Local::now()
-                            + chrono::Duration::from_std(wait).unwrap_or_default();
-                        tracing::info!(
-                            target: NOTICE_TARGET,
-                            "waiting for {}, resumes at {} (in {})",
-                            self.name,
-                            resumes.format("%H:%M:%S"),
-                            words(wait)
-                        );
-                    }
-                    tokio::time::sleep_until(t).await;
-                }
+                Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
                 _ => break,
             }
         }
@@ -276,10 +295,42 @@ impl Limiter {
     }
 
     /// No request before `t`.
+    ///
+    /// A pause of [`BudgetWait::MIN`] or more that begins now (no pause was in force) is
+    /// announced once, with the time it ends: as a notice and to the runs that subscribed. A
+    /// pause in force that is only extended is the same wait, not announced again.
     pub(crate) fn pause_until(&self, t: Instant) {
-        let mut p = lock(&self.paused_until);
-        if p.is_none_or(|old| old < t) {
-            *p = Some(t);
+        let now = Instant::now();
+        let begins = {
+            let mut p = lock(&self.paused_until);
+            // A long wait in force was announced when it began.
+            let in_force = p.is_some_and(|old| old >= now + BudgetWait::MIN);
+            if p.is_none_or(|old| old < t) {
+                *p = Some(t);
+            }
+            !in_force
+        };
+        let wait = t.saturating_duration_since(now);
+        if !begins || wait < BudgetWait::MIN {
+            return;
+        }
+        let until = chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+        let resumes = until.with_timezone(&chrono::Local);
+        tracing::info!(
+            target: NOTICE_TARGET,
+            "waiting for {}, resumes at {} (in {})",
+            self.name,
+            resumes.format("%H:%M:%S"),
+            words(wait)
+        );
+        if let Some((system, tx)) = &self.waits {
+            // Nobody listening (no run logs it) is fine.
+            let _ = tx.send(BudgetWait {
+                system: *system,
+                budget: self.name.clone(),
+                until,
+                wait,
+            });
         }
     }
 
@@ -641,6 +692,8 @@ pub(crate) struct Transport {
     /// an unknown host name is final.
     answered: AtomicBool,
     budget: Mutex<BudgetSeen>,
+    /// Where both limiters report the long waits that begin ([`Transport::budget_waits`]).
+    waits: tokio::sync::broadcast::Sender<BudgetWait>,
     /// The budget windows as the last answers' rate headers reported them.
     windows: Mutex<Vec<BudgetWindow>>,
 }
@@ -696,23 +749,34 @@ impl Transport {
             HeaderStyle::HubSpot => Window::Rolling,
             HeaderStyle::Accelo => Window::Fixed,
         };
+        let (waits, _) = tokio::sync::broadcast::channel(16);
         Ok(Transport {
             system,
             base,
             client,
             retry,
-            general: Limiter::new(general, window).named(match style {
-                HeaderStyle::Accelo => format!("{system}'s hourly budget"),
-                HeaderStyle::HubSpot => format!("{system}'s request budget"),
-            }),
-            search: Limiter::new(search, window).named(format!("{system}'s search budget")),
+            general: Limiter::new(general, window)
+                .named(match style {
+                    HeaderStyle::Accelo => format!("{system}'s hourly budget"),
+                    HeaderStyle::HubSpot => format!("{system}'s request budget"),
+                })
+                .reporting(system, waits.clone()),
+            search: Limiter::new(search, window)
+                .named(format!("{system}'s search budget"))
+                .reporting(system, waits.clone()),
             auth,
             style,
             origin: None,
             answered: AtomicBool::new(false),
             budget: Mutex::new(BudgetSeen::default()),
+            waits,
             windows: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The long waits on this system's budgets that begin from now on.
+    pub(crate) fn budget_waits(&self) -> tokio::sync::broadcast::Receiver<BudgetWait> {
+        self.waits.subscribe()
     }
 
     /// The budget windows as the last answers reported them (none before the first answer).

@@ -27,7 +27,8 @@ pub mod hubspot;
 
 pub use error::ConnectError;
 pub use http::{
-    API_BUDGET_REMAINING, API_REQUESTS, BudgetWindow, NOTICE_TARGET, RateLimit, RetryPolicy,
+    API_BUDGET_REMAINING, API_REQUESTS, BudgetWait, BudgetWindow, NOTICE_TARGET, RateLimit,
+    RetryPolicy,
 };
 pub use tandem_core::secret::Secret;
 
@@ -269,6 +270,12 @@ pub trait Connector: Send + Sync + fmt::Debug {
 
     /// The request budget in force (after any retuning by the system's headers).
     fn budget(&self) -> RateLimit;
+
+    /// The long waits on the system's budget that begin from now on ([`BudgetWait`]), for a
+    /// run to log; `None` where the connector has no budget to wait on.
+    fn budget_waits(&self) -> Option<tokio::sync::broadcast::Receiver<BudgetWait>> {
+        None
+    }
 
     /// The fields the system defines for `object`, as it describes them (HubSpot: its property
     /// definitions); empty where the system has no such list. For `tandem doctor`.

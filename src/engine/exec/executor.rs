@@ -235,6 +235,16 @@ struct State {
 /// Least time between two job progress updates in the store / two `run_progress` entries.
 const STORE_PROGRESS_EVERY: Duration = Duration::from_millis(500);
 const LOG_PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// A `run_progress` entry is also written each time the run passes another twentieth (5 %)
+/// of its actions, however fast it goes.
+const LOG_PROGRESS_STEPS: u64 = 20;
+
+impl State {
+    /// Actions in one progress step (5 % of the run, at least one).
+    fn progress_step(&self) -> u64 {
+        (self.total / LOG_PROGRESS_STEPS).max(1)
+    }
+}
 
 impl Executor {
     /// An executor writing through these connectors and this store.
@@ -393,6 +403,13 @@ impl Executor {
             .collect())
     }
 
+    /// Quiet outcomes written per store transaction: `log_batch`, but no more than a progress
+    /// step, so that the log's progress keeps up with the bar through those phases too.
+    fn log_chunk(&self, st: &State) -> usize {
+        let step = usize::try_from(st.progress_step()).unwrap_or(usize::MAX);
+        self.options.log_batch.max(1).min(step)
+    }
+
     fn check_cancel(run: &RunContext<'_>) -> Result<(), ExecError> {
         if run.cancel.is_cancelled() {
             Err(ExecError::Interrupted(
@@ -403,8 +420,9 @@ impl Executor {
         }
     }
 
-    /// Reports progress to the display always, to the job and the log at most every so often
-    /// (and at the end when `last`).
+    /// Reports progress to the display always, to the job at most every so often, and to the
+    /// log every few seconds and each time another 5 % of the actions is done (and at the end
+    /// when `last`).
     async fn progress(
         &self,
         run: &RunContext<'_>,
@@ -431,7 +449,9 @@ impl Executor {
                 Err(e) => return Err(e.into()),
             }
         }
-        if (last || due(st.last_log_progress, LOG_PROGRESS_EVERY))
+        let step = st.progress_step();
+        let new_step = st.logged_done.is_none_or(|d| st.done / step > d / step);
+        if (last || new_step || due(st.last_log_progress, LOG_PROGRESS_EVERY))
             && st.logged_done != Some(st.done)
         {
             st.last_log_progress = Some(Instant::now());
@@ -538,7 +558,7 @@ impl Executor {
         run: &RunContext<'_>,
         st: &mut State,
     ) -> Result<(), ExecError> {
-        for chunk in actions.chunks(self.options.log_batch.max(1)) {
+        for chunk in actions.chunks(self.log_chunk(st)) {
             Self::check_cancel(run)?;
             let mut outcomes = Vec::with_capacity(chunk.len());
             for a in chunk {
@@ -580,7 +600,7 @@ impl Executor {
         run: &RunContext<'_>,
         st: &mut State,
     ) -> Result<(), ExecError> {
-        for chunk in actions.chunks(self.options.log_batch.max(1)) {
+        for chunk in actions.chunks(self.log_chunk(st)) {
             Self::check_cancel(run)?;
             let mut outcomes = Vec::with_capacity(chunk.len());
             for a in chunk {
@@ -771,6 +791,7 @@ impl Executor {
                 }
                 self.write_outcomes(deferred, st).await?;
                 if going.is_empty() {
+                    self.progress(run, st, false).await?;
                     continue;
                 }
                 let results = match target.create(object, inputs).await {

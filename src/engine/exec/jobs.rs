@@ -198,6 +198,7 @@ impl JobHandler for SyncJobs {
     async fn run(&self, run: &JobRun) -> Result<RunSummary, JobError> {
         let req = request(run.job.kind, &run.job.payload)?;
         let exec = self.executor(req.force);
+        let _waits = super::waits::WaitLog::start(&exec, run.job.id);
         let program = (self.program)();
         let progress = run.progress.as_ref();
         let settled = recover::settle(&exec, Some(run.job.id)).await?;

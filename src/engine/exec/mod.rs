@@ -16,6 +16,8 @@
 //! - [`worker`] — [`Worker`]: claims jobs under short leases with heartbeats, dispatches them by
 //!   kind to a [`JobHandler`], writes the run's start and end to the sync log, finishes or
 //!   releases the job, and sends the push-completion email.
+//! - [`waits`] — [`waits::WaitLog`]: each long wait on a system's budget that begins during a
+//!   job becomes one notice in that job's sync log.
 //! - [`jobs`] — the handlers of the manual runs (`pull`, `push`, `push_company`,
 //!   `push_contact`, `apply`).
 //!
@@ -31,6 +33,7 @@ pub mod jobs;
 pub mod owner;
 pub mod progress;
 pub mod recover;
+pub mod waits;
 pub mod worker;
 
 pub use error::ExecError;

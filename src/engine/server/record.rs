@@ -282,6 +282,7 @@ fn add(total: &mut Report, part: &Report) {
 impl JobHandler for RecordHandler {
     async fn run(&self, run: &JobRun) -> Result<RunSummary, JobError> {
         let key = record_of_job(&run.job.payload).map_err(JobError::Invalid)?;
+        let _waits = crate::exec::waits::WaitLog::start(&self.executor, run.job.id);
         let program = self.rules.current();
         let direction = Direction::from_source(key.system);
         let summary = |report: Report| RunSummary {

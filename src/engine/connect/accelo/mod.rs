@@ -1379,6 +1379,10 @@ impl Connector for Accelo {
         self.t.general_rate()
     }
 
+    fn budget_waits(&self) -> Option<tokio::sync::broadcast::Receiver<super::BudgetWait>> {
+        Some(self.t.budget_waits())
+    }
+
     async fn status_titles(&self, object: Object) -> Result<Vec<String>, ConnectError> {
         let call = Call::get(format!("/api/v0/{}/statuses", object.plural()))
             .query("_fields", "title,standing")

@@ -1162,6 +1162,10 @@ impl Connector for HubSpot {
         self.t.general_rate()
     }
 
+    fn budget_waits(&self) -> Option<tokio::sync::broadcast::Receiver<super::BudgetWait>> {
+        Some(self.t.budget_waits())
+    }
+
     async fn fields(&self, object: Object) -> Result<Vec<super::FieldInfo>, ConnectError> {
         #[derive(Deserialize)]
         struct Options {
