@@ -424,3 +424,80 @@ async fn the_console_end_to_end() {
     b.close().await;
     s.stop().await;
 }
+
+/// A run stopped by a safety limit says which one and by how much; **Run anyway** repeats the
+/// numbers in a confirmation, does nothing when it is cancelled, and runs past the limits when
+/// it is confirmed. The buttons work from the keyboard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_guardrail_stop_and_run_anyway() {
+    use crate::support::browser::keys::ENTER;
+    let sb = sandbox(SandboxOptions {
+        seed: 4,
+        companies: 20,
+        contacts: 40,
+        ..SandboxOptions::default()
+    })
+    .await;
+    let s = console::start(&sb, 0, |name, t| {
+        if name == "tandem.yaml" {
+            t.replace("max_create: 5000", "max_create: 3")
+        } else {
+            t
+        }
+    })
+    .await;
+    let base = s.url.clone();
+    let mut b = Browser::start().await;
+    b.set_wait(Duration::from_secs(30));
+    sign_in(&b, &base, OPERATOR).await;
+    // By keyboard: focus Pull, press Enter.
+    b.execute(
+        "document.getElementById('run-pull').focus(); return true;",
+        &[],
+    )
+    .await;
+    b.press_keys(ENTER).await;
+    let banner = b
+        .wait_text(".lastrun .banner.warn", "Stopped by a safety limit")
+        .await;
+    assert!(
+        banner.contains("max_create") && banner.contains("the limit"),
+        "{banner}"
+    );
+    let stopped = jobs_of(&s, JobKind::Pull).await;
+    assert_eq!(stopped.len(), 1);
+    assert_eq!(stopped[0].state, JobState::Failed);
+    b.execute("document.querySelector('.lastrun .banner.warn').scrollIntoView({block: 'center'}); return true;", &[]).await;
+    b.screenshot("console-guardrail").await;
+    let run_anyway = b.find("[data-run-anyway]").await;
+    // Cancelled: nothing is queued.
+    b.click(&run_anyway).await;
+    let asked = b.dismiss_alert().await;
+    assert!(
+        asked.contains("would create") && asked.contains("the limit is 3"),
+        "{asked}"
+    );
+    assert_eq!(
+        jobs_of(&s, JobKind::Pull).await.len(),
+        1,
+        "a cancelled confirmation queues nothing"
+    );
+    // Confirmed: the pull runs past the limit.
+    b.click(&run_anyway).await;
+    b.accept_alert().await;
+    let first = stopped[0].id;
+    let forced = wait_for("the forced pull to end", || {
+        let s = &s;
+        async move {
+            jobs_of(s, JobKind::Pull)
+                .await
+                .into_iter()
+                .find(|j| j.id != first && j.state == JobState::Succeeded)
+        }
+    })
+    .await;
+    assert_eq!(forced.payload["force"], json!(true));
+    b.wait_text(".lastrun .counts", "created").await;
+    b.close().await;
+    s.stop().await;
+}
