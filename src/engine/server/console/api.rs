@@ -1881,6 +1881,4 @@ pub fn routes() -> axum::Router<Arc<Console>> {
         )
         .route("/api/v1/plans", post(plans_post))
         .route("/api/v1/plans/apply", post(plans_apply))
-        .merge(super::rules::routes())
-        .route("/api/v1/events", get(super::live::events))
 }

@@ -33,6 +33,8 @@ pub fn router(console: Arc<Console>) -> Router {
     Router::new()
         .merge(pages::routes())
         .merge(api::routes())
+        .merge(rules::routes())
+        .route("/api/v1/events", get(live::events))
         .route(
             "/api/openapi.json",
             get(|| async { axum::Json(openapi::document()).into_response() }),
