@@ -66,7 +66,7 @@ pub fn run(args: Args) -> Exit {
 
 /// What `tandem serve` and `tandem worker` both start from.
 pub(crate) struct Common {
-    pub runtime: Runtime,
+    pub runtime: Arc<Runtime>,
     pub reloader: Arc<Reloader>,
     pub rules: Rules,
     pub store: Arc<dyn Store>,
@@ -101,7 +101,7 @@ pub(crate) async fn common(config: &ConfigArgs, env: Env) -> Result<Common, Exit
     );
     Ok(Common {
         rules: Rules::Watched(Arc::clone(&reloader)),
-        runtime,
+        runtime: Arc::new(runtime),
         reloader,
         store,
         executor,
@@ -269,6 +269,7 @@ async fn serve_with(
         config.clone(),
     );
     console.exposed = !addr.ip().is_loopback();
+    console.doctor = Some(Arc::clone(&common.runtime));
     if console.exposed {
         tracing::warn!(
             target: "tandem::server",

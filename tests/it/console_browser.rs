@@ -450,6 +450,10 @@ async fn a_guardrail_stop_and_run_anyway() {
     let mut b = Browser::start().await;
     b.set_wait(Duration::from_secs(30));
     sign_in(&b, &base, OPERATOR).await;
+    // The setup check, as `tandem doctor` makes it.
+    b.click(&b.find("#run-doctor").await).await;
+    let found = b.wait_text("#doctor .findings", "hubspot").await;
+    assert!(found.contains("store"), "{found}");
     // By keyboard: focus Pull, press Enter.
     b.execute(
         "document.getElementById('run-pull').focus(); return true;",

@@ -1859,6 +1859,56 @@ async fn plans_apply(
     }
 }
 
+// ----- setup check ----------------------------------------------------------------------------
+
+/// One finding of the setup check, as `tandem doctor --json` gives it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct FindingDoc {
+    /// What was checked.
+    pub check: String,
+    /// `ok`, `problem` or `skipped`.
+    pub status: String,
+    /// What was found.
+    pub message: String,
+    /// What to do about it.
+    pub fix: Option<String>,
+}
+
+/// The setup check.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct DoctorDoc {
+    /// Every finding, in the order `tandem doctor` prints them.
+    pub findings: Vec<FindingDoc>,
+    /// How many are problems (or could not be checked).
+    pub problems: usize,
+}
+
+/// Runs `tandem doctor`'s checks.
+pub async fn doctor(console: &Console) -> Result<DoctorDoc, ApiError> {
+    let rt = console.doctor.as_ref().ok_or_else(|| {
+        ApiError::not_found("the setup check is not available here: run `tandem doctor`")
+    })?;
+    let findings: Vec<FindingDoc> = crate::doctor::examine(rt)
+        .await
+        .into_iter()
+        .map(|f| FindingDoc {
+            check: f.check,
+            status: f.status.to_string(),
+            message: f.message,
+            fix: f.fix,
+        })
+        .collect();
+    Ok(DoctorDoc {
+        problems: findings.iter().filter(|f| f.status != "ok").count(),
+        findings,
+    })
+}
+
+async fn doctor_get(State(c): State<Arc<Console>>, headers: HeaderMap) -> ApiResult<DoctorDoc> {
+    signed_in(&c, &headers)?;
+    Ok(Json(doctor(&c).await?))
+}
+
 // ----- router ---------------------------------------------------------------------------------
 
 /// The API routes, under `/api/v1`.
@@ -1881,4 +1931,5 @@ pub fn routes() -> axum::Router<Arc<Console>> {
         )
         .route("/api/v1/plans", post(plans_post))
         .route("/api/v1/plans/apply", post(plans_apply))
+        .route("/api/v1/doctor", get(doctor_get))
 }

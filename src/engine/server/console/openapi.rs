@@ -7,8 +7,8 @@ use schemars::{JsonSchema, Schema};
 use serde_json::{Map, Value, json};
 
 use super::api::{
-    ApplyRequest, ErrorDoc, ExportQuery, JobDoc, JobRequest, JobsQuery, LogFilter, LogPage,
-    PlanDoc, PlanRequest, RecordAction, RecordDoc, SessionDoc, SignIn, StatusDoc,
+    ApplyRequest, DoctorDoc, ErrorDoc, ExportQuery, JobDoc, JobRequest, JobsQuery, LogFilter,
+    LogPage, PlanDoc, PlanRequest, RecordAction, RecordDoc, SessionDoc, SignIn, StatusDoc,
 };
 use super::rules::{
     CheckDoc, Edit, FileDoc, ImpactDoc, SaveRequest, SavedDoc, TestsDoc, VersionDoc,
@@ -191,6 +191,16 @@ fn operations() -> Vec<Op> {
                 "/api/v1/plans/apply",
                 "Apply exactly a previewed plan (refused when the data changed)",
                 "operator",
+            )
+        },
+        Op {
+            ok: (200, Some(of::<DoctorDoc>)),
+            errors: &[404],
+            ..op(
+                "get",
+                "/api/v1/doctor",
+                "Check the setup against the systems, as `tandem doctor` does",
+                "viewer",
             )
         },
         Op {

@@ -399,6 +399,13 @@ fn integrations(s: &StatusDoc, session: &Session) -> Markup {
                 }
             }
         }
+        section aria-labelledby="h-setup" {
+            h2 #h-setup { "Setup check" }
+            p.small { "Checks the connections, credentials, mapped properties, statuses and the store, as "
+                code { "tandem doctor" } " does, and says what to fix." }
+            button type="button" #run-doctor { "Check the setup" }
+            div #doctor aria-live="polite" {}
+        }
         section aria-labelledby="h-auto" {
             h2 #h-auto { "Automatic sync" }
             p #automatic { (s.automatic.words) "." }

@@ -56,6 +56,8 @@ pub struct Console {
     pub checks: tokio::sync::Mutex<Option<(Instant, Checks)>>,
     /// Whether the server listens beyond loopback without TLS in front (a warning on pages).
     pub exposed: bool,
+    /// The configuration as `tandem doctor` checks it (`None`: the check is not offered).
+    pub doctor: Option<Arc<crate::runtime::Runtime>>,
 }
 
 impl std::fmt::Debug for Console {
@@ -92,6 +94,7 @@ impl Console {
             stop: CancellationToken::new(),
             checks: tokio::sync::Mutex::new(None),
             exposed: false,
+            doctor: None,
         }
     }
 

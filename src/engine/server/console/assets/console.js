@@ -157,6 +157,23 @@
     }
   }
 
+  const doctorButton = $("#run-doctor");
+  if (doctorButton) {
+    doctorButton.addEventListener("click", async () => {
+      const out = $("#doctor");
+      doctorButton.disabled = true;
+      out.replaceChildren(el("p", { class: "small" }, "Checking…"));
+      try {
+        const d = await api("GET", "/api/v1/doctor");
+        const rows = d.findings.map((f) => el("li", { class: `finding ${f.status}` },
+          el("span", { class: `pill ${f.status === "ok" ? "succeeded" : "failed"}` }, f.status), " ",
+          el("strong", {}, f.check), ": ", f.message, f.fix ? el("span", { class: "help" }, ` — ${f.fix}`) : null));
+        out.replaceChildren(el("p", {}, d.problems === 0 ? "Everything checks out." : `${d.problems} to look at:`), el("ul", { class: "findings" }, ...rows));
+      } catch (e) { say(out, "error", e.message, e.details); }
+      finally { doctorButton.disabled = false; }
+    });
+  }
+
   // ----- plan preview ---------------------------------------------------------------------
   const planFilter = $("#plan-filter");
   if (planFilter) {
