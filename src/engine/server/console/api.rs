@@ -764,8 +764,25 @@ pub async fn queue_job(
         let Some(id) = id else {
             return Err(ApiError::bad(format!("a {kind} needs the Accelo id")));
         };
-        if !id.chars().all(|c| c.is_ascii_digit()) {
+        if id.len() > 20 || !id.chars().all(|c| c.is_ascii_digit()) {
             return Err(ApiError::bad(format!("`{id}` is not an Accelo id")));
+        }
+        // The record must exist before a job is queued for it, as `tandem push` checks.
+        let object = if kind == JobKind::PushCompany {
+            Object::Company
+        } else {
+            Object::Contact
+        };
+        let found = console
+            .systems
+            .accelo
+            .get(object, &[id.to_string()], &[])
+            .await
+            .map_err(|e| {
+                ApiError::new(StatusCode::BAD_GATEWAY, format!("could not read Accelo: {e}"))
+            })?;
+        if !found.iter().any(|r| r.id == id) {
+            return Err(ApiError::not_found(format!("there is no Accelo {object} `{id}`")));
         }
     }
     let payload = jobs::payload(kind, id, force);

@@ -104,7 +104,7 @@ fn operations() -> Vec<Op> {
         Op {
             body: Some(of::<JobRequest>),
             ok: (202, Some(of::<JobDoc>)),
-            errors: &[400, 403, 415, 422, 503],
+            errors: &[400, 403, 404, 415, 422, 502, 503],
             ..op(
                 "post",
                 "/api/v1/jobs",
@@ -119,7 +119,7 @@ fn operations() -> Vec<Op> {
         },
         Op {
             ok: (202, Some(of::<JobDoc>)),
-            errors: &[400, 403, 404, 409, 503],
+            errors: &[400, 403, 404, 409, 502, 503],
             ..op(
                 "post",
                 "/api/v1/jobs/{id}/run-anyway",
