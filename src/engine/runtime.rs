@@ -433,6 +433,12 @@ pub fn connectors(
     let [hs_origin, ac_origin] = origins;
     let mut hs = HubSpotSettings::new(url(System::HubSpot, &config.hubspot.url)?, hs_auth);
     hs.url_origin = Some(hs_origin);
+    if let Some(n) = config.hubspot.requests_per_10_seconds.filter(|n| *n > 0) {
+        hs.rate_limit = crate::connect::RateLimit {
+            requests: n,
+            per: std::time::Duration::from_secs(10),
+        };
+    }
     if config.accelo.client_id.trim().is_empty() {
         return Err(RuntimeError::Connection {
             system: System::Accelo,
@@ -445,6 +451,12 @@ pub fn connectors(
         Secret::new(secrets.accelo_client_secret.expose()),
     );
     ac.url_origin = Some(ac_origin);
+    if let Some(n) = config.accelo.requests_per_hour.filter(|n| *n > 0) {
+        ac.rate_limit = crate::connect::RateLimit {
+            requests: n,
+            per: std::time::Duration::from_secs(3600),
+        };
+    }
     ac.write_concurrency = usize::try_from(config.sync.accelo_concurrency.max(1)).unwrap_or(1);
     if let Some(r) = retry {
         hs.retry = r;

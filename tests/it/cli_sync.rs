@@ -1220,3 +1220,51 @@ async fn json_logs_carry_the_job() {
     }
     sb.shutdown().await;
 }
+
+/// `accelo.requests_per_hour` in tandem.yaml is the most Tandem spends of Accelo's budget: the
+/// run paces itself and estimates its time with it, even when Accelo would allow more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_accelo_budget_bounds_the_run() {
+    let sb = tandem_sandbox::Sandbox::start(tandem_sandbox::SandboxOptions {
+        seed: 31,
+        companies: 60,
+        contacts: 0,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let p = Project::new(&sb, "");
+    let config = std::fs::read_to_string(p.config()).unwrap();
+    std::fs::write(
+        p.config(),
+        config.replace(
+            "client_secret_env: AC_SECRET\n",
+            "client_secret_env: AC_SECRET\n  requests_per_hour: 30\n",
+        ),
+    )
+    .unwrap();
+    let mut child = p
+        .command(&["pull"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let cost = loop {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("no cost said: {seen:#?}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("stderr ended: {seen:#?}"));
+        if line.starts_with("this pull sends about ") {
+            break line;
+        }
+        seen.push(line);
+    };
+    assert!(
+        cost.contains(" requests to accelo; at 30 an hour that takes about "),
+        "{cost}"
+    );
+    child.kill().await.unwrap();
+}

@@ -119,6 +119,11 @@ pub struct HubSpotConfig {
     pub token_env: Option<String>,
     /// OAuth app: client id and the environment variables holding the secrets.
     pub oauth: Option<HubSpotOAuth>,
+    /// Requests HubSpot allows the app per 10 seconds (default 190: a private app on a
+    /// Professional or Enterprise portal; 100 on Free and Starter; 250 with the API limit
+    /// increase). Tandem starts at this pace and follows the rate headers HubSpot sends.
+    #[schemars(range(min = 1, max = 10000))]
+    pub requests_per_10_seconds: Option<u32>,
 }
 
 impl Default for HubSpotConfig {
@@ -127,6 +132,7 @@ impl Default for HubSpotConfig {
             url: "https://api.hubapi.com".into(),
             token_env: None,
             oauth: None,
+            requests_per_10_seconds: None,
         }
     }
 }
@@ -153,6 +159,11 @@ pub struct AcceloConfig {
     pub client_id: String,
     /// The environment variable holding the client secret.
     pub client_secret_env: String,
+    /// Requests the deployment allows per hour (default 5000, Accelo's published limit).
+    /// Tandem paces its requests and estimates a run's time with it.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub requests_per_hour: Option<u32>,
 }
 
 /// The store.

@@ -779,10 +779,15 @@ pub async fn queue_job(
             .get(object, &[id.to_string()], &[])
             .await
             .map_err(|e| {
-                ApiError::new(StatusCode::BAD_GATEWAY, format!("could not read Accelo: {e}"))
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    format!("could not read Accelo: {e}"),
+                )
             })?;
         if !found.iter().any(|r| r.id == id) {
-            return Err(ApiError::not_found(format!("there is no Accelo {object} `{id}`")));
+            return Err(ApiError::not_found(format!(
+                "there is no Accelo {object} `{id}`"
+            )));
         }
     }
     let payload = jobs::payload(kind, id, force);
