@@ -25,6 +25,27 @@ use crate::support::admin::edit;
 use crate::support::closed_port;
 use crate::support::exec::*;
 
+/// Reads a command's stderr into `seen` up to and including the first line `stop` accepts;
+/// fails after a minute without it, or when the output ends.
+async fn read_until(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
+    seen: &mut Vec<String>,
+    stop: impl Fn(&str) -> bool,
+) {
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("the line did not come: {seen:#?}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("stderr ended: {seen:#?}"));
+        let done = stop(&line);
+        seen.push(line);
+        if done {
+            return;
+        }
+    }
+}
+
 async fn run(p: &Project, kind: JobKind, id: Option<&str>, force: bool) -> Output {
     run_job(
         p.options(),
@@ -842,19 +863,10 @@ async fn a_pull_slowed_by_the_budget_says_what_it_costs_and_what_it_waits_for() 
     let pid = child.id().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut seen = Vec::new();
-    let deadline = Duration::from_secs(60);
-    loop {
-        let line = tokio::time::timeout(deadline, lines.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("no budget wait announced: {seen:#?}"))
-            .unwrap()
-            .unwrap_or_else(|| panic!("stderr ended: {seen:#?}"));
-        let waiting = line.contains("waiting for accelo's hourly budget, resumes at ");
-        seen.push(line);
-        if waiting {
-            break;
-        }
-    }
+    read_until(&mut lines, &mut seen, |l| {
+        l.contains("waiting for accelo's hourly budget, resumes at ")
+    })
+    .await;
     let cost = seen
         .iter()
         .find(|l| l.starts_with("this pull sends about "))
@@ -1251,17 +1263,11 @@ async fn the_configured_accelo_budget_bounds_the_run() {
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut seen = Vec::new();
-    let cost = loop {
-        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("no cost said: {seen:#?}"))
-            .unwrap()
-            .unwrap_or_else(|| panic!("stderr ended: {seen:#?}"));
-        if line.starts_with("this pull sends about ") {
-            break line;
-        }
-        seen.push(line);
-    };
+    read_until(&mut lines, &mut seen, |l| {
+        l.starts_with("this pull sends about ")
+    })
+    .await;
+    let cost = seen.last().cloned().unwrap_or_default();
     assert!(
         cost.contains(" requests to accelo; at 30 an hour that takes about "),
         "{cost}"

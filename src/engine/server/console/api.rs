@@ -112,6 +112,22 @@ impl From<ReadError> for ApiError {
 /// What handlers answer.
 pub type ApiResult<T> = Result<Json<T>, ApiError>;
 
+/// A handler's answer: `status` with the document, or the error.
+pub fn answer<T: Serialize>(status: StatusCode, result: Result<T, ApiError>) -> Response {
+    match result {
+        Ok(doc) => (status, Json(doc)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The `Set-Cookie` that ends the request's session, which it signs out.
+pub fn sign_out(console: &Console, headers: &HeaderMap) -> String {
+    if let Some(id) = auth::cookie_value(headers) {
+        console.sessions.sign_out(&id);
+    }
+    auth::clear_cookie(console.secure_cookies() || auth::is_https(headers))
+}
+
 // ----- access ---------------------------------------------------------------------------------
 
 /// The signed-in user of a request, or 401.
@@ -275,13 +291,9 @@ async fn session_delete(State(c): State<Arc<Console>>, headers: HeaderMap) -> Re
     if let Err(e) = may_change(&c, &headers, None, Role::Viewer) {
         return e.into_response();
     }
-    if let Some(id) = auth::cookie_value(&headers) {
-        c.sessions.sign_out(&id);
-    }
-    let secure = c.secure_cookies() || auth::is_https(&headers);
     (
         StatusCode::NO_CONTENT,
-        [(header::SET_COOKIE, auth::clear_cookie(secure))],
+        [(header::SET_COOKIE, sign_out(&c, &headers))],
     )
         .into_response()
 }
@@ -845,10 +857,7 @@ async fn jobs_post(
         let kind = kind_of(&body.kind)?;
         queue_job(&c, &who, kind, body.id.as_deref(), body.force).await
     };
-    match run.await {
-        Ok(doc) => (StatusCode::ACCEPTED, Json(doc)).into_response(),
-        Err(e) => e.into_response(),
-    }
+    answer(StatusCode::ACCEPTED, run.await)
 }
 
 /// Which jobs to list.
@@ -964,10 +973,7 @@ async fn job_run_anyway(
         let who = may_change(&c, &headers, None, Role::Operator)?;
         run_anyway(&c, &who, id).await
     };
-    match run.await {
-        Ok(doc) => (StatusCode::ACCEPTED, Json(doc)).into_response(),
-        Err(e) => e.into_response(),
-    }
+    answer(StatusCode::ACCEPTED, run.await)
 }
 
 // ----- sync log -------------------------------------------------------------------------------
@@ -1689,10 +1695,7 @@ async fn record_post(
         let key = key_of(&system, &object, &id)?;
         record_action(&c, &who, &key, body.action.trim()).await
     };
-    match run.await {
-        Ok(doc) => (StatusCode::ACCEPTED, Json(doc)).into_response(),
-        Err(e) => e.into_response(),
-    }
+    answer(StatusCode::ACCEPTED, run.await)
 }
 
 // ----- plans ----------------------------------------------------------------------------------
@@ -1875,10 +1878,7 @@ async fn plans_apply(
         let what = format!("a saved {} plan", saved.plan.direction);
         apply_saved(&c, &who, saved, &what).await
     };
-    match run.await {
-        Ok(doc) => (StatusCode::ACCEPTED, Json(doc)).into_response(),
-        Err(e) => e.into_response(),
-    }
+    answer(StatusCode::ACCEPTED, run.await)
 }
 
 // ----- setup check ----------------------------------------------------------------------------

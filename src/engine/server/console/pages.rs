@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::api::{
     self, ApiError, JobDoc, LogFilter, PlanRequest, RecordDoc, StatusDoc, sign_in, signed_in,
 };
-use super::auth::{self, CSRF_FIELD, Session};
+use super::auth::{CSRF_FIELD, Session};
 use super::rules;
 use super::state::Console;
 use tandem_core::model::RecordKey;
@@ -202,14 +202,11 @@ async fn logout_post(
     if let Err(e) = api::may_change(&c, &headers, f.csrf.as_deref(), Role::Viewer) {
         return error_page(&c, None, &e);
     }
-    if let Some(id) = auth::cookie_value(&headers) {
-        c.sessions.sign_out(&id);
-    }
-    let secure = c.secure_cookies() || auth::is_https(&headers);
+    let cookie = api::sign_out(&c, &headers);
     (
         StatusCode::SEE_OTHER,
         [
-            (header::SET_COOKIE, auth::clear_cookie(secure)),
+            (header::SET_COOKIE, cookie),
             (header::LOCATION, "/login".to_string()),
         ],
     )

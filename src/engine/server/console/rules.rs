@@ -9,11 +9,11 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::api::{ApiError, ApiResult, log_action, may_change, signed_in};
+use super::api::{ApiError, ApiResult, answer, log_action, may_change, signed_in};
 use super::state::Console;
 use crate::snapshot;
 use tandem_core::compile::{Loaded, load_sources};
@@ -665,10 +665,7 @@ async fn file_put(
         let who = may_change(&c, &headers, None, Role::Operator)?;
         save(&c, &who.user, &file, &body.text).await
     };
-    match run.await {
-        Ok(doc) => (StatusCode::OK, Json(doc)).into_response(),
-        Err(e) => e.into_response(),
-    }
+    answer(StatusCode::OK, run.await)
 }
 
 /// A file's saved versions, newest first.
@@ -720,10 +717,7 @@ async fn revert_post(
         )
         .await
     };
-    match run.await {
-        Ok(doc) => (StatusCode::OK, Json(doc)).into_response(),
-        Err(e) => e.into_response(),
-    }
+    answer(StatusCode::OK, run.await)
 }
 
 /// The Rules page's routes.
