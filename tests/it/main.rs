@@ -20,11 +20,12 @@ mod support;
 // The browser and schemathesis test support, checked on pages and APIs of its own.
 mod browser_harness;
 
-// The `tandem` command as a process or through its command functions.
+// The `tandem` command as a process or through its command functions, and the console API.
 mod cli_demo;
 mod cli_first_hour;
 mod cli_links;
 mod cli_sync;
+mod console_api;
 mod log_cli;
 
 // Connectors against the simulators.
