@@ -739,11 +739,16 @@ async fn status_get(State(c): State<Arc<Console>>, headers: HeaderMap) -> ApiRes
 
 /// A run to queue.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(extend(
+    "if" = {"properties": {"kind": {"enum": ["push_company", "push_contact"]}}},
+    "then" = {"required": ["id"], "properties": {"id": {"type": "string", "pattern": "^\\s*[0-9]+\\s*$"}}}
+))]
 pub struct JobRequest {
     /// `pull`, `push`, `push_company` (an Accelo company and its contacts) or `push_contact`
     /// (one Accelo contact, criteria bypassed).
+    #[schemars(extend("enum" = ["pull", "push", "push_company", "push_contact"]))]
     pub kind: String,
-    /// The Accelo id, for `push_company` and `push_contact`.
+    /// The Accelo id, for `push_company` and `push_contact` (digits).
     #[serde(default)]
     pub id: Option<String>,
     /// Run past the guardrails (after a run they stopped).
@@ -837,6 +842,7 @@ pub struct JobsQuery {
     pub active: Option<bool>,
     /// At most this many (default 50, at most 500).
     #[serde(default)]
+    #[schemars(extend("maximum" = 4_294_967_295_u32))]
     pub limit: Option<u32>,
 }
 
@@ -958,12 +964,19 @@ pub struct LogFilter {
     pub job: Option<i64>,
     /// `company` or `contact`.
     #[serde(default)]
+    #[schemars(extend("enum" = ["company", "contact", "companies", "contacts", "", null]))]
     pub object: Option<String>,
     /// `hubspot` or `accelo`.
     #[serde(default)]
+    #[schemars(extend("enum" = ["hubspot", "accelo", "", null]))]
     pub system: Option<String>,
-    /// `created`, `updated`, `linked`, `noop`, `skipped`, `failed`, or `errors` (failed only).
+    /// `created`, `updated`, `linked`, `noop` (or `unchanged`), `skipped`, `failed`, or
+    /// `errors` (failed only).
     #[serde(default)]
+    #[schemars(extend("enum" = [
+        "created", "updated", "linked", "noop", "unchanged", "skipped", "failed", "errors", "",
+        null
+    ]))]
     pub outcome: Option<String>,
     /// A name, email or id.
     #[serde(default)]
@@ -976,6 +989,7 @@ pub struct LogFilter {
     pub after: Option<i64>,
     /// Entries per page (default 50, at most 500).
     #[serde(default)]
+    #[schemars(extend("maximum" = 4_294_967_295_u32))]
     pub limit: Option<u32>,
 }
 
@@ -1073,10 +1087,18 @@ async fn log_get(
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct ExportQuery {
     /// `csv` or `jsonl`.
+    #[schemars(extend("enum" = ["csv", "jsonl"]))]
     pub format: String,
     /// The filters, as for the log.
     #[serde(flatten)]
     pub filter: LogFilter,
+}
+
+/// The export format alone: the handler reads the filters as a [`LogFilter`] of the same query
+/// string (serde's `flatten` cannot read numbers from a query string).
+#[derive(Debug, Clone, Deserialize)]
+struct ExportFormat {
+    format: String,
 }
 
 /// The CSV columns of an export.
@@ -1201,7 +1223,8 @@ pub const EXPORT_MAX: usize = 1_000_000;
 async fn log_export(
     State(c): State<Arc<Console>>,
     headers: HeaderMap,
-    Query(q): Query<ExportQuery>,
+    Query(q): Query<ExportFormat>,
+    Query(filter): Query<LogFilter>,
 ) -> Response {
     let run = async {
         signed_in(&c, &headers)?;
@@ -1214,7 +1237,7 @@ async fn log_export(
                 )));
             }
         };
-        let mut filter = q.filter.clone();
+        let mut filter = filter;
         filter.limit = Some(500);
         let mut out = String::new();
         if csv {
@@ -1509,6 +1532,7 @@ async fn record_get(
 pub struct RecordAction {
     /// `push` (an Accelo company and its contacts, or one Accelo contact), `pull` (this
     /// HubSpot record), or `retry` (the direction whose last attempt failed).
+    #[schemars(extend("enum" = ["push", "pull", "retry"]))]
     pub action: String,
 }
 
@@ -1622,14 +1646,25 @@ async fn record_post(
 
 /// A dry run to make.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[schemars(extend("not" = {
+    "required": ["company", "contact"],
+    "properties": {
+        "company": {"type": "string", "pattern": "[0-9]"},
+        "contact": {"type": "string", "pattern": "[0-9]"}
+    }
+}))]
 pub struct PlanRequest {
     /// `pull` or `push`.
+    #[schemars(extend("enum" = ["pull", "push"]))]
     pub direction: String,
-    /// One company (its id in the direction's source system) and its contacts.
+    /// One company (its id in the direction's source system) and its contacts; not with
+    /// `contact`.
     #[serde(default)]
+    #[schemars(extend("pattern" = "^\\s*[0-9]{0,32}\\s*$"))]
     pub company: Option<String>,
-    /// One contact (its id in the direction's source system).
+    /// One contact (its id in the direction's source system); not with `company`.
     #[serde(default)]
+    #[schemars(extend("pattern" = "^\\s*[0-9]{0,32}\\s*$"))]
     pub contact: Option<String>,
 }
 
@@ -1828,4 +1863,33 @@ pub fn routes() -> axum::Router<Arc<Console>> {
         .route("/api/v1/plans/apply", post(plans_apply))
         .merge(super::rules::routes())
         .route("/api/v1/events", get(super::live::events))
+        .layer(axum::middleware::map_response(json_rejections))
+}
+
+/// Rejections of the request by axum's extractors (a malformed path, query or body, a body
+/// that is not JSON) answer in plain text; the API answers every error as an [`ErrorDoc`].
+async fn json_rejections(response: Response) -> Response {
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/plain"));
+    if !(plain && response.status().is_client_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        parts
+            .status
+            .canonical_reason()
+            .unwrap_or("invalid request")
+            .to_string()
+    } else {
+        text
+    };
+    ApiError::new(parts.status, message).into_response()
 }
