@@ -95,7 +95,10 @@ impl Client {
     pub fn headers(&self) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(COOKIE, HeaderValue::from_str(&self.cookie).expect("cookie"));
-        h.insert("x-csrf-token", HeaderValue::from_str(&self.csrf).expect("csrf"));
+        h.insert(
+            "x-csrf-token",
+            HeaderValue::from_str(&self.csrf).expect("csrf"),
+        );
         h.insert(ORIGIN, HeaderValue::from_str(&self.base).expect("origin"));
         h
     }
@@ -109,21 +112,34 @@ impl Client {
 
     /// GET `path`: status and JSON (Null when the body is not JSON).
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.request(reqwest::Method::GET, path).send().await.expect("get");
+        let r = self
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .expect("get");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     /// GET `path` as text.
     pub async fn get_text(&self, path: &str) -> (u16, String) {
-        let r = self.request(reqwest::Method::GET, path).send().await.expect("get");
+        let r = self
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .expect("get");
         let status = r.status().as_u16();
         (status, r.text().await.unwrap_or_default())
     }
 
     /// `method` `path` with a JSON body: status and JSON.
     pub async fn send(&self, method: reqwest::Method, path: &str, body: &Value) -> (u16, Value) {
-        let r = self.request(method, path).json(body).send().await.expect("send");
+        let r = self
+            .request(method, path)
+            .json(body)
+            .send()
+            .await
+            .expect("send");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
