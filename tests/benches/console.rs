@@ -69,7 +69,7 @@ async fn start(sb: &Sandbox, rules: &Path, db: &Path) -> Server {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect(),
+        .collect::<Vec<(String, String)>>(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -331,8 +331,19 @@ fn main() {
         .await
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let rules = rules_dir(dir.path());
-        let db = dir.path().join("tandem.db");
+        let root = dir.path().to_path_buf();
+        // `--keep`: leave the store behind to look at its queries (the path goes to stderr).
+        let _dir = if args.iter().any(|a| a == "--keep") {
+            eprintln!(
+                "the store stays in {}",
+                dir.keep().join("tandem.db").display()
+            );
+            None
+        } else {
+            Some(dir)
+        };
+        let rules = rules_dir(&root);
+        let db = root.join("tandem.db");
         // A real pull first, then the rows, then a fresh server (nothing cached).
         let server = start(&sb, &rules, &db).await;
         Session::sign_in(&server.url).await.pull().await;
@@ -367,15 +378,28 @@ fn main() {
                 .json()
                 .await
                 .unwrap();
+        // An email some entries name (a contact's change), and one no entry names (the worst
+        // case of a text search: every entry is read).
+        let (_, logged) = s.get("/api/v1/log?object=contact&limit=500").await;
         let email = contacts
             .iter()
-            .find_map(|c| c["properties"]["email"].as_str().map(str::to_string))
-            .unwrap_or_else(|| "example".into());
+            .filter_map(|c| c["properties"]["email"].as_str())
+            .find(|m| logged.contains(*m))
+            .unwrap_or("example")
+            .to_string();
+        let nowhere = "nobody.at.all@nowhere.example";
         let pages = [
             ("Integrations", "/".to_string()),
             ("Sync Log", "/log".into()),
             ("Sync Log, errors only", "/log?outcome=errors".into()),
-            ("Sync Log, text (an email)", format!("/log?q={email}")),
+            (
+                "Sync Log, text (an email in the log)",
+                format!("/log?q={email}"),
+            ),
+            (
+                "Sync Log, text (an email in no entry)",
+                format!("/log?q={nowhere}"),
+            ),
             (
                 "Sync Log, text (an id)",
                 format!("/log?q={}", link.hubspot_id),
@@ -390,12 +414,17 @@ fn main() {
             ),
             ("API: status", "/api/v1/status".into()),
         ];
-        println!("| page | requests | median | p95 | max |\n|---|---:|---:|---:|---:|");
+        println!(
+            "| page | requests | median | p95 | max | HubSpot / Accelo requests per load |\n\
+             |---|---:|---:|---:|---:|---:|"
+        );
+        let total = |v: Value| v["total"].as_u64().unwrap_or(0);
         for (name, path) in pages {
             // One request to warm the caches (the live checks, SQLite's pages), then N.
             let (status, _) = s.get(&path).await;
             assert_eq!(status, 200, "GET {path}");
             let mut times = Vec::with_capacity(requests);
+            let (hs, ac) = (total(sb.hubspot_stats()), total(sb.accelo_stats()));
             for _ in 0..requests {
                 let t = Instant::now();
                 let (status, _) = s.get(&path).await;
@@ -403,11 +432,14 @@ fn main() {
                 assert_eq!(status, 200, "GET {path}");
             }
             times.sort();
+            let per = |now: u64, before: u64| (now - before) as f64 / requests as f64;
             println!(
-                "| {name} (`{path}`) | {requests} | {} | {} | {} |",
+                "| {name} (`{path}`) | {requests} | {} | {} | {} | {:.0} / {:.0} |",
                 ms(percentile(&times, 0.5)),
                 ms(percentile(&times, 0.95)),
-                ms(*times.last().unwrap())
+                ms(*times.last().unwrap()),
+                per(total(sb.hubspot_stats()), hs),
+                per(total(sb.accelo_stats()), ac),
             );
         }
         server.shutdown.cancel();
