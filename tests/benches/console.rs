@@ -179,22 +179,26 @@ impl Session {
     }
 }
 
+/// A record entry of the real pull: job, object, source system and id, target system and id
+/// (`""` when none), outcome, body.
+type Template = (
+    Option<i64>,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
+
 /// Fills the store to `entries` sync-log entries and `links` links (see the module comment).
 async fn fill(db: &Path, entries: usize, links: usize) {
     use sqlx::{Connection, Row};
     let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
-    let templates: Vec<(
-        Option<i64>,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-    )> = sqlx::query(
+    let templates: Vec<Template> = sqlx::query(
         "SELECT job_id, object, source_system, source_id, target_system, \
              COALESCE(target_id, ''), outcome, body FROM sync_log WHERE kind = 'record'",
     )
