@@ -273,6 +273,40 @@ async fn sign_in_sets_a_strict_cookie_limits_failures_and_sign_out_ends_the_sess
     api.assert_no_secrets(&sb);
 }
 
+/// The smallest value `schema` (of the OpenAPI document `doc`) allows: the first of an enum,
+/// an empty string, zero, an object of its required properties.
+fn minimal(schema: &Value, doc: &Value) -> Value {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.rsplit('/').next().unwrap();
+        return minimal(&doc["components"]["schemas"][name], doc);
+    }
+    if let Some(first) = schema["enum"].as_array().and_then(|e| e.first()) {
+        return first.clone();
+    }
+    let ty = match &schema["type"] {
+        Value::Array(types) => types.first().and_then(Value::as_str).unwrap_or("null"),
+        Value::String(t) => t.as_str(),
+        _ if schema["properties"].is_object() => "object",
+        _ => "null",
+    };
+    match ty {
+        "object" => Value::Object(
+            schema["required"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(|p| (p.to_string(), minimal(&schema["properties"][p], doc)))
+                .collect(),
+        ),
+        "string" => json!(""),
+        "integer" | "number" => json!(0),
+        "boolean" => json!(false),
+        "array" => json!([]),
+        _ => Value::Null,
+    }
+}
+
 #[tokio::test]
 async fn without_a_session_the_api_answers_401_and_pages_send_to_the_sign_in() {
     let sb = sandbox(3, 30, 120).await;
@@ -305,6 +339,58 @@ async fn without_a_session_the_api_answers_401_and_pages_send_to_the_sign_in() {
             assert!(body["error"].is_string(), "GET {path}: {body}");
         }
     }
+    // Every operation of the API's own document, whatever its method: 401 without a session
+    // (sign-in aside), so that a route added without the check fails here.
+    let doc: Value = http
+        .get(format!("{base}/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut checked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        let concrete = path
+            .replace("{system}", "hubspot")
+            .replace("{object}", "company")
+            .replace("{file}", "companies.yaml")
+            .replace("{id}", "1");
+        for method in ops.as_object().unwrap().keys() {
+            if (method.as_str(), path.as_str()) == ("post", "/api/v1/session") {
+                continue;
+            }
+            // A body of the documented shape, so that the request gets as far as the session
+            // check (a malformed body is refused before it).
+            let schema = &ops[method]["requestBody"]["content"]["application/json"]["schema"];
+            let query: Vec<(String, String)> = ops[method]["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query" && p["required"] == true)
+                .map(|p| {
+                    let v = minimal(&p["schema"], &doc);
+                    let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                    (p["name"].as_str().unwrap().to_string(), v)
+                })
+                .collect();
+            let mut r = http
+                .request(
+                    method.to_uppercase().parse().unwrap(),
+                    format!("{base}{concrete}"),
+                )
+                .query(&query)
+                .header(ORIGIN, base);
+            if schema.is_object() {
+                r = r.json(&minimal(schema, &doc));
+            }
+            let r = r.send().await.unwrap();
+            assert_eq!(r.status(), 401, "{method} {concrete}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "{checked} operations");
+    assert_eq!(jobs_in_store(&s).await, 0);
     for (page, next) in [("/", "%2F"), ("/log", "%2Flog"), ("/rules", "%2Frules")] {
         let r = http.get(format!("{base}{page}")).send().await.unwrap();
         assert_eq!(r.status(), 303, "GET {page}");
@@ -1177,6 +1263,7 @@ async fn the_rules_editor_checks_saves_reloads_and_reverts() {
             .count()
     };
     let reloads_before = reloads().await;
+    let (_, status_before) = api.get("/api/v1/status").await;
     let (status, saved) = api
         .send(
             Method::PUT,
@@ -1191,6 +1278,11 @@ async fn the_rules_editor_checks_saves_reloads_and_reverts() {
         (reloads().await > reloads_before).then_some(())
     })
     .await;
+    let (_, status_after) = api.get("/api/v1/status").await;
+    assert_ne!(
+        status_after["rules_hash"], status_before["rules_hash"],
+        "the running rules are the saved ones"
+    );
     let (status, versions) = api.get("/api/v1/rules/files/companies.yaml/versions").await;
     assert_eq!(status, 200);
     let versions = versions.as_array().unwrap().clone();
