@@ -23,11 +23,12 @@ mod browser_harness;
 // The browser console: end to end in headless Chromium.
 mod console_browser;
 
-// The `tandem` command as a process or through its command functions.
+// The `tandem` command as a process or through its command functions, and the console API.
 mod cli_demo;
 mod cli_first_hour;
 mod cli_links;
 mod cli_sync;
+mod console_api;
 mod log_cli;
 
 // Connectors against the simulators.

@@ -562,3 +562,126 @@ async fn blocked_by(watcher: &mut sqlx::PgConnection, pid: i32) -> Vec<i32> {
         .await
         .unwrap()
 }
+
+/// Appends a record entry of `job` with `outcome` and `reason` about HubSpot `object` `id`.
+async fn attempt(
+    store: &Arc<dyn Store>,
+    job: JobId,
+    object: Object,
+    id: &str,
+    outcome: Outcome,
+    reason: &str,
+) {
+    let mut r = record(object, (System::HubSpot, id), (System::Accelo, None));
+    r.outcome = outcome;
+    r.reason = reason.into();
+    if outcome == Outcome::Failed {
+        r.error = Some("Accelo answered 400".into());
+    }
+    store
+        .append_log(&NewLogEntry {
+            job: Some(job),
+            body: LogBody::Record(r),
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn health_counts_the_records_whose_last_attempt_failed() {
+    for_each_store(|store| async move {
+        let j = job(&store, JobKind::Pull).await;
+        // 1: failed, then failed again (one record); 2: failed, then succeeded; 3: succeeded,
+        // then failed; a contact failed; a company of the same id on Accelo's side succeeded.
+        attempt(&store, j, Object::Company, "1", Outcome::Failed, "").await;
+        attempt(&store, j, Object::Company, "1", Outcome::Failed, "").await;
+        attempt(&store, j, Object::Company, "2", Outcome::Failed, "").await;
+        attempt(&store, j, Object::Company, "2", Outcome::Updated, "").await;
+        attempt(&store, j, Object::Company, "3", Outcome::Created, "").await;
+        attempt(&store, j, Object::Company, "3", Outcome::Failed, "").await;
+        attempt(&store, j, Object::Contact, "3", Outcome::Failed, "").await;
+        let mut other_side = record(
+            Object::Company,
+            (System::Accelo, "1"),
+            (System::HubSpot, None),
+        );
+        other_side.outcome = Outcome::Updated;
+        store
+            .append_log(&NewLogEntry {
+                job: Some(j),
+                body: LogBody::Record(other_side),
+            })
+            .await
+            .unwrap();
+        store
+            .append_log(&NewLogEntry {
+                job: Some(j),
+                body: LogBody::Notice(Notice {
+                    level: NoticeLevel::Info,
+                    message: "a notice has no record".into(),
+                }),
+            })
+            .await
+            .unwrap();
+        let health = store.health().await.unwrap();
+        let failing = |o: Object| health.iter().find(|h| h.object == o).unwrap().failing;
+        assert_eq!(failing(Object::Company), 2, "{health:?}");
+        assert_eq!(failing(Object::Contact), 1, "{health:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn skipped_records_are_counted_by_reason() {
+    for_each_store(|store| async move {
+        let j = job(&store, JobKind::Pull).await;
+        let other = job(&store, JobKind::Pull).await;
+        let criteria = "criteria not met (pull: present(record.name))";
+        attempt(&store, j, Object::Company, "1", Outcome::Skipped, criteria).await;
+        attempt(&store, j, Object::Company, "2", Outcome::Skipped, criteria).await;
+        attempt(&store, j, Object::Contact, "3", Outcome::Skipped, criteria).await;
+        attempt(
+            &store,
+            j,
+            Object::Contact,
+            "4",
+            Outcome::Skipped,
+            "its company is not linked",
+        )
+        .await;
+        attempt(&store, j, Object::Contact, "5", Outcome::Updated, criteria).await;
+        attempt(
+            &store,
+            j,
+            Object::Contact,
+            "6",
+            Outcome::Skipped,
+            "Criteria in capitals",
+        )
+        .await;
+        attempt(
+            &store,
+            other,
+            Object::Company,
+            "7",
+            Outcome::Skipped,
+            criteria,
+        )
+        .await;
+        let mut counts = store.count_skipped(j, "criteria").await.unwrap();
+        counts.sort();
+        assert_eq!(counts, vec![(Object::Company, 2), (Object::Contact, 1)]);
+        assert_eq!(
+            store.count_skipped(other, "criteria").await.unwrap(),
+            vec![(Object::Company, 1)]
+        );
+        assert!(
+            store
+                .count_skipped(JobId(987_654), "criteria")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    })
+    .await;
+}

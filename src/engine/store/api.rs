@@ -206,6 +206,14 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Per object: how many pairs are linked and how many records' last attempt failed.
     async fn health(&self) -> Result<Vec<ObjectHealth>, StoreError>;
 
+    /// Per object: how many of `job`'s record entries are `skipped` with a reason containing
+    /// `reason` (case-sensitive), counted by the store without reading the entries.
+    async fn count_skipped(
+        &self,
+        job: JobId,
+        reason: &str,
+    ) -> Result<Vec<(Object, u64)>, StoreError>;
+
     // ----- rule versions ------------------------------------------------------------------
 
     /// Keeps a saved version of a rule file (or tandem.yaml); returns its id.

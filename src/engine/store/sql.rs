@@ -1370,12 +1370,17 @@ macro_rules! impl_store {
                     .fetch_all(&self.pool)
                     .await
                     .map_err(q("counting links"))?;
-                    // A record's last attempt: its newest record entry as a source.
+                    // A record's last attempt: its newest record entry as a source. Only record
+                    // entries have a source, so the newer-entry probe reads `sync_log_source`
+                    // alone, once per failed entry (found through `sync_log_outcome`), rather
+                    // than grouping the whole log.
                     let failing: Vec<(String, i64)> = sqlx::query_as(
-                        "SELECT l.object, COUNT(*) FROM sync_log l JOIN ( \
-                           SELECT MAX(id) AS last FROM sync_log WHERE kind = 'record' \
-                           GROUP BY object, source_system, source_id) t ON l.id = t.last \
-                         WHERE l.outcome = 'failed' GROUP BY l.object",
+                        "SELECT f.object, COUNT(*) FROM sync_log f \
+                         WHERE f.outcome = 'failed' AND f.kind = 'record' AND NOT EXISTS ( \
+                           SELECT 1 FROM sync_log n WHERE n.source_system = f.source_system \
+                           AND n.object = f.object AND n.source_id = f.source_id \
+                           AND n.id > f.id) \
+                         GROUP BY f.object",
                     )
                     .fetch_all(&self.pool)
                     .await
@@ -1391,6 +1396,37 @@ macro_rules! impl_store {
                             object,
                             linked: count(&links, object),
                             failing: count(&failing, object),
+                        })
+                        .collect())
+                }
+
+                async fn count_skipped(
+                    &self,
+                    job: JobId,
+                    reason: &str,
+                ) -> Result<Vec<(Object, u64)>, StoreError> {
+                    let sql = match $backend {
+                        $crate::store::Backend::Postgres => {
+                            "SELECT object, COUNT(*) FROM sync_log WHERE job_id = $1 \
+                             AND outcome = 'skipped' AND kind = 'record' \
+                             AND strpos(body->>'reason', $2) > 0 GROUP BY object"
+                        }
+                        $crate::store::Backend::Sqlite => {
+                            "SELECT object, COUNT(*) FROM sync_log WHERE job_id = $1 \
+                             AND outcome = 'skipped' AND kind = 'record' \
+                             AND instr(json_extract(body, '$.reason'), $2) > 0 GROUP BY object"
+                        }
+                    };
+                    let rows: Vec<(String, i64)> = sqlx::query_as(sql)
+                    .bind(job.0)
+                    .bind(reason)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(q("counting skipped records"))?;
+                    Ok(rows
+                        .into_iter()
+                        .filter_map(|(o, n)| {
+                            Some((o.parse::<Object>().ok()?, u64::try_from(n).unwrap_or(0)))
                         })
                         .collect())
                 }

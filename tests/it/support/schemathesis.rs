@@ -31,8 +31,27 @@ pub async fn run_schemathesis(
     headers: &[(&str, &str)],
     extra_args: &[&str],
 ) -> Result<(), String> {
+    run_schemathesis_with_config(openapi_url, base_url, "", headers, extra_args).await
+}
+
+/// [`run_schemathesis`] with `config` as the run's `schemathesis.toml` (empty: none), e.g. the
+/// value of a security scheme (`[auth.openapi.NAME] api_key = "…"`, so that schemathesis knows
+/// the credential and also tries requests without it) or settings per operation
+/// (`[[operations]]`).
+pub async fn run_schemathesis_with_config(
+    openapi_url: &str,
+    base_url: &str,
+    config: &str,
+    headers: &[(&str, &str)],
+    extra_args: &[&str],
+) -> Result<(), String> {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let mut cmd = Command::new("schemathesis");
+    if !config.is_empty() {
+        let path = dir.path().join("schemathesis.toml");
+        std::fs::write(&path, config).expect("write schemathesis.toml");
+        cmd.arg("--config-file").arg(&path);
+    }
     cmd.arg("run")
         .arg(openapi_url)
         .arg("--url")

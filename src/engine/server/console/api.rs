@@ -706,37 +706,16 @@ pub async fn status(console: &Console) -> Result<StatusDoc, ApiError> {
     })
 }
 
-/// Records the last bulk runs skipped because of the criteria, per object.
+/// Records the last bulk runs skipped because of the criteria, per object (counted by the
+/// store: a run over 100,000 records has as many entries).
 async fn excluded_counts(
     console: &Console,
     runs: Vec<i64>,
 ) -> Result<BTreeMap<Object, u64>, ApiError> {
     let mut out = BTreeMap::new();
     for run in runs {
-        let mut before = None;
-        // Page through the run's skipped entries (bounded: a run's records).
-        loop {
-            let page = console
-                .store
-                .log(&LogQuery {
-                    job: Some(JobId(run)),
-                    outcomes: vec![Outcome::Skipped],
-                    before,
-                    last: Some(1000),
-                    ..LogQuery::default()
-                })
-                .await?;
-            for e in &page {
-                if let LogBody::Record(r) = &e.body
-                    && r.reason.contains("criteria")
-                {
-                    *out.entry(r.object).or_insert(0) += 1;
-                }
-            }
-            match page.first() {
-                Some(first) if page.len() == 1000 => before = Some(first.id),
-                _ => break,
-            }
+        for (object, n) in console.store.count_skipped(JobId(run), "criteria").await? {
+            *out.entry(object).or_insert(0) += n;
         }
     }
     Ok(out)
@@ -751,11 +730,16 @@ async fn status_get(State(c): State<Arc<Console>>, headers: HeaderMap) -> ApiRes
 
 /// A run to queue.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(extend(
+    "if" = {"properties": {"kind": {"enum": ["push_company", "push_contact"]}}},
+    "then" = {"required": ["id"], "properties": {"id": {"type": "string", "pattern": "^\\s*[0-9]+\\s*$"}}}
+))]
 pub struct JobRequest {
     /// `pull`, `push`, `push_company` (an Accelo company and its contacts) or `push_contact`
     /// (one Accelo contact, criteria bypassed).
+    #[schemars(extend("enum" = ["pull", "push", "push_company", "push_contact"]))]
     pub kind: String,
-    /// The Accelo id, for `push_company` and `push_contact`.
+    /// The Accelo id, for `push_company` and `push_contact` (digits).
     #[serde(default)]
     pub id: Option<String>,
     /// Run past the guardrails (after a run they stopped).
@@ -868,6 +852,7 @@ pub struct JobsQuery {
     pub active: Option<bool>,
     /// At most this many (default 50, at most 500).
     #[serde(default)]
+    #[schemars(extend("maximum" = 4_294_967_295_u32))]
     pub limit: Option<u32>,
 }
 
@@ -1001,12 +986,19 @@ pub struct LogFilter {
     pub job: Option<i64>,
     /// `company` or `contact`.
     #[serde(default)]
+    #[schemars(extend("enum" = ["company", "contact", "companies", "contacts", "", null]))]
     pub object: Option<String>,
     /// `hubspot` or `accelo`.
     #[serde(default)]
+    #[schemars(extend("enum" = ["hubspot", "accelo", "", null]))]
     pub system: Option<String>,
-    /// `created`, `updated`, `linked`, `noop`, `skipped`, `failed`, or `errors` (failed only).
+    /// `created`, `updated`, `linked`, `noop` (or `unchanged`), `skipped`, `failed`, or
+    /// `errors` (failed only).
     #[serde(default)]
+    #[schemars(extend("enum" = [
+        "created", "updated", "linked", "noop", "unchanged", "skipped", "failed", "errors", "",
+        null
+    ]))]
     pub outcome: Option<String>,
     /// A name, email or id.
     #[serde(default)]
@@ -1022,6 +1014,7 @@ pub struct LogFilter {
     /// Entries per page (default 50, at most 500).
     #[serde(default, deserialize_with = "blank_is_none")]
     #[schemars(with = "Option<u32>")]
+    #[schemars(extend("maximum" = 4_294_967_295_u32))]
     pub limit: Option<u32>,
 }
 
@@ -1119,10 +1112,18 @@ async fn log_get(
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct ExportQuery {
     /// `csv` or `jsonl`.
+    #[schemars(extend("enum" = ["csv", "jsonl"]))]
     pub format: String,
     /// The filters, as for the log.
     #[serde(flatten)]
     pub filter: LogFilter,
+}
+
+/// The export format alone: the handler reads the filters as a [`LogFilter`] of the same query
+/// string (serde's `flatten` cannot read numbers from a query string).
+#[derive(Debug, Clone, Deserialize)]
+struct ExportFormat {
+    format: String,
 }
 
 /// The CSV columns of an export.
@@ -1305,7 +1306,8 @@ async fn export_chunk(
 async fn log_export(
     State(c): State<Arc<Console>>,
     headers: HeaderMap,
-    Query(q): Query<ExportQuery>,
+    Query(q): Query<ExportFormat>,
+    Query(filter): Query<LogFilter>,
 ) -> Response {
     if let Err(e) = signed_in(&c, &headers) {
         return e.into_response();
@@ -1318,7 +1320,7 @@ async fn log_export(
                 .into_response();
         }
     };
-    let mut filter = q.filter.clone();
+    let mut filter = filter;
     filter.limit = Some(500);
     if let Err(e) = filter.query() {
         return e.into_response();
@@ -1592,6 +1594,7 @@ async fn record_get(
 pub struct RecordAction {
     /// `push` (an Accelo company and its contacts, or one Accelo contact), `pull` (this
     /// HubSpot record), or `retry` (the direction whose last attempt failed).
+    #[schemars(extend("enum" = ["push", "pull", "retry"]))]
     pub action: String,
 }
 
@@ -1702,14 +1705,25 @@ async fn record_post(
 
 /// A dry run to make.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[schemars(extend("not" = {
+    "required": ["company", "contact"],
+    "properties": {
+        "company": {"type": "string", "pattern": "[0-9]"},
+        "contact": {"type": "string", "pattern": "[0-9]"}
+    }
+}))]
 pub struct PlanRequest {
     /// `pull` or `push`.
+    #[schemars(extend("enum" = ["pull", "push"]))]
     pub direction: String,
-    /// One company (its id in the direction's source system) and its contacts.
+    /// One company (its id in the direction's source system) and its contacts; not with
+    /// `contact`.
     #[serde(default)]
+    #[schemars(extend("pattern" = "^\\s*[0-9]{0,32}\\s*$"))]
     pub company: Option<String>,
-    /// One contact (its id in the direction's source system).
+    /// One contact (its id in the direction's source system); not with `company`.
     #[serde(default)]
+    #[schemars(extend("pattern" = "^\\s*[0-9]{0,32}\\s*$"))]
     pub contact: Option<String>,
 }
 
@@ -1954,4 +1968,32 @@ pub fn routes() -> axum::Router<Arc<Console>> {
         .route("/api/v1/plans", post(plans_post))
         .route("/api/v1/plans/apply", post(plans_apply))
         .route("/api/v1/doctor", get(doctor_get))
+}
+
+/// Rejections of the request by axum's extractors (a malformed path, query or body, a body
+/// that is not JSON) answer in plain text; the API answers every error as an [`ErrorDoc`].
+pub async fn json_rejections(response: Response) -> Response {
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/plain"));
+    if !(plain && response.status().is_client_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        parts
+            .status
+            .canonical_reason()
+            .unwrap_or("invalid request")
+            .to_string()
+    } else {
+        text
+    };
+    ApiError::new(parts.status, message).into_response()
 }

@@ -32,9 +32,12 @@ use axum::routing::get;
 pub fn router(console: Arc<Console>) -> Router {
     Router::new()
         .merge(pages::routes())
-        .merge(api::routes())
-        .merge(rules::routes())
-        .route("/api/v1/events", get(live::events))
+        .merge(
+            api::routes()
+                .merge(rules::routes())
+                .route("/api/v1/events", get(live::events))
+                .layer(axum::middleware::map_response(api::json_rejections)),
+        )
         .route(
             "/api/openapi.json",
             get(|| async { axum::Json(openapi::document()).into_response() }),

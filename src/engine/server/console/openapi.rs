@@ -63,7 +63,7 @@ fn operations() -> Vec<Op> {
         Op {
             body: Some(of::<SignIn>),
             ok: (200, Some(of::<SessionDoc>)),
-            errors: &[400, 403, 415, 422, 429],
+            errors: &[400, 401, 403, 415, 422, 429],
             ..op(
                 "post",
                 "/api/v1/session",
@@ -302,6 +302,7 @@ fn path_params(path: &str) -> Vec<Value> {
                 "system" => json!({"type": "string", "enum": ["hubspot", "accelo"]}),
                 "object" => json!({"type": "string", "enum": ["company", "contact"]}),
                 "id" => json!({"type": "string", "pattern": "^[0-9]{1,20}$"}),
+                "file" => json!({"type": "string", "examples": ["companies.yaml"]}),
                 _ => json!({"type": "string"}),
             };
             json!({"name": name, "in": "path", "required": true, "schema": schema})

@@ -78,6 +78,7 @@ pub struct Edit {
     pub text: String,
     /// For a preview: `pull` or `push` (default `pull`).
     #[serde(default)]
+    #[schemars(extend("enum" = ["pull", "push", "", null]))]
     pub direction: Option<String>,
 }
 
