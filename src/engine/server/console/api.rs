@@ -977,12 +977,52 @@ where
     }
 }
 
+/// The schema of a number in a query string that a blank form field may leave empty.
+pub struct NumberOrBlank;
+
+impl JsonSchema for NumberOrBlank {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "NumberOrBlank".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A whole number, or empty for none.",
+            "anyOf": [
+                {"type": "integer", "minimum": -9_223_372_036_854_775_807_i64, "maximum": 9_223_372_036_854_775_807_i64},
+                {"type": "string", "maxLength": 0},
+                {"type": "null"}
+            ]
+        })
+    }
+}
+
+/// The schema of a count in a query string that a blank form field may leave empty.
+pub struct CountOrBlank;
+
+impl JsonSchema for CountOrBlank {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "CountOrBlank".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A count, or empty for the default.",
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "maximum": 4_294_967_295_u32},
+                {"type": "string", "maxLength": 0},
+                {"type": "null"}
+            ]
+        })
+    }
+}
+
 /// The Sync Log's filters and page position.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 pub struct LogFilter {
     /// Only this job's entries.
     #[serde(default, deserialize_with = "blank_is_none")]
-    #[schemars(with = "Option<i64>")]
+    #[schemars(with = "NumberOrBlank")]
     pub job: Option<i64>,
     /// `company` or `contact`.
     #[serde(default)]
@@ -1005,16 +1045,15 @@ pub struct LogFilter {
     pub q: Option<String>,
     /// Entries older than this id (the next page).
     #[serde(default, deserialize_with = "blank_is_none")]
-    #[schemars(with = "Option<i64>")]
+    #[schemars(with = "NumberOrBlank")]
     pub before: Option<i64>,
     /// Entries newer than this id (live updates).
     #[serde(default, deserialize_with = "blank_is_none")]
-    #[schemars(with = "Option<i64>")]
+    #[schemars(with = "NumberOrBlank")]
     pub after: Option<i64>,
     /// Entries per page (default 50, at most 500).
     #[serde(default, deserialize_with = "blank_is_none")]
-    #[schemars(with = "Option<u32>")]
-    #[schemars(extend("maximum" = 4_294_967_295_u32))]
+    #[schemars(with = "CountOrBlank")]
     pub limit: Option<u32>,
 }
 

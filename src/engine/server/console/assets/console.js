@@ -6,6 +6,7 @@
   const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
   const meta = (name) => { const m = document.querySelector(`meta[name="${name}"]`); return m ? m.content : ""; };
   const csrf = meta("csrf-token");
+  let reloading = false; // the page is being drawn again
 
   async function api(method, url, body) {
     const opts = { method, headers: { "X-CSRF-Token": csrf, "Accept": "application/json" }, credentials: "same-origin" };
@@ -70,7 +71,7 @@
     jobsBox.replaceChildren(...jobs.map(jobLine));
     // A job we watched has ended: draw the page again for its counts and the last runs.
     for (const id of seenActive) {
-      if (!now.has(id)) { closeLive(); window.location.reload(); return; }
+      if (!now.has(id) && !reloading) { reloading = true; closeLive(); window.location.reload(); return; }
     }
     seenActive = now;
   }
@@ -112,13 +113,32 @@
     });
   }
 
+  // A job queued from this page: when it has ended (even before the live stream saw it run),
+  // the page draws itself again with its counts.
+  function watchJob(id) {
+    seenActive.add(String(id));
+    const timer = setInterval(async () => {
+      try {
+        const res = await fetch(`/api/v1/jobs/${id}`, { credentials: "same-origin" });
+        if (!res.ok) return;
+        const j = await res.json();
+        if (j.state !== "queued" && j.state !== "running" && !reloading) {
+          reloading = true;
+          clearInterval(timer);
+          closeLive();
+          window.location.reload();
+        }
+      } catch (_) { /* the next tick tries again */ }
+    }, 1000);
+  }
+
   // ----- buttons --------------------------------------------------------------------------
   async function runJob(kind, button) {
     button.disabled = true;
     try {
       const j = await api("POST", "/api/v1/jobs", { kind });
       if (jobsBox && !$(`[data-job-id="${j.id}"]`, jobsBox)) jobsBox.append(jobLine(j));
-      seenActive.add(String(j.id));
+      watchJob(j.id);
     } catch (e) {
       say(jobsBox, "error", e.message, e.details);
     } finally {
@@ -135,7 +155,7 @@
       try {
         const j = await api("POST", `/api/v1/jobs/${b.dataset.runAnyway}/run-anyway`);
         if (jobsBox) jobsBox.append(jobLine(j));
-        seenActive.add(String(j.id));
+        watchJob(j.id);
       } catch (e) { say(b.parentElement, "error", e.message, e.details); b.disabled = false; }
     });
   }
