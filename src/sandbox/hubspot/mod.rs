@@ -395,7 +395,7 @@ async fn pass(hs: &Hs, req: Request, next: Next) -> Response {
         Err(resp) => return resp,
     };
     if let Some(scope) = required_scope(&method, &path)
-        && !hs.app.scopes.iter().any(|s| *s == scope)
+        && !hs.app.scopes.contains(&scope)
     {
         return missing_scopes(&scope);
     }
