@@ -375,17 +375,18 @@ fn span(seconds: i64) -> String {
 /// The clock check: each reached system's `Date` header against this machine's clock.
 fn clock(out: &mut Vec<Finding>, reached: &[&dyn Connector]) {
     let check = "clock";
-    let offsets: Vec<(String, i64)> = reached
+    let offsets: Vec<(System, i64)> = reached
         .iter()
         .filter_map(|c| {
-            let name = match c.system() {
-                System::HubSpot => "HubSpot",
-                System::Accelo => "Accelo",
-            };
+            // Rounded to the second (HTTP dates have whole seconds).
             c.clock_offset()
-                .map(|d| (name.to_string(), d.num_seconds()))
+                .map(|d| (c.system(), (d.num_milliseconds() + 500).div_euclid(1000)))
         })
         .collect();
+    let name = |s: System| match s {
+        System::HubSpot => "HubSpot",
+        System::Accelo => "Accelo",
+    };
     if offsets.is_empty() {
         out.push(Finding::not_checked(
             check,
@@ -402,16 +403,20 @@ fn clock(out: &mut Vec<Finding>, reached: &[&dyn Connector]) {
         }
         problems += 1;
         let way = if *secs > 0 { "ahead of" } else { "behind" };
-        let effect = if secs.abs() > SIGNATURE_WINDOW_SECONDS {
-            "webhook signatures from HubSpot are refused as too old or from the future"
-        } else {
-            "webhook signatures (valid for 5 minutes) are at risk"
+        let effect = match system {
+            System::HubSpot if secs.abs() > SIGNATURE_WINDOW_SECONDS => {
+                "its webhooks are refused: their signatures' timestamps are more than 5 minutes \
+                 off"
+            }
+            System::HubSpot => "its webhooks' signatures (valid for 5 minutes) are at risk",
+            System::Accelo => "its modification times and this machine's disagree by as much",
         };
         out.push(Finding::problem(
             check,
             format!(
-                "{system}'s clock is {} {way} this machine's (offset {secs:+} s, by its `Date` \
+                "{}'s clock is {} {way} this machine's (offset {secs:+} s, by its `Date` \
                  header): {effect}",
+                name(*system),
                 span(*secs)
             ),
             "synchronise this machine's clock with NTP (e.g. `timedatectl set-ntp true`, or \
@@ -421,7 +426,7 @@ fn clock(out: &mut Vec<Finding>, reached: &[&dyn Connector]) {
     if problems == 0 {
         let list: Vec<String> = offsets
             .iter()
-            .map(|(s, o)| format!("{s} {o:+} s"))
+            .map(|(s, o)| format!("{} {o:+} s", name(*s)))
             .collect();
         out.push(Finding::ok(
             check,

@@ -484,11 +484,19 @@ async fn a_clock_far_from_the_systems_is_found_with_the_offset() {
         assert!(
             m.starts_with(&format!("{system}'s clock is 6 min"))
                 && m.contains("ahead of this machine's")
-                && m.contains("s, by its `Date` header"),
+                && (m.contains("(offset +400 s")
+                    || m.contains("(offset +399 s")
+                    || m.contains("(offset +401 s"))
+                && m.contains("by its `Date` header"),
             "{doc:#}"
         );
         assert!(text_of(f, "fix").contains("NTP"), "{doc:#}");
     }
+    // Beyond HubSpot's 5-minute window its webhooks are refused, and the finding says so.
+    assert!(
+        text_of(f[0], "message").contains("its webhooks are refused"),
+        "{doc:#}"
+    );
     sb.shutdown().await;
 
     let sb = sandbox_with(None, -90).await;
