@@ -240,6 +240,29 @@ async fn a_scope_the_rules_need_and_the_token_lacks_is_found_with_what_to_do() {
     assert!(!shown.contains(sb.hubspot_refresh_token()) && !shown.contains("whsec"));
     sb.shutdown().await;
 
+    // With the automatic sync configured, reading contacts is also what their webhook
+    // subscriptions need, and the finding says so.
+    let sb = sandbox_with(
+        Some(&[
+            "crm.objects.companies.read",
+            "crm.objects.companies.write",
+            "crm.objects.contacts.write",
+        ]),
+        0,
+    )
+    .await;
+    let mut p = Project::new(&sb, "server:\n  webhook_secret_env: HS_WEBHOOK\n");
+    p.env.insert("HS_WEBHOOK".into(), "whsec".into());
+    let (_, doc) = doctor(&p).await;
+    let f = findings(&doc, "hubspot scopes");
+    let message = text_of(f[0], "message");
+    assert!(
+        message.contains("`crm.objects.contacts.read`")
+            && message.contains("the automatic sync's webhook subscriptions to contact events"),
+        "{doc:#}"
+    );
+    sb.shutdown().await;
+
     // With every scope the same OAuth setup passes the check.
     let sb = sandbox_with(None, 0).await;
     let mut p = Project::new(&sb, "server:\n  webhook_secret_env: HS_WEBHOOK\n");
