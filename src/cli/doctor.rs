@@ -1,8 +1,10 @@
 //! `tandem doctor [--json]`: checks the configuration against the real systems — each system
 //! reachable with its credentials accepted, the mapped HubSpot properties present with
 //! compatible types and options, the Accelo statuses the rules name present, the store up to
-//! date — one line per finding with what to do. Exit 0 when all is well, 1 with findings, 2 when
-//! the configuration itself does not load.
+//! date, the token's scopes, the app's webhook subscriptions, the clocks — one line per finding
+//! with what to do. Exit 0 when all is well (checks the setup cannot run are listed as
+//! `skipped`, with how to enable them), 1 with problems, 2 when the configuration itself does
+//! not load.
 
 use std::io::Write;
 
@@ -31,8 +33,13 @@ pub fn text(findings: &[Finding]) -> String {
         }
     }
     let problems = findings.iter().filter(|f| f.is_problem()).count();
-    if problems == 0 {
+    let skipped = findings.iter().filter(|f| f.status == "skipped").count();
+    if problems == 0 && skipped == 0 {
         out.push_str("\nall checks passed\n");
+    } else if problems == 0 {
+        out.push_str(&format!(
+            "\nall checks passed; {skipped} could not run (see above)\n"
+        ));
     } else {
         out.push_str(&format!(
             "\n{problems} finding{} to look at\n",

@@ -2,7 +2,10 @@
 //! webhook subscriptions the rules' trigger lists need, in the forms HubSpot's app
 //! configuration takes — a table to type into the app's webhook settings, the bodies of the
 //! webhooks API (`POST /webhooks/v3/{appId}/subscriptions`, legacy public apps), or the
-//! `webhooks-hsmeta.json` file of a developer-platform project. Reads the rules only.
+//! `webhooks-hsmeta.json` file of a developer-platform project. Reads the rules only, except
+//! with `--apply`: then it lists the app's subscriptions through the webhooks v3 API (with
+//! `hubspot.app_id` and the developer API key), creates the missing ones, activates paused ones,
+//! and reports what it did — a second run does nothing.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,6 +16,8 @@ use super::common::Exit;
 use tandem_core::compile::load;
 use tandem_core::compile::subscriptions::{MAX_SUBSCRIPTIONS, Subscription};
 use tandem_core::rules::Paths;
+use tandem_engine::connect::{ConnectError, HubSpotApp};
+use tandem_engine::doctor::compare_subscriptions;
 
 /// Arguments of `tandem hubspot`.
 #[derive(Debug, Clone, clap::Args)]
@@ -62,6 +67,11 @@ pub struct SubscriptionsArgs {
     /// + `/webhooks/hubspot`].
     #[arg(long, value_name = "URL")]
     pub target_url: Option<String>,
+    /// Create the missing subscriptions (and activate paused ones) in the HubSpot app through
+    /// the webhooks API: needs `hubspot.app_id` and `hubspot.developer_api_key_env` (or
+    /// TANDEM_HUBSPOT_APP_ID and TANDEM_HUBSPOT_DEVELOPER_API_KEY). Idempotent.
+    #[arg(long, conflicts_with_all = ["format", "target_url"])]
+    pub apply: bool,
 }
 
 /// What the command prints, and how it exits (callable from tests).
@@ -95,6 +105,9 @@ fn subscriptions(args: &SubscriptionsArgs) -> Output {
         }
     };
     let subs = loaded.program.hubspot_subscriptions();
+    if args.apply {
+        return apply(loaded.config, &subs);
+    }
     let mut stderr = String::new();
     if subs.len() > MAX_SUBSCRIPTIONS {
         stderr.push_str(&format!(
@@ -195,6 +208,107 @@ fn table(subs: &[Subscription]) -> String {
         subs.len()
     ));
     out
+}
+
+/// `--apply`: creates what the app lacks of `subs`, activates what is paused.
+fn apply(mut config: tandem_core::rules::config::Config, subs: &[Subscription]) -> Output {
+    let env = |k: &str| std::env::var(k).ok();
+    config.apply_env(env);
+    let fail = |stderr: String, exit: Exit| Output {
+        stdout: String::new(),
+        stderr,
+        exit,
+    };
+    let key = match config.developer_api_key(env) {
+        Ok(k) => k,
+        Err(e) => return fail(format!("error: {e}\n"), Exit::Invalid),
+    };
+    let (Some(app_id), Some(key)) = (config.hubspot.app_id, key) else {
+        return fail(
+            "error: `--apply` needs the HubSpot app's id and a developer API key: set \
+             `hubspot.app_id` and `hubspot.developer_api_key_env` in tandem.yaml (or \
+             TANDEM_HUBSPOT_APP_ID and TANDEM_HUBSPOT_DEVELOPER_API_KEY). A private app's \
+             subscriptions cannot be created through the API: create them in its settings, as \
+             `tandem hubspot subscriptions` lists them.\n"
+                .into(),
+            Exit::Invalid,
+        );
+    };
+    tandem_engine::store::redact::register_secret(key.expose());
+    let url = config.hubspot.url.trim().trim_end_matches('/').to_string();
+    let app = match HubSpotApp::new(&url, app_id, key, None) {
+        Ok(a) => a,
+        Err(e) => return fail(format!("error: {e}\n"), Exit::Invalid),
+    };
+    let connect_fail = |e: ConnectError| {
+        let exit = if e.is_unreachable() {
+            Exit::Unreachable
+        } else {
+            Exit::Failures
+        };
+        fail(format!("error: {e}\n"), exit)
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("error: cannot start: {e}\n"), Exit::Failures),
+    };
+    rt.block_on(async move {
+        let have = match app.subscriptions().await {
+            Ok(h) => h,
+            Err(e) => return connect_fail(e),
+        };
+        let (missing, paused) = compare_subscriptions(subs, &have);
+        let mut stdout = String::new();
+        let mut created = 0usize;
+        for s in &missing {
+            match app.create(&s.event_type(), s.property.as_deref()).await {
+                Ok(c) => {
+                    created += 1;
+                    stdout.push_str(&format!(
+                        "created    {}{} (id {})\n",
+                        c.event_type,
+                        c.property.map(|p| format!(" {p}")).unwrap_or_default(),
+                        c.id
+                    ));
+                }
+                Err(e) => {
+                    let mut out = connect_fail(e);
+                    out.stdout = format!(
+                        "{stdout}\n{created} created before the error; run the command again to \
+                         create the rest\n"
+                    );
+                    return out;
+                }
+            }
+        }
+        let ids: Vec<String> = paused.iter().map(|(id, _)| id.clone()).collect();
+        let activated = match app.activate(&ids).await {
+            Ok(a) => a.len(),
+            Err(e) => {
+                let mut out = connect_fail(e);
+                out.stdout = stdout;
+                return out;
+            }
+        };
+        for (_, name) in &paused {
+            stdout.push_str(&format!("activated  {name}\n"));
+        }
+        let kept = subs.len() - missing.len() - paused.len();
+        stdout.push_str(&format!(
+            "\napp {app_id}: {created} subscription{} created, {activated} activated, {kept} \
+             already in place ({} needed)\n",
+            if created == 1 { "" } else { "s" },
+            subs.len()
+        ));
+        Output {
+            stdout,
+            stderr: String::new(),
+            exit: Exit::Ok,
+        }
+    })
 }
 
 /// Runs `tandem hubspot …`.

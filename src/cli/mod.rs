@@ -74,6 +74,16 @@ macro_rules! webhook_env {
     };
 }
 
+/// The HubSpot app lines of [`env_help`] (`doctor`, `hubspot subscriptions --apply`).
+macro_rules! app_env {
+    () => {
+        concat!(
+            "  TANDEM_HUBSPOT_APP_ID          the HubSpot public app's id (`hubspot.app_id`)\n",
+            "  TANDEM_HUBSPOT_DEVELOPER_API_KEY  its developer API key (else `hubspot.developer_api_key_env`)\n",
+        )
+    };
+}
+
 /// Tandem keeps the companies and contacts of HubSpot and Accelo in step.
 #[derive(Debug, Parser)]
 #[command(name = "tandem", version, about, long_about = None)]
@@ -135,11 +145,15 @@ pub enum Command {
     #[command(after_help = env_help!(smtp_env!()))]
     Worker(worker::Args),
     /// Check the configuration against the real systems: reachable, credentials accepted, the
-    /// mapped properties and statuses present, the store up to date; says what to fix.
-    #[command(after_help = env_help!())]
+    /// token's scopes, the mapped properties and statuses present, the app's webhook
+    /// subscriptions, the clocks, the store up to date; says what to fix.
+    #[command(after_help = env_help!(
+        "  TANDEM_HUBSPOT_WEBHOOK_SECRET  set: the automatic sync is on, its webhook scopes are checked\n",
+        app_env!()
+    ))]
     Doctor(doctor::Args),
     /// Set up the HubSpot app: `tandem hubspot subscriptions` prints the webhook subscriptions
-    /// the rules need.
+    /// the rules need; `--apply` creates the missing ones through HubSpot's webhooks API.
     #[command(name = "hubspot")]
     HubSpot(hubspot::Args),
     /// The console's users: `user add NAME --role operator`, `user list`, `user remove NAME`

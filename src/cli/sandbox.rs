@@ -76,6 +76,20 @@ pub struct Args {
     /// /api/v0/companies|…`: the endpoints that see the faults, all when absent).
     #[arg(long)]
     pub faults: Option<String>,
+    /// The scopes the HubSpot tokens are granted, comma-separated (default: read and write of
+    /// companies and contacts), e.g. `crm.objects.companies.read,crm.objects.contacts.read`.
+    /// Token introspection reports them and the CRM object endpoints answer 403 without them.
+    #[arg(long, value_name = "LIST")]
+    pub hubspot_scopes: Option<String>,
+    /// Seconds both simulators' clocks run ahead of this machine's (negative: behind), as their
+    /// `Date` headers and HubSpot's webhook timestamps show it.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 0,
+        allow_hyphen_values = true
+    )]
+    pub clock_skew: i64,
     /// Start the sandbox in the background and print `export TANDEM_…=…` lines for a shell
     /// instead of the JSON line: `eval "$(tandem sandbox --env)"`. Stop it with
     /// `kill $TANDEM_SANDBOX_PID`.
@@ -119,6 +133,15 @@ fn base_vars(info: &Value, webhook_secret: Option<&str>) -> Vec<(&'static str, S
         ("TANDEM_ACCELO_CLIENT_ID", s(&ac["client_id"])),
         ("TANDEM_ACCELO_CLIENT_SECRET", s(&ac["client_secret"])),
     ];
+    if let Some(app_id) = hs["app_id"].as_u64() {
+        vars.push(("TANDEM_HUBSPOT_APP_ID", app_id.to_string()));
+    }
+    if hs["developer_api_key"].is_string() {
+        vars.push((
+            "TANDEM_HUBSPOT_DEVELOPER_API_KEY",
+            s(&hs["developer_api_key"]),
+        ));
+    }
     let mail = &info["mail"];
     if mail["server"].is_string() {
         vars.extend([
@@ -274,6 +297,14 @@ pub fn options(args: &Args) -> Result<SandboxOptions, String> {
         hubspot_webhook,
         accelo_webhook,
         mail_port: args.mail_port,
+        hubspot_scopes: args.hubspot_scopes.as_ref().map(|l| {
+            l.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        }),
+        clock_skew_seconds: args.clock_skew,
         ..Default::default()
     })
 }

@@ -1,30 +1,43 @@
 //! `tandem doctor`: checks a configuration against the real systems before anything runs, and
 //! says for each problem what to do. Each check gives one [`Finding`]:
 //! - each system is reachable and accepts the credentials;
+//! - the HubSpot token's granted scopes cover what the rules need: reading companies and
+//!   contacts, writing those the rules write, and the events of the webhook subscriptions when
+//!   the automatic sync is configured (`server.webhook_secret_env`) — read by token
+//!   introspection (OAuth) or the private-app token information;
 //! - every HubSpot property the rules map exists in the portal, writable where the rules write
 //!   it, of a compatible type, and — for the status property — with every value the status
 //!   tables use among its options;
 //! - every Accelo status the rules name exists in the deployment;
+//! - the HubSpot app's webhook subscriptions cover the trigger lists (through the webhooks
+//!   API, with `hubspot.app_id` and a developer API key; without them the check is skipped and
+//!   says how to enable it);
+//! - the clock is close to each system's, by their answers' `Date` headers (HubSpot refuses
+//!   webhook signatures more than 5 minutes old, and so does Tandem);
 //! - the store opens (which brings its migrations up to date).
 //!
 //! A check that cannot run because an earlier one failed (the portal's properties when HubSpot
-//! cannot be reached) says so instead of passing.
+//! cannot be reached) says so instead of passing. A `skipped` finding is not a problem by
+//! itself (exit 0): one skipped because of a failure comes with that failure's problem, and one
+//! skipped because the configuration does not allow it says what would.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::connect::{Connector, FieldInfo};
+use crate::connect::{ConnectError, Connector, FieldInfo};
 use crate::runtime::Runtime;
+use tandem_core::compile::subscriptions::Subscription;
 use tandem_core::compile::{FieldDirection, ObjectRules};
 use tandem_core::model::{Object, System};
+use tandem_core::rules::config::{ENV_HUBSPOT_TOKEN, ENV_HUBSPOT_WEBHOOK_SECRET};
 use tandem_core::rules::raw::PropertyType;
 
 /// The result of one check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// What was checked, as a short name: `hubspot`, `accelo`, `hubspot properties`, `accelo
-    /// statuses`, `store`.
+    /// What was checked, as a short name: `hubspot`, `accelo`, `hubspot scopes`, `hubspot
+    /// properties`, `accelo statuses`, `hubspot subscriptions`, `clock`, `store`.
     pub check: String,
     /// `ok`, `problem`, or `skipped` (could not be checked).
     pub status: &'static str,
@@ -63,9 +76,19 @@ impl Finding {
         }
     }
 
-    /// Whether this is a problem (or a check that could not run).
+    fn not_checked(check: &str, why: impl Into<String>, fix: impl Into<String>) -> Finding {
+        Finding {
+            check: check.into(),
+            status: "skipped",
+            message: why.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    /// Whether this is a problem. A skipped check is not one by itself: when it was skipped
+    /// because of a failure, that failure is a finding of its own.
     pub fn is_problem(&self) -> bool {
-        self.status != "ok"
+        self.status == "problem"
     }
 }
 
@@ -76,6 +99,14 @@ pub async fn examine(rt: &Runtime) -> Vec<Finding> {
     let ac = rt.connector(System::Accelo);
     let hs_ok = reachable(&mut out, "hubspot", hs.as_ref()).await;
     let ac_ok = reachable(&mut out, "accelo", ac.as_ref()).await;
+    if hs_ok {
+        hubspot_scopes(&mut out, rt, hs.as_ref()).await;
+    } else {
+        out.push(Finding::skipped(
+            "hubspot scopes",
+            "not checked: HubSpot could not be used",
+        ));
+    }
     if hs_ok {
         hubspot_properties(&mut out, rt, hs.as_ref()).await;
     } else {
@@ -92,6 +123,20 @@ pub async fn examine(rt: &Runtime) -> Vec<Finding> {
             "not checked: Accelo could not be used",
         ));
     }
+    if hs_ok {
+        hubspot_subscriptions(&mut out, rt).await;
+    } else {
+        out.push(Finding::skipped(
+            "hubspot subscriptions",
+            "not checked: HubSpot could not be used",
+        ));
+    }
+    let reached: Vec<&dyn Connector> = [(hs_ok, hs.as_ref()), (ac_ok, ac.as_ref())]
+        .into_iter()
+        .filter(|(ok, _)| *ok)
+        .map(|(_, c)| c)
+        .collect();
+    clock(&mut out, &reached);
     match rt.store().await {
         Ok(store) => out.push(Finding::ok(
             "store",
@@ -307,6 +352,338 @@ async fn accelo_statuses(out: &mut Vec<Finding>, rt: &Runtime, ac: &dyn Connecto
         out.push(Finding::ok(
             check,
             format!("all {named} statuses the rules name exist"),
+        ));
+    }
+}
+
+/// The clock difference beyond which `tandem doctor` reports a problem.
+pub const CLOCK_TOLERANCE_SECONDS: i64 = 60;
+
+/// HubSpot's window for webhook signature timestamps.
+const SIGNATURE_WINDOW_SECONDS: i64 = 300;
+
+/// `5 min 3 s`, `42 s`.
+fn span(seconds: i64) -> String {
+    let s = seconds.unsigned_abs();
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, s) => format!("{s} s"),
+        (0, m, s) => format!("{m} min {s} s"),
+        (h, m, _) => format!("{h} h {m} min"),
+    }
+}
+
+/// The clock check: each reached system's `Date` header against this machine's clock.
+fn clock(out: &mut Vec<Finding>, reached: &[&dyn Connector]) {
+    let check = "clock";
+    let offsets: Vec<(System, i64)> = reached
+        .iter()
+        .filter_map(|c| {
+            // Rounded to the second (HTTP dates have whole seconds).
+            c.clock_offset()
+                .map(|d| (c.system(), (d.num_milliseconds() + 500).div_euclid(1000)))
+        })
+        .collect();
+    let name = |s: System| match s {
+        System::HubSpot => "HubSpot",
+        System::Accelo => "Accelo",
+    };
+    if offsets.is_empty() {
+        out.push(Finding::not_checked(
+            check,
+            "not checked: no system answered with a `Date` header",
+            "make sure this machine's clock is synchronised (NTP); HubSpot's webhook signatures \
+             are refused when they are more than 5 minutes old",
+        ));
+        return;
+    }
+    let mut problems = 0;
+    for (system, secs) in &offsets {
+        if secs.abs() <= CLOCK_TOLERANCE_SECONDS {
+            continue;
+        }
+        problems += 1;
+        let way = if *secs > 0 { "ahead of" } else { "behind" };
+        let effect = match system {
+            System::HubSpot if secs.abs() > SIGNATURE_WINDOW_SECONDS => {
+                "its webhooks are refused: their signatures' timestamps are more than 5 minutes \
+                 off"
+            }
+            System::HubSpot => "its webhooks' signatures (valid for 5 minutes) are at risk",
+            System::Accelo => "its modification times and this machine's disagree by as much",
+        };
+        out.push(Finding::problem(
+            check,
+            format!(
+                "{}'s clock is {} {way} this machine's (offset {secs:+} s, by its `Date` \
+                 header): {effect}",
+                name(*system),
+                span(*secs)
+            ),
+            "synchronise this machine's clock with NTP (e.g. `timedatectl set-ntp true`, or \
+             chrony); if it is already synchronised, tell the system's administrator",
+        ));
+    }
+    if problems == 0 {
+        let list: Vec<String> = offsets
+            .iter()
+            .map(|(s, o)| format!("{} {o:+} s", name(*s)))
+            .collect();
+        out.push(Finding::ok(
+            check,
+            format!(
+                "within {CLOCK_TOLERANCE_SECONDS} s of the systems' clocks ({})",
+                list.join(", ")
+            ),
+        ));
+    }
+}
+
+/// Whether the automatic sync (HubSpot webhooks) is configured.
+fn webhooks_configured(rt: &Runtime) -> bool {
+    rt.config.server.webhook_secret_env.is_some()
+        || rt
+            .env(ENV_HUBSPOT_WEBHOOK_SECRET)
+            .is_some_and(|v| !v.is_empty())
+}
+
+/// The scopes the rules need, each with why.
+pub fn needed_scopes(rt: &Runtime) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let webhooks = webhooks_configured(rt);
+    for rules in rt.program.objects() {
+        let plural = rules.object.plural();
+        out.entry(format!("crm.objects.{plural}.read"))
+            .or_default()
+            .push(format!("reading {plural}"));
+        let written: Vec<String> = mapped(rules)
+            .into_iter()
+            .filter(|(_, w)| *w)
+            .map(|(n, _)| format!("`{n}`"))
+            .collect();
+        if !written.is_empty() {
+            let shown = if written.len() > 5 {
+                format!("{}, …", written[..5].join(", "))
+            } else {
+                written.join(", ")
+            };
+            out.entry(format!("crm.objects.{plural}.write"))
+                .or_default()
+                .push(format!("writing {plural} (the rules write {shown})"));
+        }
+        if webhooks {
+            out.entry(format!("crm.objects.{plural}.read"))
+                .or_default()
+                .push(format!(
+                    "the automatic sync's webhook subscriptions to {} events",
+                    rules.object
+                ));
+        }
+    }
+    out
+}
+
+/// Whether Tandem authenticates to HubSpot with OAuth (else a private app's token), as
+/// `Config::secrets` decides it.
+fn uses_oauth(rt: &Runtime) -> bool {
+    rt.env(ENV_HUBSPOT_TOKEN).is_none_or(|v| v.is_empty())
+        && rt.config.hubspot.token_env.is_none()
+        && rt.config.hubspot.oauth.is_some()
+}
+
+async fn hubspot_scopes(out: &mut Vec<Finding>, rt: &Runtime, hs: &dyn Connector) {
+    let check = "hubspot scopes";
+    let needed = needed_scopes(rt);
+    let names: Vec<&str> = needed.keys().map(String::as_str).collect();
+    let by_hand = format!(
+        "check by hand that the HubSpot app has these scopes: {}",
+        names.join(", ")
+    );
+    let granted = match hs.granted_scopes().await {
+        Ok(Some(g)) => g,
+        Ok(None) => {
+            out.push(Finding::not_checked(
+                check,
+                "not checked: HubSpot does not say which scopes this token has",
+                by_hand,
+            ));
+            return;
+        }
+        Err(e) => {
+            out.push(Finding::not_checked(
+                check,
+                format!("not checked: cannot read the token's scopes: {e}"),
+                by_hand,
+            ));
+            return;
+        }
+    };
+    let have: BTreeSet<&str> = granted.scopes.iter().map(String::as_str).collect();
+    let oauth = uses_oauth(rt);
+    let mut problems = 0;
+    for (scope, why) in &needed {
+        if have.contains(scope.as_str()) {
+            continue;
+        }
+        problems += 1;
+        let fix = if oauth {
+            format!(
+                "add `{scope}` to the HubSpot app's scopes, install the app in the portal again \
+                 and give Tandem the new refresh token (the variable named by \
+                 `hubspot.oauth.refresh_token_env`)"
+            )
+        } else {
+            format!(
+                "add `{scope}` in the private app's settings in HubSpot (Development → Legacy \
+                 apps, or Settings → Integrations → Private Apps: the app → Scopes), commit the \
+                 change, and give Tandem the token HubSpot then shows if it changed"
+            )
+        };
+        out.push(Finding::problem(
+            check,
+            format!(
+                "the HubSpot token lacks the scope `{scope}`, needed for {}",
+                why.join("; ")
+            ),
+            fix,
+        ));
+    }
+    if problems == 0 {
+        out.push(Finding::ok(
+            check,
+            format!(
+                "the token has every scope the rules need ({})",
+                names.join(", ")
+            ),
+        ));
+    }
+}
+
+/// `contact.propertyChange:email`.
+fn label(event_type: &str, property: Option<&str>) -> String {
+    match property {
+        Some(p) => format!("{event_type} of `{p}`"),
+        None => event_type.to_string(),
+    }
+}
+
+/// A list of names, the first `max` of them and how many more.
+fn some_of(items: &[String], max: usize) -> String {
+    if items.len() <= max {
+        items.join(", ")
+    } else {
+        format!("{} and {} more", items[..max].join(", "), items.len() - max)
+    }
+}
+
+/// What the app's subscriptions lack of `wanted`: (missing, paused ids with their names).
+pub fn compare_subscriptions(
+    wanted: &[Subscription],
+    have: &[crate::connect::AppSubscription],
+) -> (Vec<Subscription>, Vec<(String, String)>) {
+    let mut missing = Vec::new();
+    let mut paused = Vec::new();
+    for w in wanted {
+        let et = w.event_type();
+        let found: Vec<&crate::connect::AppSubscription> = have
+            .iter()
+            .filter(|h| h.event_type == et && h.property.as_deref() == w.property.as_deref())
+            .collect();
+        if found.is_empty() {
+            missing.push(w.clone());
+        } else if !found.iter().any(|h| h.active) {
+            paused.push((found[0].id.clone(), label(&et, w.property.as_deref())));
+        }
+    }
+    (missing, paused)
+}
+
+async fn hubspot_subscriptions(out: &mut Vec<Finding>, rt: &Runtime) {
+    let check = "hubspot subscriptions";
+    let app = match rt.hubspot_app() {
+        Ok(Some(app)) => app,
+        Ok(None) => {
+            out.push(Finding::not_checked(
+                check,
+                "not checked: listing the app's webhook subscriptions needs the app's id and a \
+                 developer API key",
+                "to enable this check, set `hubspot.app_id` and `hubspot.developer_api_key_env` \
+                 in tandem.yaml (a public app); a private app's subscriptions can only be seen \
+                 in its settings: compare them with `tandem hubspot subscriptions`",
+            ));
+            return;
+        }
+        Err(e) => {
+            out.push(Finding::problem(
+                check,
+                e.to_string(),
+                "set the developer API key's variable, or remove `hubspot.app_id` and \
+                 `hubspot.developer_api_key_env` from tandem.yaml",
+            ));
+            return;
+        }
+    };
+    let have = match app.subscriptions().await {
+        Ok(h) => h,
+        Err(e) => {
+            let fix = if matches!(
+                e,
+                ConnectError::Credentials { .. } | ConnectError::Rejected { .. }
+            ) {
+                "check `hubspot.app_id` and the developer API key (the developer account's \
+                 Apps → the app, and its API key)"
+            } else {
+                "check `hubspot.url` and that HubSpot is reachable"
+            };
+            out.push(Finding::problem(
+                check,
+                format!("cannot list the app's webhook subscriptions: {e}"),
+                fix,
+            ));
+            return;
+        }
+    };
+    let wanted = rt.program.hubspot_subscriptions();
+    let (missing, paused) = compare_subscriptions(&wanted, &have);
+    if !missing.is_empty() {
+        let names: Vec<String> = missing
+            .iter()
+            .map(|s| label(&s.event_type(), s.property.as_deref()))
+            .collect();
+        out.push(Finding::problem(
+            check,
+            format!(
+                "the app {} lacks {} of the {} webhook subscriptions the rules need: {}",
+                app.app_id(),
+                missing.len(),
+                wanted.len(),
+                some_of(&names, 12)
+            ),
+            "run `tandem hubspot subscriptions --apply` to create them (or create them in the \
+             app's webhook settings: `tandem hubspot subscriptions` lists them)",
+        ));
+    }
+    if !paused.is_empty() {
+        let names: Vec<String> = paused.iter().map(|(_, n)| n.clone()).collect();
+        out.push(Finding::problem(
+            check,
+            format!(
+                "{} webhook subscriptions of the app {} are paused: {}",
+                paused.len(),
+                app.app_id(),
+                some_of(&names, 12)
+            ),
+            "run `tandem hubspot subscriptions --apply` to activate them (or activate them in \
+             the app's webhook settings)",
+        ));
+    }
+    if missing.is_empty() && paused.is_empty() {
+        out.push(Finding::ok(
+            check,
+            format!(
+                "the app {} has all {} webhook subscriptions the rules need, active",
+                app.app_id(),
+                wanted.len()
+            ),
         ));
     }
 }

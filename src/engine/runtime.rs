@@ -23,7 +23,7 @@ use tokio::sync::OnceCell;
 
 use crate::connect::accelo::{Accelo, AcceloSettings};
 use crate::connect::hubspot::{HubSpot, HubSpotAuth, HubSpotSettings};
-use crate::connect::{ConnectError, Connector, RetryPolicy, Secret, Systems};
+use crate::connect::{ConnectError, Connector, HubSpotApp, RetryPolicy, Secret, Systems};
 use crate::exec::worker::FailKind;
 use crate::store::{self, OpenOptions, Store, StoreError};
 use tandem_core::compile::{Program, load};
@@ -211,6 +211,7 @@ pub struct Runtime {
     /// Both connectors (no request made yet).
     pub systems: Systems,
     env: Env,
+    retry: Option<RetryPolicy>,
     store: OnceCell<Arc<dyn Store>>,
 }
 
@@ -270,8 +271,28 @@ impl Runtime {
             warnings: loaded.report,
             systems,
             env,
+            retry: options.retry,
             store: OnceCell::new(),
         })
+    }
+
+    /// The client of the HubSpot app's webhook settings (the webhooks v3 API), when
+    /// `hubspot.app_id` and a developer API key (`hubspot.developer_api_key_env` or
+    /// `TANDEM_HUBSPOT_DEVELOPER_API_KEY`) are both configured; `None` when either is absent.
+    /// The key is registered as a secret. Makes no request.
+    pub fn hubspot_app(&self) -> Result<Option<HubSpotApp>, RuntimeError> {
+        let key = self.config.developer_api_key(|k| self.env.get(k))?;
+        let (Some(app_id), Some(key)) = (self.config.hubspot.app_id, key) else {
+            return Ok(None);
+        };
+        store::redact::register_secret(key.expose());
+        let url = self.config.hubspot.url.trim().trim_end_matches('/');
+        HubSpotApp::new(url, app_id, key, self.retry)
+            .map(Some)
+            .map_err(|e| RuntimeError::Connection {
+                system: System::HubSpot,
+                message: e.to_string(),
+            })
     }
 
     /// The connector of `system`.

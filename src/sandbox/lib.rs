@@ -243,6 +243,12 @@ pub struct SandboxOptions {
     pub mail_port: u16,
     /// The mailbox refuses a message larger than this (bytes; 10 MiB).
     pub mail_max_bytes: usize,
+    /// The scopes the HubSpot tokens are granted (what token introspection reports and what
+    /// the CRM object endpoints require); `None` = [`hubspot::DEFAULT_SCOPES`].
+    pub hubspot_scopes: Option<Vec<String>>,
+    /// Seconds both simulators' clocks are ahead (negative: behind) of this machine's, as their
+    /// `Date` headers and HubSpot's webhook timestamps show it (0 = in step).
+    pub clock_skew_seconds: i64,
 }
 
 impl Default for SandboxOptions {
@@ -262,6 +268,8 @@ impl Default for SandboxOptions {
             accelo_token_ttl: Duration::from_secs(30 * 24 * 3600),
             mail_port: 0,
             mail_max_bytes: mail::DEFAULT_MAX_BYTES,
+            hubspot_scopes: None,
+            clock_skew_seconds: 0,
         }
     }
 }
@@ -281,6 +289,21 @@ pub struct Sandbox {
     mailbox: Arc<mail::Mailbox>,
     mail_addr: SocketAddr,
     mail_password: String,
+}
+
+/// Sets the `Date` header (RFC 7231) from this machine's clock moved by `skew_seconds`, as a
+/// server whose clock is off would send it.
+async fn date_header(
+    mut resp: axum::response::Response,
+    skew_seconds: i64,
+) -> axum::response::Response {
+    let now = chrono::Utc::now()
+        + chrono::TimeDelta::seconds(skew_seconds.clamp(-1_000_000_000, 1_000_000_000));
+    let v = now.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&v) {
+        resp.headers_mut().insert(axum::http::header::DATE, v);
+    }
+    resp
 }
 
 fn credential(rng: &mut ChaCha8Rng, groups: &[usize]) -> String {
@@ -350,6 +373,24 @@ impl Sandbox {
             portal_id: rng.random_range(1_000_000..100_000_000),
         };
         let app_id = rng.random_range(100_000..10_000_000);
+        let mut key_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x6465_766b_6579_3031);
+        let developer_api_key = credential(&mut key_rng, &[8, 4, 4, 4, 12]);
+        let scopes = match &opts.hubspot_scopes {
+            Some(list) => {
+                let mut v: Vec<String> = list
+                    .iter()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                v.sort();
+                v.dedup();
+                v
+            }
+            None => hubspot::DEFAULT_SCOPES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        };
         let ac_creds = accelo::Credentials {
             client_id: format!("{}@sandbox.api.accelo.com", credential(&mut rng, &[10])),
             client_secret: credential(&mut rng, &[32]),
@@ -399,6 +440,7 @@ impl Sandbox {
             max_retries: wt.max_retries,
             timeout: wt.timeout,
             concurrency: 10,
+            clock_skew_ms: opts.clock_skew_seconds.saturating_mul(1000),
         };
         let hs = Arc::new(hubspot::Hs::new(
             spec,
@@ -420,6 +462,10 @@ impl Sandbox {
                 ..Default::default()
             },
             hs_url,
+            hubspot::App {
+                developer_api_key,
+                scopes,
+            },
         ));
         tasks.push(tokio::spawn(hubspot::webhooks::run(
             hs.webhooks.clone(),
@@ -427,7 +473,12 @@ impl Sandbox {
             hs.clock.clone(),
             rx,
         )));
-        let app = hubspot::router(hs.clone()).merge(mail::router(mailbox.clone()));
+        let skew = opts.clock_skew_seconds;
+        let app = hubspot::router(hs.clone())
+            .merge(mail::router(mailbox.clone()))
+            .layer(axum::middleware::map_response(move |r| {
+                date_header(r, skew)
+            }));
         let c = cancel.clone();
         servers.push(tokio::spawn(async move {
             let _ = axum::serve(hs_listener, app)
@@ -474,8 +525,13 @@ impl Sandbox {
             ac_url,
             arx,
         )));
-        let app = tower::util::MapRequestLayer::new(accelo::method_override)
-            .layer(accelo::router(ac.clone()).merge(mail::router(mailbox.clone())));
+        let app = tower::util::MapRequestLayer::new(accelo::method_override).layer(
+            accelo::router(ac.clone())
+                .merge(mail::router(mailbox.clone()))
+                .layer(axum::middleware::map_response(move |r| {
+                    date_header(r, skew)
+                })),
+        );
         let c = cancel.clone();
         servers.push(tokio::spawn(async move {
             let _ = axum::serve(
@@ -532,6 +588,26 @@ impl Sandbox {
         self.hs.creds.portal_id
     }
 
+    /// The HubSpot app's id (`appId` in webhook events and the webhooks API's paths).
+    pub fn hubspot_app_id(&self) -> u64 {
+        common::lock(&self.hs.webhooks.settings).app_id
+    }
+
+    /// The developer API key (`hapikey`) that the webhooks API accepts for the app.
+    pub fn hubspot_developer_api_key(&self) -> &str {
+        &self.hs.app.developer_api_key
+    }
+
+    /// The app's webhook subscriptions, as `eventType` or `eventType:propertyName`, each with
+    /// whether it is active, in id order.
+    pub fn hubspot_subscriptions(&self) -> Vec<(String, bool)> {
+        common::lock(&self.hs.webhooks.settings)
+            .subscriptions
+            .iter()
+            .map(|s| (s.label(), s.active))
+            .collect()
+    }
+
     /// The Accelo root: `/oauth2/v0/token`, `/api/v0/…`.
     pub fn accelo_url(&self) -> &str {
         &self.ac.base_url
@@ -578,6 +654,8 @@ impl Sandbox {
                 "client_secret": self.hubspot_client_secret(),
                 "refresh_token": self.hubspot_refresh_token(),
                 "portal_id": self.hubspot_portal_id(),
+                "app_id": self.hubspot_app_id(),
+                "developer_api_key": self.hubspot_developer_api_key(),
             },
             "accelo": {
                 "url": self.accelo_url(),

@@ -194,3 +194,84 @@ fn a_busy_port_exits_2() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("hubspot") && err.contains(&port), "{err}");
 }
+
+/// `--hubspot-scopes` and `--clock-skew`: the token introspection reports the scopes, the CRM
+/// endpoints refuse what they do not cover (403 `MISSING_SCOPES`), and the `Date` headers run
+/// the given seconds off; the JSON line carries the app's id and developer API key.
+#[test]
+fn scopes_and_clock_skew_flags_shape_the_simulators() {
+    let mut child = tandem()
+        .args([
+            "sandbox",
+            "--seed",
+            "4",
+            "--companies",
+            "2",
+            "--contacts",
+            "2",
+            "--hubspot-scopes",
+            "crm.objects.companies.read, crm.objects.contacts.read",
+            "--clock-skew",
+            "-120",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let info: Value = serde_json::from_str(&line).unwrap();
+    let hs = info["hubspot"]["url"].as_str().unwrap().to_string();
+    let token = info["hubspot"]["token"].as_str().unwrap().to_string();
+    assert!(info["hubspot"]["app_id"].is_u64(), "{info}");
+    assert!(info["hubspot"]["developer_api_key"].is_string(), "{info}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let r = http
+            .post(format!("{hs}/oauth/v2/private-apps/get/access-token-info"))
+            .json(&serde_json::json!({"tokenKey": token}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(
+            body["scopes"],
+            serde_json::json!(["crm.objects.companies.read", "crm.objects.contacts.read"])
+        );
+        assert_eq!(body["appId"], info["hubspot"]["app_id"]);
+        let r = http
+            .get(format!("{hs}/crm/v3/objects/companies?limit=1"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let date = r.headers()["date"].to_str().unwrap().to_string();
+        let at = chrono::DateTime::parse_from_rfc2822(&date).unwrap();
+        let off = at.timestamp() - chrono::Utc::now().timestamp();
+        assert!((-123..=-118).contains(&off), "{date}: {off}");
+        let r = http
+            .post(format!("{hs}/crm/v3/objects/companies"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"properties": {"name": "Refused Ltd"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["category"], "MISSING_SCOPES");
+        assert_eq!(
+            body["errors"][0]["context"]["requiredScopes"][0],
+            "crm.objects.companies.write"
+        );
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+}

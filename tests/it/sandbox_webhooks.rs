@@ -697,3 +697,113 @@ async fn a_slow_receiver_times_out_and_is_retried() {
     );
     sb.shutdown().await;
 }
+
+/// The webhooks v3 API (developer API key) manages the subscriptions that delivery follows:
+/// one created active delivers, one created paused does not; a wrong key is 401 and a second
+/// subscription to the same event and property 409.
+#[tokio::test]
+async fn subscriptions_created_through_the_webhooks_api_drive_delivery() {
+    let (url, rx) = Receiver::start(0).await;
+    let mut t = target(&url);
+    t.subscriptions = Some(Vec::new());
+    let sb = Sandbox::start(SandboxOptions {
+        seed: 3,
+        companies: 4,
+        contacts: 4,
+        rate_limits: RateLimits::unlimited(),
+        hubspot_webhook: Some(t),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let base = format!(
+        "{}/webhooks/v3/{}/subscriptions",
+        sb.hubspot_url(),
+        sb.hubspot_app_id()
+    );
+    let key = sb.hubspot_developer_api_key().to_string();
+    let create = |body: Value, key: String| {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            let r = http
+                .post(&base)
+                .query(&[("hapikey", key)])
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, name) = create(
+        json!({"eventType": "company.propertyChange", "propertyName": "name", "active": true}),
+        key.clone(),
+    )
+    .await;
+    assert_eq!(status, 201, "{name}");
+    assert!(
+        name["id"].is_string() && name["createdAt"].is_string(),
+        "{name}"
+    );
+    // `active` defaults to false: a paused subscription.
+    let (status, paused) = create(json!({"eventType": "contact.creation"}), key.clone()).await;
+    assert_eq!(status, 201);
+    assert_eq!(paused["active"], false);
+    let (status, _) = create(
+        json!({"eventType": "company.propertyChange", "propertyName": "name", "active": true}),
+        key.clone(),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let (status, body) = create(json!({"eventType": "company.creation"}), "wrong".into()).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["category"], "INVALID_AUTHENTICATION");
+    let listed: Value = http
+        .get(&base)
+        .query(&[("hapikey", key.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["results"].as_array().unwrap().len(), 2, "{listed}");
+
+    // A contact created (paused subscription: nothing), then a company renamed (delivered).
+    let companies = crate::support::admin::records(sb.hubspot_url(), "companies").await;
+    let company = companies[0]["id"].as_str().unwrap().to_string();
+    crate::support::admin::edit(
+        sb.hubspot_url(),
+        "contacts",
+        None,
+        json!({"email": "new.person@example.com"}),
+    )
+    .await;
+    crate::support::admin::edit(
+        sb.hubspot_url(),
+        "companies",
+        Some(&company),
+        json!({"name": "Renamed Through The Sandbox"}),
+    )
+    .await;
+    eventually("the name change", || {
+        rx.events()
+            .iter()
+            .any(|e| e["subscriptionType"] == "company.propertyChange")
+    })
+    .await;
+    let events = rx.events();
+    let id: u64 = name["id"].as_str().unwrap().parse().unwrap();
+    assert!(
+        events
+            .iter()
+            .all(|e| e["subscriptionType"] == "company.propertyChange"
+                && e["subscriptionId"] == id
+                && e["propertyName"] == "name"),
+        "{events:?}"
+    );
+    sb.shutdown().await;
+}

@@ -124,6 +124,14 @@ pub struct HubSpotConfig {
     /// increase). Tandem starts at this pace and follows the rate headers HubSpot sends.
     #[schemars(range(min = 1, max = 10000))]
     pub requests_per_10_seconds: Option<u32>,
+    /// The HubSpot app's id (a public app's, in its developer account): with
+    /// `developer_api_key_env`, `tandem doctor` compares the app's webhook subscriptions with
+    /// the trigger lists and `tandem hubspot subscriptions --apply` creates the missing ones.
+    /// Private apps cannot manage webhooks through the API: leave both out.
+    pub app_id: Option<u64>,
+    /// The environment variable holding the developer account's API key (`hapikey`), which the
+    /// webhooks API takes.
+    pub developer_api_key_env: Option<String>,
 }
 
 impl Default for HubSpotConfig {
@@ -133,6 +141,8 @@ impl Default for HubSpotConfig {
             token_env: None,
             oauth: None,
             requests_per_10_seconds: None,
+            app_id: None,
+            developer_api_key_env: None,
         }
     }
 }
@@ -377,6 +387,7 @@ pub struct Secrets {
 /// Overrides applied by [`Config::apply_env`] (names are a public contract).
 pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("TANDEM_HUBSPOT_URL", "hubspot.url"),
+    ("TANDEM_HUBSPOT_APP_ID", "hubspot.app_id"),
     ("TANDEM_ACCELO_URL", "accelo.url"),
     ("TANDEM_ACCELO_CLIENT_ID", "accelo.client_id"),
     ("TANDEM_STORE", "store.url"),
@@ -391,6 +402,8 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
 pub const ENV_HUBSPOT_TOKEN: &str = "TANDEM_HUBSPOT_TOKEN";
 /// See [`ENV_HUBSPOT_TOKEN`].
 pub const ENV_ACCELO_CLIENT_SECRET: &str = "TANDEM_ACCELO_CLIENT_SECRET";
+/// The HubSpot developer API key given directly (wins over `hubspot.developer_api_key_env`).
+pub const ENV_HUBSPOT_DEVELOPER_API_KEY: &str = "TANDEM_HUBSPOT_DEVELOPER_API_KEY";
 /// The HubSpot webhook signing secret given directly (wins over `server.webhook_secret_env`).
 pub const ENV_HUBSPOT_WEBHOOK_SECRET: &str = "TANDEM_HUBSPOT_WEBHOOK_SECRET";
 /// The Accelo webhook secret given directly (wins over `server.accelo_webhook_secret_env`).
@@ -418,6 +431,11 @@ impl Config {
         let get = |k: &str| env(k).filter(|v| !v.is_empty());
         if let Some(v) = get("TANDEM_HUBSPOT_URL") {
             self.hubspot.url = v;
+        }
+        if let Some(v) = get("TANDEM_HUBSPOT_APP_ID")
+            && let Ok(id) = v.trim().parse::<u64>()
+        {
+            self.hubspot.app_id = Some(id);
         }
         if let Some(v) = get("TANDEM_ACCELO_URL") {
             self.accelo.url = v;
@@ -581,6 +599,29 @@ impl Config {
                     what: "HubSpot webhook signing secret",
                     key: "server.webhook_secret_env",
                     env_override: Some(ENV_HUBSPOT_WEBHOOK_SECRET),
+                }),
+        }
+    }
+
+    /// The HubSpot developer API key: `TANDEM_HUBSPOT_DEVELOPER_API_KEY`, else the variable named
+    /// by `hubspot.developer_api_key_env`; `None` when neither is configured.
+    pub fn developer_api_key(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Secret>, SecretError> {
+        if let Some(v) = env(ENV_HUBSPOT_DEVELOPER_API_KEY).filter(|v| !v.is_empty()) {
+            return Ok(Some(Secret::new(v)));
+        }
+        match &self.hubspot.developer_api_key_env {
+            None => Ok(None),
+            Some(var) => env(var)
+                .filter(|v| !v.is_empty())
+                .map(|v| Some(Secret::new(v)))
+                .ok_or_else(|| SecretError::Missing {
+                    var: var.clone(),
+                    what: "HubSpot developer API key",
+                    key: "hubspot.developer_api_key_env",
+                    env_override: Some(ENV_HUBSPOT_DEVELOPER_API_KEY),
                 }),
         }
     }

@@ -57,6 +57,9 @@ pub const API_BUDGET_REMAINING: &str = "tandem_api_budget_remaining";
 
 /// `POST /api/v0/companies/{id}/addresses`: the route of a call, ids left out.
 fn route(call: &Call) -> String {
+    if let Some(shown) = &call.shown {
+        return shown.clone();
+    }
     let path: Vec<&str> = call
         .path
         .split('/')
@@ -489,6 +492,11 @@ pub(crate) struct Call {
     pub body: Body,
     pub idempotent: bool,
     pub lane: Lane,
+    /// Whether the token source's bearer token goes with the request (not for HubSpot's
+    /// developer API, which takes its key as `hapikey`).
+    pub bearer: bool,
+    /// The request's name when its path holds a secret (`GET /oauth/v1/access-tokens/{token}`).
+    pub shown: Option<String>,
 }
 
 impl Call {
@@ -500,6 +508,8 @@ impl Call {
             body: Body::None,
             idempotent: true,
             lane: Lane::General,
+            bearer: true,
+            shown: None,
         }
     }
 
@@ -512,6 +522,8 @@ impl Call {
             body,
             idempotent,
             lane: Lane::General,
+            bearer: true,
+            shown: None,
         }
     }
 
@@ -532,9 +544,25 @@ impl Call {
         self
     }
 
+    /// Sends no bearer token (the credentials travel in the query or the body).
+    pub(crate) fn without_bearer(mut self) -> Call {
+        self.bearer = false;
+        self
+    }
+
+    /// Names the request `METHOD template` in errors, logs and metrics, for a path that holds a
+    /// secret.
+    pub(crate) fn shown_as(mut self, template: &str) -> Call {
+        self.shown = Some(format!("{} {template}", self.method));
+        self
+    }
+
     /// `METHOD /path`, the request's name in errors and logs (never the query or body).
     pub(crate) fn label(&self) -> String {
-        format!("{} {}", self.method, self.path)
+        match &self.shown {
+            Some(s) => s.clone(),
+            None => format!("{} {}", self.method, self.path),
+        }
     }
 }
 
@@ -696,6 +724,9 @@ pub(crate) struct Transport {
     waits: tokio::sync::broadcast::Sender<BudgetWait>,
     /// The budget windows as the last answers' rate headers reported them.
     windows: Mutex<Vec<BudgetWindow>>,
+    /// How far the system's clock was ahead of this machine's (ms; negative: behind) by the
+    /// `Date` header of the last answer that had one.
+    clock_offset: Mutex<Option<i64>>,
 }
 
 /// One request budget as the system's rate headers last reported it.
@@ -771,7 +802,29 @@ impl Transport {
             budget: Mutex::new(BudgetSeen::default()),
             waits,
             windows: Mutex::new(Vec::new()),
+            clock_offset: Mutex::new(None),
         })
+    }
+
+    /// How far the system's clock is ahead of this machine's (negative: behind), by the `Date`
+    /// header of the last answer that had one; `None` before such an answer. HTTP dates have
+    /// whole seconds, so the figure is good to about a second.
+    pub(crate) fn clock_offset(&self) -> Option<chrono::TimeDelta> {
+        (*lock(&self.clock_offset)).map(chrono::TimeDelta::milliseconds)
+    }
+
+    fn note_date(&self, h: &HeaderMap) {
+        let Some(date) = h
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v.trim()).ok())
+        else {
+            return;
+        };
+        let local = chrono::Utc::now();
+        // The header has whole seconds: compare it with the middle of the local second.
+        let offset = date.timestamp_millis() + 500 - local.timestamp_millis();
+        *lock(&self.clock_offset) = Some(offset);
     }
 
     /// The long waits on this system's budgets that begin from now on.
@@ -973,7 +1026,9 @@ impl Transport {
             Body::Json(v) => rb.json(v),
             Body::Form(f) => rb.form(f),
         };
-        rb = rb.bearer_auth(token.expose());
+        if call.bearer {
+            rb = rb.bearer_auth(token.expose());
+        }
         let resp = match rb.send().await {
             Ok(r) => r,
             Err(e) => {
@@ -989,6 +1044,7 @@ impl Transport {
             "route" => route(call), "status" => status.to_string())
         .increment(1);
         let headers = resp.headers().clone();
+        self.note_date(&headers);
         let accelo_429 = self.style == HeaderStyle::Accelo && status == 429;
         if !accelo_429 {
             self.observe(&headers);
@@ -1167,6 +1223,11 @@ impl Transport {
                 }
             }
         }
+    }
+
+    /// The token the next request would carry (obtained or refreshed as needed).
+    pub(crate) async fn token(&self) -> Result<Secret, ConnectError> {
+        self.auth.token(self).await
     }
 
     /// Posts a form to a token endpoint (outside the rate limits), retrying while the endpoint

@@ -24,6 +24,7 @@ mod de;
 mod error;
 mod http;
 pub mod hubspot;
+pub use hubspot::app::{AppSubscription, HubSpotApp};
 
 pub use error::ConnectError;
 pub use http::{
@@ -43,6 +44,15 @@ pub struct FieldInfo {
     pub options: Vec<String>,
     /// Whether the API refuses writes to it.
     pub read_only: bool,
+}
+
+/// The scopes a system's credentials were granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantedScopes {
+    /// The scope names (HubSpot: `crm.objects.contacts.write`, …).
+    pub scopes: Vec<String>,
+    /// Where they were read (`GET /oauth/v1/access-tokens/{token}`, …), for messages.
+    pub source: String,
 }
 
 /// The changes of one write, by write key. `None` clears the field.
@@ -289,6 +299,18 @@ pub trait Connector: Send + Sync + fmt::Debug {
     async fn status_titles(&self, object: Object) -> Result<Vec<String>, ConnectError> {
         let _ = object;
         Ok(Vec::new())
+    }
+
+    /// How far the system's clock is ahead of this machine's (negative: behind), by the `Date`
+    /// header of its last answer; `None` before any answer with one. For `tandem doctor`.
+    fn clock_offset(&self) -> Option<chrono::TimeDelta> {
+        None
+    }
+
+    /// The scopes the credentials were granted, where the system can tell (HubSpot's token
+    /// information); `None` where it cannot. For `tandem doctor`.
+    async fn granted_scopes(&self) -> Result<Option<GrantedScopes>, ConnectError> {
+        Ok(None)
     }
 
     /// One authenticated request: fails with the exit-code-3 kind of error when the system cannot

@@ -7,6 +7,7 @@
 //! Written from reference/hubspot-api-notes.md only; it shares no code with `connect/`.
 
 pub mod api;
+pub mod apps;
 pub mod assoc;
 pub mod props;
 pub mod search;
@@ -52,6 +53,25 @@ pub struct Credentials {
     pub refresh_token: String,
     /// Portal (hub) id.
     pub portal_id: u64,
+}
+
+/// The scopes the sandbox's tokens have unless told otherwise: read and write of companies and
+/// contacts.
+pub const DEFAULT_SCOPES: &[&str] = &[
+    "crm.objects.companies.read",
+    "crm.objects.companies.write",
+    "crm.objects.contacts.read",
+    "crm.objects.contacts.write",
+];
+
+/// The app behind the tokens: its developer API key (for the webhooks API) and the scopes its
+/// tokens were granted.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The developer API key (`hapikey`).
+    pub developer_api_key: String,
+    /// Granted scopes, sorted.
+    pub scopes: Vec<String>,
 }
 
 /// Rate limit settings of the HubSpot simulator.
@@ -103,6 +123,8 @@ pub struct Hs {
     pub sink: store::ChangeSink,
     /// This simulator's base URL.
     pub base_url: String,
+    /// The app: developer key and granted scopes.
+    pub app: App,
 }
 
 impl Hs {
@@ -121,6 +143,7 @@ impl Hs {
         sink: store::ChangeSink,
         webhooks_stats: webhooks::WebhookStats,
         base_url: String,
+        app: App,
     ) -> Hs {
         let store = HsStore::from_seed(seed, Some(sink.clone()));
         Hs {
@@ -143,6 +166,7 @@ impl Hs {
             }),
             sink,
             base_url,
+            app,
         }
     }
 
@@ -207,6 +231,18 @@ pub fn router(hs: Arc<Hs>) -> Router {
         .route("/oauth/v1/token", post(oauth_token))
         .route("/oauth/v3/token", post(oauth_token))
         .route("/oauth/v1/access-tokens/{token}", get(access_token_info))
+        .route(
+            "/oauth/v2/private-apps/get/access-token-info",
+            post(private_app_token_info),
+        )
+        .route(
+            "/webhooks/v3/{appId}/subscriptions",
+            get(apps::list).post(apps::create),
+        )
+        .route(
+            "/webhooks/v3/{appId}/subscriptions/batch/update",
+            post(apps::batch_update),
+        )
         .route_layer(middleware::from_fn_with_state(hs.clone(), gate::gate::<Hs>));
     let admin = Router::new()
         .route("/_sandbox/edit", post(admin_edit))
@@ -314,7 +350,7 @@ async fn unmatched(State(hs): State<Arc<Hs>>, method: Method, uri: axum::http::U
         StatusCode::NOT_FOUND,
         "OBJECT_NOT_FOUND",
         format!(
-            "No route for {method} (the sandbox implements the CRM v3/v4 object, search, association and property endpoints)"
+            "No route for {method} (the sandbox implements the CRM v3/v4 object, search, association and property endpoints, OAuth token info and the webhooks v3 subscriptions)"
         ),
     )
 }
@@ -338,10 +374,31 @@ async fn pass(hs: &Hs, req: Request, next: Next) -> Response {
     if path.starts_with("/oauth/") {
         return next.run(req).await;
     }
+    if path.starts_with("/webhooks/v3/") {
+        // The developer API: the `hapikey` query parameter, not a bearer token; its own limits.
+        let key = crate::common::query_pairs(req.uri().query())
+            .into_iter()
+            .find(|(k, _)| k == "hapikey")
+            .map(|(_, v)| v);
+        if key.as_deref() != Some(hs.app.developer_api_key.as_str()) {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "INVALID_AUTHENTICATION",
+                "The API key provided is invalid. View or manage your API key here: \
+                 https://app.hubspot.com/l/api-key/",
+            );
+        }
+        return next.run(req).await;
+    }
     let token = match authenticate(hs, req.headers()) {
         Ok(kind) => kind,
         Err(resp) => return resp,
     };
+    if let Some(scope) = required_scope(&method, &path)
+        && !hs.app.scopes.contains(&scope)
+    {
+        return missing_scopes(&scope);
+    }
     // The daily headers are not sent for OAuth tokens (hubspot-api-notes §8).
     let daily_header = |remaining: u32| (token == TokenKind::PrivateApp).then_some(remaining);
     let is_search = method == Method::POST && path.ends_with("/search");
@@ -377,6 +434,43 @@ async fn pass(hs: &Hs, req: Request, next: Next) -> Response {
         daily_header(day.remaining),
     );
     resp
+}
+
+/// The scope a CRM object request needs: `crm.objects.{companies|contacts}.read` to read
+/// (GET, search, batch read), `.write` for everything else.
+fn required_scope(method: &Method, path: &str) -> Option<String> {
+    let rest = path.strip_prefix("/crm/v3/objects/")?;
+    let object = rest.split('/').next()?;
+    let object = match object {
+        "companies" | "company" | "0-2" => "companies",
+        "contacts" | "contact" | "0-1" => "contacts",
+        _ => return None,
+    };
+    let read = matches!(*method, Method::GET | Method::HEAD)
+        || path.ends_with("/search")
+        || path.ends_with("/batch/read");
+    Some(format!(
+        "crm.objects.{object}.{}",
+        if read { "read" } else { "write" }
+    ))
+}
+
+/// HubSpot's 403 for a token without the scope a call needs.
+fn missing_scopes(scope: &str) -> Response {
+    json_response(
+        StatusCode::FORBIDDEN,
+        &json!({
+            "status": "error",
+            "message": "This app hasn't been granted all required scopes to make this call. \
+                        Read more about required scopes here: https://developers.hubspot.com/scopes.",
+            "correlationId": correlation_id(),
+            "errors": [{
+                "message": "One or more of the following scopes are required.",
+                "context": {"requiredScopes": [scope]},
+            }],
+            "category": "MISSING_SCOPES",
+        }),
+    )
 }
 
 fn add_limit_headers(hs: &Hs, h: &mut HeaderMap, remaining: u32, daily_remaining: Option<u32>) {
@@ -575,13 +669,45 @@ async fn access_token_info(State(hs): State<Arc<Hs>>, Path(token): Path<String>)
                 "hub_id": hs.creds.portal_id,
                 "app_id": lock(&hs.webhooks.settings).app_id,
                 "expires_in": exp.duration_since(Instant::now()).as_secs(),
-                "scopes": ["crm.objects.companies.read", "crm.objects.companies.write",
-                           "crm.objects.contacts.read", "crm.objects.contacts.write"],
+                "scopes": hs.app.scopes,
                 "token_type": "access",
+                "user_id": 1_000_001,
+                "user": "sandbox-admin@example.com",
+                "hub_domain": "sandbox.hubspot.example",
             }),
         ),
         _ => oauth_error("BAD_ACCESS_TOKEN", "missing or unknown access token"),
     }
+}
+
+/// `POST /oauth/v2/private-apps/get/access-token-info` with `{"tokenKey": …}`: the private
+/// app token's portal, app and scopes.
+async fn private_app_token_info(State(hs): State<Arc<Hs>>, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Input {
+        token_key: String,
+    }
+    let input: Input = match parse_body(&body) {
+        Ok(i) => i,
+        Err(resp) => return resp,
+    };
+    if input.token_key.trim() != hs.creds.token {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_AUTHENTICATION",
+            "The access token provided is invalid or has been revoked.",
+        );
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "userId": 1_000_001,
+            "hubId": hs.creds.portal_id,
+            "appId": lock(&hs.webhooks.settings).app_id,
+            "scopes": hs.app.scopes,
+        }),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

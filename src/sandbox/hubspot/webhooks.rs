@@ -36,6 +36,38 @@ pub struct Subscription {
         skip_serializing_if = "Option::is_none"
     )]
     pub property: Option<String>,
+    /// Whether it delivers events (a paused one does not).
+    #[serde(default = "active_default")]
+    pub active: bool,
+    /// When it was created (epoch ms; 0 for those configured at start).
+    #[serde(rename = "createdAt", default)]
+    pub created_at: i64,
+}
+
+fn active_default() -> bool {
+    true
+}
+
+impl Subscription {
+    /// `contact.creation` or `contact.propertyChange:email`.
+    pub fn label(&self) -> String {
+        match &self.property {
+            Some(p) => format!("{}:{p}", self.event_type),
+            None => self.event_type.clone(),
+        }
+    }
+}
+
+/// Whether `event` (`creation`, `merge`, …) is a subscription type of `object` (`contact`,
+/// `company`), as the webhooks v3 API lists them.
+pub fn known_event(object: &str, event: &str) -> bool {
+    match event {
+        "creation" | "deletion" | "propertyChange" | "merge" | "restore" | "associationChange" => {
+            true
+        }
+        "privacyDeletion" => object == "contact",
+        _ => false,
+    }
 }
 
 /// Parses subscriptions written as `contact.creation` or `contact.propertyChange:email`
@@ -65,7 +97,7 @@ pub fn parse_subscriptions(items: &[String]) -> Result<Vec<Subscription>, String
                      `{obj}.propertyChange:name`"
                 ));
             }
-            ("creation" | "deletion" | "associationChange", None) => {}
+            (w, None) if w != "propertyChange" && known_event(obj, w) => {}
             _ => {
                 return Err(format!(
                     "invalid subscription `{item}`: unknown event type `{what}`"
@@ -76,6 +108,8 @@ pub fn parse_subscriptions(items: &[String]) -> Result<Vec<Subscription>, String
             id: 1_000 + i as u64,
             event_type: event.to_string(),
             property: prop,
+            active: true,
+            created_at: 0,
         });
     }
     Ok(out)
@@ -122,6 +156,9 @@ pub struct WebhookSettings {
     pub timeout: Duration,
     /// Concurrent requests in flight (HubSpot default: 10).
     pub concurrency: usize,
+    /// How far HubSpot's clock is ahead of this machine's (ms), as `X-HubSpot-Request-Timestamp`
+    /// shows it.
+    pub clock_skew_ms: i64,
 }
 
 /// Delivery counters (`webhooks` in `/_sandbox/stats`).
@@ -231,6 +268,7 @@ pub fn signature_v2(secret: &str, method: &str, uri: &str, body: &[u8]) -> Strin
 /// Turns one change into the events of the subscriptions it matches.
 fn events_for(change: &Change, settings: &WebhookSettings, stats: &WebhookStats) -> Vec<Value> {
     let mut out = Vec::new();
+    let active = |s: &&Subscription| s.active;
     let mut push = |sub: &Subscription, mut ev: serde_json::Map<String, Value>| {
         ev.insert(
             "eventId".into(),
@@ -251,7 +289,12 @@ fn events_for(change: &Change, settings: &WebhookSettings, stats: &WebhookStats)
             source,
         } => {
             let t = format!("{}.creation", kind.singular());
-            for sub in settings.subscriptions.iter().filter(|s| s.event_type == t) {
+            for sub in settings
+                .subscriptions
+                .iter()
+                .filter(active)
+                .filter(|s| s.event_type == t)
+            {
                 let mut ev = serde_json::Map::new();
                 ev.insert("occurredAt".into(), json!(at));
                 ev.insert("objectId".into(), json!(id));
@@ -272,6 +315,7 @@ fn events_for(change: &Change, settings: &WebhookSettings, stats: &WebhookStats)
             for sub in settings
                 .subscriptions
                 .iter()
+                .filter(active)
                 .filter(|s| s.event_type == t && s.property.as_deref() == Some(name))
             {
                 let mut ev = serde_json::Map::new();
@@ -291,7 +335,12 @@ fn events_for(change: &Change, settings: &WebhookSettings, stats: &WebhookStats)
             source,
         } => {
             let t = format!("{}.deletion", kind.singular());
-            for sub in settings.subscriptions.iter().filter(|s| s.event_type == t) {
+            for sub in settings
+                .subscriptions
+                .iter()
+                .filter(active)
+                .filter(|s| s.event_type == t)
+            {
                 let mut ev = serde_json::Map::new();
                 ev.insert("occurredAt".into(), json!(at));
                 ev.insert("objectId".into(), json!(id));
@@ -313,7 +362,12 @@ fn events_for(change: &Change, settings: &WebhookSettings, stats: &WebhookStats)
                 ("company", "COMPANY_TO_CONTACT", company, contact),
             ] {
                 let t = format!("{obj}.associationChange");
-                for sub in settings.subscriptions.iter().filter(|s| s.event_type == t) {
+                for sub in settings
+                    .subscriptions
+                    .iter()
+                    .filter(active)
+                    .filter(|s| s.event_type == t)
+                {
                     let mut ev = serde_json::Map::new();
                     ev.insert("occurredAt".into(), json!(at));
                     ev.insert("objectId".into(), json!(from));
@@ -473,7 +527,10 @@ async fn deliver(
             }
         }
         let body = serde_json::to_vec(&events).unwrap_or_default();
-        let ts = clock.now_ms().to_string();
+        let ts = clock
+            .now_ms()
+            .saturating_add(settings.clock_skew_ms)
+            .to_string();
         let v3 = signature_v3(&settings.secret, "POST", url, &body, &ts);
         let v1 = signature_v1(&settings.secret, &body);
         let result = client

@@ -1375,6 +1375,10 @@ impl Connector for Accelo {
         self.t.budget_windows()
     }
 
+    fn clock_offset(&self) -> Option<chrono::TimeDelta> {
+        self.t.clock_offset()
+    }
+
     fn budget(&self) -> RateLimit {
         self.t.general_rate()
     }

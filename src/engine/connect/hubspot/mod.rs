@@ -23,6 +23,7 @@
 //! was not chosen: the next run settles open intents with the same search and no knowledge of
 //! when the create was sent, so it would be no safer, only later.
 
+pub mod app;
 mod auth;
 mod wire;
 
@@ -1156,6 +1157,43 @@ impl Connector for HubSpot {
 
     fn budget_windows(&self) -> Vec<super::BudgetWindow> {
         self.t.budget_windows()
+    }
+
+    fn clock_offset(&self) -> Option<chrono::TimeDelta> {
+        self.t.clock_offset()
+    }
+
+    async fn granted_scopes(&self) -> Result<Option<super::GrantedScopes>, ConnectError> {
+        #[derive(Deserialize)]
+        struct Info {
+            #[serde(default)]
+            scopes: Vec<String>,
+        }
+        // OAuth: the access token's metadata; a private app: the token-info endpoint, which
+        // takes the token in its body.
+        let token = self.t.token().await?;
+        let call = match &self.oauth {
+            Some(_) => Call::get(format!("/oauth/v1/access-tokens/{}", token.expose()))
+                .shown_as("/oauth/v1/access-tokens/{token}"),
+            None => Call::new(
+                Method::POST,
+                "/oauth/v2/private-apps/get/access-token-info",
+                Body::Json(json!({"tokenKey": token.expose()})),
+            )
+            .idempotent(),
+        };
+        let ans = self.t.send(&call).await?;
+        if ans.status == 404 {
+            return Ok(None);
+        }
+        if ans.status != 200 {
+            return Err(self.rejected(&call, &ans));
+        }
+        let info: Info = self.parse(&call, &ans)?;
+        Ok(Some(super::GrantedScopes {
+            scopes: info.scopes,
+            source: call.label(),
+        }))
     }
 
     fn budget(&self) -> RateLimit {
