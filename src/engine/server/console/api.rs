@@ -1954,7 +1954,7 @@ pub struct FindingDoc {
 pub struct DoctorDoc {
     /// Every finding, in the order `tandem doctor` prints them.
     pub findings: Vec<FindingDoc>,
-    /// How many are problems (or could not be checked).
+    /// How many are problems (checks that could not run are not counted).
     pub problems: usize,
 }
 
@@ -1974,7 +1974,7 @@ pub async fn doctor(console: &Console) -> Result<DoctorDoc, ApiError> {
         })
         .collect();
     Ok(DoctorDoc {
-        problems: findings.iter().filter(|f| f.status != "ok").count(),
+        problems: findings.iter().filter(|f| f.status == "problem").count(),
         findings,
     })
 }
