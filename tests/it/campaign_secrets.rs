@@ -2,7 +2,8 @@
 //! client secret and refresh token, the Accelo client secret, the webhook secret, the SMTP
 //! password, a database password) is searched for in everything the real binary prints — at
 //! `TANDEM_LOG=trace`, on success and on wrong credentials — in the sync log (`tandem log`, text
-//! and JSON) and in the SQLite store's bytes (the database, its WAL and shared-memory files).
+//! and JSON), in the SQLite store's bytes (the database, its WAL and shared-memory files) and
+//! in a `pg_dump` of a PostgreSQL store the same commands wrote to.
 //! The wrong credentials are searched for too: a refused secret is still a secret.
 
 use std::collections::BTreeMap;
@@ -200,6 +201,51 @@ async fn no_secret_is_printed_logged_or_stored() {
         assert!(p.text.lines().count() > 3, "{}", p.text);
         printed.push(p);
     }
+    // The same runs on a PostgreSQL store — right credentials and a refused one — whose dump
+    // is searched below with the SQLite files.
+    let pg_store = tandem_engine::store::testing::TestStore::postgres().await;
+    let mut wrong_pg = env.clone();
+    wrong_pg.insert("HS_TOKEN".into(), WRONG_TOKEN.into());
+    for (e, args, code) in [(&env, "pull", 0), (&env, "push", 0), (&wrong_pg, "pull", 3)] {
+        let p = run(
+            e,
+            dir.path(),
+            "token.yaml",
+            &[args, "--store", pg_store.url.as_str()],
+        )
+        .await;
+        assert!(
+            p.code == Some(code) || (code == 0 && p.code == Some(1)),
+            "{} on PostgreSQL exited {:?}:\n{}",
+            args,
+            p.code,
+            p.text
+        );
+        printed.push(p);
+    }
+    let schema = pg_store
+        .url
+        .rsplit("search_path%3D")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let dump = std::process::Command::new("pg_dump")
+        .arg("--dbname")
+        .arg(tandem_engine::store::testing::postgres_url())
+        .arg("--schema")
+        .arg(&schema)
+        .output()
+        .expect("pg_dump (PostgreSQL's client tools; tests/run installs them)");
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&dump.stdout).contains("sync_log"),
+        "the dump holds the store"
+    );
+    pg_store.cleanup().await;
     let trace_lines: usize = printed.iter().map(|p| p.text.lines().count()).sum();
     assert!(trace_lines > 100, "trace logging was not on");
 
@@ -212,6 +258,7 @@ async fn no_secret_is_printed_logged_or_stored() {
         }
     }
     assert!(!stored.is_empty());
+    stored.push((format!("pg_dump of schema {schema}"), dump.stdout));
 
     let mut leaks = Vec::new();
     for (name, secret) in &secrets {
