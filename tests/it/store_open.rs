@@ -188,3 +188,27 @@ async fn a_test_store_dropped_without_cleanup_leaves_nothing_behind() {
     drop(ts);
     assert_eq!(count().await, 0);
 }
+
+/// Several processes opening one new SQLite file at the same moment (a serve and a worker
+/// started together, a command and `tandem log --follow`) all get the migrated store: the one
+/// that loses the race on the first migration tries again instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_sqlite_file_opened_at_once_by_many_is_migrated_once() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tandem.db").display().to_string();
+        let opens: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                tokio::spawn(async move { tandem_engine::store::open(&path).await })
+            })
+            .collect();
+        for o in opens {
+            let store = o
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+            assert!(store.jobs(&Default::default()).await.is_ok());
+        }
+    }
+}

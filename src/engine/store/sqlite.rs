@@ -21,6 +21,18 @@ use super::error::StoreError;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("store/migrations/sqlite");
 
+/// How often opening a store tries the migrations again when another process ran them at the
+/// same moment.
+const MIGRATE_ATTEMPTS: u32 = 10;
+
+/// Whether a failed migration is another process's migration of the same file at the same time.
+fn concurrent_migration(e: &sqlx::migrate::MigrateError) -> bool {
+    let text = e.to_string();
+    text.contains("already exists")
+        || text.contains("database is locked")
+        || text.contains("UNIQUE constraint failed")
+}
+
 /// How long a writer waits for another writer's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -65,10 +77,21 @@ impl SqliteStore {
             .connect_with(connect)
             .await
             .map_err(|e| fail(e.to_string()))?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| fail(format!("cannot migrate the schema: {e}")))?;
+        // Two processes opening a new file at once (a serve and a worker started together, a
+        // command and `tandem log`) both see it unmigrated and race on the first migration: the
+        // one that loses finds the table there and tries again, and then sees it applied.
+        let mut attempt = 0u32;
+        loop {
+            match MIGRATOR.run(&pool).await {
+                Ok(()) => break,
+                Err(e) if attempt < MIGRATE_ATTEMPTS && concurrent_migration(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20 * u64::from(attempt)))
+                        .await;
+                }
+                Err(e) => return Err(fail(format!("cannot migrate the schema: {e}"))),
+            }
+        }
         Ok(SqliteStore { pool, location })
     }
 
