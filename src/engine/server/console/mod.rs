@@ -6,15 +6,19 @@
 //!
 //! - [`auth`] — password hashes, sessions, CSRF and same-origin checks, the sign-in limit.
 //! - [`state`] — what the handlers share ([`Console`]).
+//! - [`access`] — the API's error, who is signed in, the checks a change passes, who did what.
 //! - [`api`] — the JSON documents, the functions that build them, the handlers.
+//! - [`log`] — the Sync Log's filters, keyset pages and exports.
 //! - [`rules`] — the Rules page's API: check, tests, impact preview, save, versions.
 //! - [`live`] — server-sent events for live progress and new log entries.
 //! - [`pages`] — the HTML pages (maud), and the embedded stylesheet and script.
 //! - [`openapi`] — the OpenAPI document, generated from the API's types.
 
+pub mod access;
 pub mod api;
 pub mod auth;
 pub mod live;
+pub mod log;
 pub mod openapi;
 pub mod pages;
 pub mod rules;
@@ -34,6 +38,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .merge(pages::routes())
         .merge(
             api::routes()
+                .merge(log::routes())
                 .merge(rules::routes())
                 .route("/api/v1/events", get(live::events))
                 .layer(axum::middleware::map_response(api::json_rejections)),
