@@ -25,6 +25,25 @@ use crate::support::admin::edit;
 use crate::support::closed_port;
 use crate::support::exec::*;
 
+/// A sandbox of 60 companies whose Accelo allows 40 requests an hour (a pull runs out), and a
+/// project on it.
+async fn budget_bound(seed: u64) -> (Sandbox, Project) {
+    let sb = tandem_sandbox::Sandbox::start(tandem_sandbox::SandboxOptions {
+        seed,
+        companies: 60,
+        contacts: 0,
+        rate_limits: tandem_sandbox::RateLimits {
+            accelo_per_hour: Some(40),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let p = Project::new(&sb, "");
+    (sb, p)
+}
+
 /// Reads a command's stderr into `seen` up to and including the first line `stop` accepts;
 /// fails after a minute without it, or when the output ends.
 async fn read_until(
@@ -841,19 +860,7 @@ async fn a_signal_stops_a_waiting_run_and_the_same_command_continues_it() {
 /// Ctrl-C still stops it at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pull_slowed_by_the_budget_says_what_it_costs_and_what_it_waits_for() {
-    let sb = tandem_sandbox::Sandbox::start(tandem_sandbox::SandboxOptions {
-        seed: 30,
-        companies: 60,
-        contacts: 0,
-        rate_limits: tandem_sandbox::RateLimits {
-            accelo_per_hour: Some(40),
-            ..Default::default()
-        },
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let p = Project::new(&sb, "");
+    let (sb, p) = budget_bound(30).await;
     let mut child = p
         .command(&["pull"])
         .stdout(Stdio::piped())
@@ -930,19 +937,7 @@ fn budget_wait(message: &str) -> Option<(chrono::NaiveTime, Duration)> {
 /// the time it resumes: `tandem log --follow` shows why nothing moves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_wait_is_one_notice_in_the_sync_log_with_the_resume_time() {
-    let sb = tandem_sandbox::Sandbox::start(tandem_sandbox::SandboxOptions {
-        seed: 31,
-        companies: 60,
-        contacts: 0,
-        rate_limits: tandem_sandbox::RateLimits {
-            accelo_per_hour: Some(40),
-            ..Default::default()
-        },
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let p = Project::new(&sb, "");
+    let (sb, p) = budget_bound(31).await;
     let mut child = p
         .command(&["pull"])
         .stdout(Stdio::null())

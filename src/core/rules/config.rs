@@ -586,21 +586,13 @@ impl Config {
         &self,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Secret>, SecretError> {
-        if let Some(v) = env(ENV_HUBSPOT_WEBHOOK_SECRET).filter(|v| !v.is_empty()) {
-            return Ok(Some(Secret::new(v)));
-        }
-        match &self.server.webhook_secret_env {
-            None => Ok(None),
-            Some(var) => env(var)
-                .filter(|v| !v.is_empty())
-                .map(|v| Some(Secret::new(v)))
-                .ok_or_else(|| SecretError::Missing {
-                    var: var.clone(),
-                    what: "HubSpot webhook signing secret",
-                    key: "server.webhook_secret_env",
-                    env_override: Some(ENV_HUBSPOT_WEBHOOK_SECRET),
-                }),
-        }
+        optional_secret(
+            &env,
+            ENV_HUBSPOT_WEBHOOK_SECRET,
+            self.server.webhook_secret_env.as_deref(),
+            "HubSpot webhook signing secret",
+            "server.webhook_secret_env",
+        )
     }
 
     /// The HubSpot developer API key: `TANDEM_HUBSPOT_DEVELOPER_API_KEY`, else the variable named
@@ -609,21 +601,13 @@ impl Config {
         &self,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Secret>, SecretError> {
-        if let Some(v) = env(ENV_HUBSPOT_DEVELOPER_API_KEY).filter(|v| !v.is_empty()) {
-            return Ok(Some(Secret::new(v)));
-        }
-        match &self.hubspot.developer_api_key_env {
-            None => Ok(None),
-            Some(var) => env(var)
-                .filter(|v| !v.is_empty())
-                .map(|v| Some(Secret::new(v)))
-                .ok_or_else(|| SecretError::Missing {
-                    var: var.clone(),
-                    what: "HubSpot developer API key",
-                    key: "hubspot.developer_api_key_env",
-                    env_override: Some(ENV_HUBSPOT_DEVELOPER_API_KEY),
-                }),
-        }
+        optional_secret(
+            &env,
+            ENV_HUBSPOT_DEVELOPER_API_KEY,
+            self.hubspot.developer_api_key_env.as_deref(),
+            "HubSpot developer API key",
+            "hubspot.developer_api_key_env",
+        )
     }
 
     /// The Accelo webhook secret (`X-Hub-Signature`): `TANDEM_ACCELO_WEBHOOK_SECRET`, else the
@@ -702,6 +686,31 @@ impl Config {
     }
 }
 
+/// An optional secret: the `TANDEM_*` override, else the variable the config names (an error
+/// naming both when that variable is not set), else `None`.
+fn optional_secret(
+    env: &impl Fn(&str) -> Option<String>,
+    env_override: &'static str,
+    var: Option<&str>,
+    what: &'static str,
+    key: &'static str,
+) -> Result<Option<Secret>, SecretError> {
+    if let Some(v) = env(env_override).filter(|v| !v.is_empty()) {
+        return Ok(Some(Secret::new(v)));
+    }
+    match var {
+        None => Ok(None),
+        Some(var) => env(var)
+            .filter(|v| !v.is_empty())
+            .map(|v| Some(Secret::new(v)))
+            .ok_or_else(|| SecretError::Missing {
+                var: var.to_string(),
+                what,
+                key,
+                env_override: Some(env_override),
+            }),
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;

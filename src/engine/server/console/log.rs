@@ -34,7 +34,20 @@ where
     }
 }
 
-/// The schema of a number in a query string that a blank form field may leave empty.
+/// The schema of a number in a query string within `minimum..=maximum`, which a blank form
+/// field may leave empty.
+fn number_or_blank(description: &str, minimum: i64, maximum: i64) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": description,
+        "anyOf": [
+            {"type": "integer", "minimum": minimum, "maximum": maximum},
+            {"type": "string", "maxLength": 0},
+            {"type": "null"}
+        ]
+    })
+}
+
+/// The schema of an id or a job number in a query string, which may be left empty.
 pub struct NumberOrBlank;
 
 impl JsonSchema for NumberOrBlank {
@@ -43,18 +56,11 @@ impl JsonSchema for NumberOrBlank {
     }
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "description": "A whole number, or empty for none.",
-            "anyOf": [
-                {"type": "integer", "minimum": -9_223_372_036_854_775_807_i64, "maximum": 9_223_372_036_854_775_807_i64},
-                {"type": "string", "maxLength": 0},
-                {"type": "null"}
-            ]
-        })
+        number_or_blank("A whole number, or empty for none.", -i64::MAX, i64::MAX)
     }
 }
 
-/// The schema of a count in a query string that a blank form field may leave empty.
+/// The schema of a count in a query string, which may be left empty.
 pub struct CountOrBlank;
 
 impl JsonSchema for CountOrBlank {
@@ -63,14 +69,7 @@ impl JsonSchema for CountOrBlank {
     }
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "description": "A count, or empty for the default.",
-            "anyOf": [
-                {"type": "integer", "minimum": 0, "maximum": 4_294_967_295_u32},
-                {"type": "string", "maxLength": 0},
-                {"type": "null"}
-            ]
-        })
+        number_or_blank("A count, or empty for the default.", 0, i64::from(u32::MAX))
     }
 }
 
