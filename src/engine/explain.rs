@@ -14,7 +14,7 @@ use crate::connect::Systems;
 use crate::snapshot::{self, ReadError};
 use crate::store::{LogEntry, LogQuery, Store};
 use tandem_core::compile::Program;
-use tandem_core::model::{Direction, Object, RecordKey, System};
+use tandem_core::model::{Direction, Link, Object, Record, RecordKey, System};
 use tandem_core::plan::{Action, Mode, Scope, plan};
 
 /// How many sync-log entries a story keeps.
@@ -42,6 +42,19 @@ pub struct Story {
     pub log: Vec<LogEntry>,
     /// How many entries the log holds about it in all.
     pub log_total: usize,
+    /// The record as it was read.
+    pub found: Record,
+    /// Its twin as it was read, when linked and still there.
+    pub twin_found: Option<Record>,
+    /// The link between them, with the values as last synced.
+    pub link: Option<Link>,
+}
+
+/// A record's decision in the direction whose source is its system.
+struct Decision {
+    action: Action,
+    first: Option<Action>,
+    found: Record,
 }
 
 /// Reads and plans `record` in both directions with `program`; `None` when the record does not
@@ -54,12 +67,12 @@ pub async fn story(
 ) -> Result<Option<Story>, ReadError> {
     let record = record.clone();
     let own = Direction::from_source(record.system);
-    let Some((action, first, name)) = decide(systems, program, store, &record).await? else {
+    let Some(d) = decide(systems, program, store, &record).await? else {
         return Ok(None);
     };
     let mut story = Story {
         record: record.clone(),
-        name,
+        name: display_name(&d.found),
         twin: None,
         pull: None,
         push: None,
@@ -67,26 +80,30 @@ pub async fn story(
         first: Vec::new(),
         log: Vec::new(),
         log_total: 0,
+        found: d.found,
+        twin_found: None,
+        link: None,
     };
-    set(&mut story, own, action, first);
+    set(&mut story, own, d.action, d.first);
 
     let link = match store {
         Some(s) => s.link(record.object, record.system, &record.id).await?,
         None => None,
     };
     let other = record.system.other();
-    let twin = link.map(|l| RecordKey {
+    let twin = link.as_ref().map(|l| RecordKey {
         system: other,
         object: record.object,
-        id: match other {
-            System::HubSpot => l.hubspot_id,
-            System::Accelo => l.accelo_id,
-        },
+        id: l.id_on(other).to_string(),
     });
+    story.link = link;
     let back = Direction::from_source(other);
     match &twin {
         Some(t) => match decide(systems, program, store, t).await? {
-            Some((action, first, _)) => set(&mut story, back, action, first),
+            Some(d) => {
+                set(&mut story, back, d.action, d.first);
+                story.twin_found = Some(d.found);
+            }
             None => story.notes.push((
                 back,
                 format!(
@@ -135,7 +152,7 @@ async fn decide(
     program: &Program,
     store: Option<&dyn Store>,
     key: &RecordKey,
-) -> Result<Option<(Action, Option<Action>, Option<String>)>, ReadError> {
+) -> Result<Option<Decision>, ReadError> {
     let direction = Direction::from_source(key.system);
     let scope = Scope::Record {
         system: key.system,
@@ -143,10 +160,7 @@ async fn decide(
         id: key.id.clone(),
     };
     let snapshot = snapshot::read(systems, program, store, direction, &scope).await?;
-    let Some(name) = snapshot
-        .record(key.system, key.object, &key.id)
-        .map(display_name)
-    else {
+    let Some(found) = snapshot.record(key.system, key.object, &key.id).cloned() else {
         return Ok(None);
     };
     let p = plan(program, &snapshot.input(Mode::Bulk));
@@ -165,12 +179,16 @@ async fn decide(
     let first = action
         .depends_on
         .and_then(|seq| p.actions.iter().find(|a| a.seq == seq).cloned());
-    Ok(Some((action, first, name)))
+    Ok(Some(Decision {
+        action,
+        first,
+        found,
+    }))
 }
 
 /// A record's name as people know it: `name` for a company; first name and last name (HubSpot
 /// `lastname`, Accelo `surname`) for a contact, else its email.
-pub fn display_name(r: &tandem_core::model::Record) -> Option<String> {
+pub fn display_name(r: &Record) -> Option<String> {
     let get = |k: &str| {
         r.doc
             .get(k)

@@ -914,42 +914,10 @@ pub async fn record(console: &Console, key: &RecordKey) -> Result<RecordDoc, Api
             key.id
         ))
     })?;
-    // The record and its twin, as they are now.
-    let scope = Scope::Record {
-        system: key.system,
-        object: key.object,
-        id: key.id.clone(),
-    };
-    let snap = snapshot::read(
-        &console.systems,
-        &program,
-        Some(console.store.as_ref()),
-        Direction::from_source(key.system),
-        &scope,
-    )
-    .await?;
-    let link = console.store.link(key.object, key.system, &key.id).await?;
-    let this = snap.record(key.system, key.object, &key.id).cloned();
-    let twin = match &story.twin {
-        Some(t) => {
-            let in_snap = snap.record(t.system, t.object, &t.id).cloned();
-            match in_snap {
-                Some(r) => Some(r),
-                None => console
-                    .systems
-                    .get(t.system)
-                    .get(
-                        t.object,
-                        std::slice::from_ref(&t.id),
-                        &program.read_properties(t.object),
-                    )
-                    .await
-                    .ok()
-                    .and_then(|v| v.into_iter().next()),
-            }
-        }
-        None => None,
-    };
+    // The record and its twin as the story read them.
+    let link = story.link.clone();
+    let this = Some(story.found.clone());
+    let twin = story.twin_found.clone();
     let (hs, ac) = match key.system {
         System::HubSpot => (this.as_ref(), twin.as_ref()),
         System::Accelo => (twin.as_ref(), this.as_ref()),

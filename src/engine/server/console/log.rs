@@ -241,19 +241,31 @@ fn csv_field(s: &str) -> String {
 
 /// One entry as a CSV line (no newline).
 pub fn csv_line(e: &LogEntry) -> String {
-    let body = e.body.scrubbed();
+    /// The columns after id, time and job; empty where an entry has nothing to say.
+    #[derive(Default)]
+    struct Row {
+        kind: &'static str,
+        object: String,
+        source: String,
+        target: String,
+        outcome: String,
+        reason: String,
+        changes: String,
+        error: String,
+        message: String,
+    }
     let r = |x: &tandem_core::plan::RecordRef| {
         format!("{}:{}", x.system, x.id.as_deref().unwrap_or("(new)"))
     };
-    let (kind, object, source, target, outcome, reason, changes, error, message) = match &body {
-        LogBody::Record(rec) => (
-            "record",
-            rec.object.to_string(),
-            r(&rec.source),
-            r(&rec.target),
-            rec.outcome.to_string(),
-            rec.reason.clone(),
-            rec.changes
+    let row = match e.body.scrubbed() {
+        LogBody::Record(rec) => Row {
+            kind: "record",
+            object: rec.object.to_string(),
+            source: r(&rec.source),
+            target: r(&rec.target),
+            outcome: rec.outcome.to_string(),
+            changes: rec
+                .changes
                 .iter()
                 .map(|c| {
                     format!(
@@ -265,71 +277,50 @@ pub fn csv_line(e: &LogEntry) -> String {
                 })
                 .collect::<Vec<_>>()
                 .join("; "),
-            rec.error.clone().unwrap_or_default(),
-            String::new(),
-        ),
-        LogBody::Notice(n) => (
-            "notice",
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            n.message.clone(),
-        ),
-        LogBody::RunStarted(s) => (
-            "run_started",
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            format!("{} started", s.job_kind),
-        ),
-        LogBody::RunProgress(p) => (
-            "run_progress",
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            format!(
+            reason: rec.reason,
+            error: rec.error.unwrap_or_default(),
+            ..Row::default()
+        },
+        LogBody::Notice(n) => Row {
+            kind: "notice",
+            message: n.message,
+            ..Row::default()
+        },
+        LogBody::RunStarted(s) => Row {
+            kind: "run_started",
+            message: format!("{} started", s.job_kind),
+            ..Row::default()
+        },
+        LogBody::RunProgress(p) => Row {
+            kind: "run_progress",
+            message: format!(
                 "{} of {}",
                 p.done,
                 p.total.map_or("?".to_string(), |t| t.to_string())
             ),
-        ),
-        LogBody::RunFinished(f) => (
-            "run_finished",
-            String::new(),
-            String::new(),
-            String::new(),
-            f.state.to_string(),
-            String::new(),
-            String::new(),
-            f.error.clone().unwrap_or_default(),
-            f.counts.text(),
-        ),
+            ..Row::default()
+        },
+        LogBody::RunFinished(f) => Row {
+            kind: "run_finished",
+            outcome: f.state.to_string(),
+            error: f.error.clone().unwrap_or_default(),
+            message: f.counts.text(),
+            ..Row::default()
+        },
     };
     [
         e.id.0.to_string(),
         e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         e.job.map(|j| j.0.to_string()).unwrap_or_default(),
-        kind.to_string(),
-        object,
-        source,
-        target,
-        outcome,
-        reason,
-        changes,
-        error,
-        message,
+        row.kind.to_string(),
+        row.object,
+        row.source,
+        row.target,
+        row.outcome,
+        row.reason,
+        row.changes,
+        row.error,
+        row.message,
     ]
     .iter()
     .map(|f| csv_field(f))
