@@ -630,8 +630,13 @@ fn record_view(r: &RecordDoc, session: &Session) -> Markup {
         }
         div.actions {
             @let push_label = if is_accelo && r.object == "company" { "Push this company and its contacts" } else if is_accelo { "Push this contact" } else { "Push (from its Accelo twin)" };
-            (operate_button(session, push_label, "danger record-action", Some("push"), Some("record-push")))
-            (operate_button(session, "Pull this record", "record-action", Some("pull"), Some("record-pull")))
+            // A push starts from Accelo, a pull from HubSpot: the other side needs its twin.
+            @if is_accelo || r.twin.is_some() {
+                (operate_button(session, push_label, "danger record-action", Some("push"), Some("record-push")))
+            }
+            @if !is_accelo || r.twin.is_some() {
+                (operate_button(session, "Pull this record", "record-action", Some("pull"), Some("record-pull")))
+            }
             @if r.failing { (operate_button(session, "Retry", "record-action", Some("retry"), Some("record-retry"))) }
         }
         div #record-result aria-live="polite" {}
@@ -644,8 +649,8 @@ fn record_view(r: &RecordDoc, session: &Session) -> Markup {
                     @for f in &r.fields {
                         tr class=[f.differs.then_some("differs")] {
                             th scope="row" { (f.name) br; span.small { code { (f.hubspot_field) } " · " code { (f.accelo_field) } } }
-                            td { (opt(&f.hubspot)) }
-                            td { (opt(&f.accelo)) }
+                            td { @if is_accelo && r.twin.is_none() { span.small { "no linked record" } } @else { (opt(&f.hubspot)) } }
+                            td { @if !is_accelo && r.twin.is_none() { span.small { "no linked record" } } @else { (opt(&f.accelo)) } }
                             td.small { (opt(&f.synced_hubspot)) " / " (opt(&f.synced_accelo)) }
                             td { (f.direction) @if f.differs { " " span.pill.failed { "differs" } } }
                         }

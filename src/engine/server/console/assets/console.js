@@ -169,7 +169,7 @@
         try {
           const url = `/api/v1/records/${record.dataset.system}/${record.dataset.object}/${record.dataset.id}`;
           const j = await api("POST", url, { action: b.dataset.action });
-          say(out, "ok", `Queued: ${kindWords[j.kind] || j.kind}, job ${j.id}. `);
+          say(out, "ok", `Queued: ${b.textContent.trim().toLowerCase()}, job ${j.id}. `);
           out.firstChild.append(el("a", { href: `/log?job=${j.id}` }, "Follow it in the Sync Log"));
         } catch (e) { say(out, "error", e.message, e.details); }
         finally { b.disabled = false; }
